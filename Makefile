@@ -1,0 +1,50 @@
+# GenbaGate — make demo | make test | make lint | make bench
+# `make test` and `make demo` install what they need: the venv, the Python packages, and (as root)
+# the Debian packages the tests use. Not root: it prints the apt-get command to run and stops.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+APT_PACKAGES := postgresql mosquitto espeak-ng
+
+.PHONY: test demo lint bench system-deps venv clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "GenbaGate needs Python >= 3.11 (found " + sys.version.split()[0] + ")")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	{ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; } || missing="$$missing mosquitto"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing system packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "Missing system packages:$$missing" >&2; \
+	    echo "Run: sudo apt-get install -y$$missing   then run make again." >&2; exit 1; \
+	  fi; \
+	fi
+
+test: system-deps venv
+	$(VENV)/bin/pytest -q
+
+demo: system-deps venv
+	$(PY) -m server.demo
+
+lint: venv
+	$(VENV)/bin/ruff check server firmware protocol provisioning tests
+	$(VENV)/bin/mypy
+
+bench: venv
+	@echo "make bench: nothing to measure yet (the tap path and ingest arrive with the gate and ingest issues)"
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

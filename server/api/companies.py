@@ -1,0 +1,72 @@
+"""事業者, 技能者, カード."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from server.api.deps import Ctx, CurrentActor
+from server.api.schemas import CardIn, CardRevokeIn, CompanyIn, WorkerIn
+from server.services import companies as svc
+
+router = APIRouter(tags=["companies and workers"])
+
+
+@router.post("/companies", status_code=201)
+def create_company(ctx: Ctx, actor: CurrentActor, body: CompanyIn) -> dict[str, Any]:
+    return svc.create_company(ctx, actor, svc.CompanyIn(**body.model_dump()))
+
+
+@router.get("/companies")
+def search_companies(
+    ctx: Ctx, actor: CurrentActor, ccus_id: str | None = None, name: str | None = None
+) -> list[dict[str, Any]]:
+    """事業者検索（事業者IDまたは事業者名の一部）。"""
+    return svc.search_companies(ctx, actor, ccus_id=ccus_id, name=name)
+
+
+@router.get("/companies/{company_id}")
+def get_company(ctx: Ctx, actor: CurrentActor, company_id: int) -> dict[str, Any]:
+    return svc.get_company(ctx, actor, company_id)
+
+
+@router.get("/companies/{company_id}/workers")
+def list_company_workers(ctx: Ctx, actor: CurrentActor, company_id: int) -> list[dict[str, Any]]:
+    """所属技能者一覧（代理手続きの同意を得た上位事業者も閲覧可）。"""
+    return svc.list_company_workers(ctx, actor, company_id)
+
+
+@router.post("/workers", status_code=201)
+def create_worker(ctx: Ctx, actor: CurrentActor, body: WorkerIn) -> dict[str, Any]:
+    data = body.model_dump(exclude={"trades", "qualifications"})
+    return svc.create_worker(
+        ctx,
+        actor,
+        svc.WorkerIn(
+            **data,
+            trades=[(t.major, t.minor) for t in body.trades],
+            qualifications=[svc.QualificationIn(**q.model_dump()) for q in body.qualifications],
+        ),
+    )
+
+
+@router.get("/workers/{worker_id}")
+def get_worker(ctx: Ctx, actor: CurrentActor, worker_id: int) -> dict[str, Any]:
+    """見える項目は閲覧者によって変わります（visible_items）。"""
+    return svc.get_worker(ctx, actor, worker_id)
+
+
+@router.get("/workers/{worker_id}/cards")
+def list_cards(ctx: Ctx, actor: CurrentActor, worker_id: int) -> list[dict[str, Any]]:
+    return svc.list_cards(ctx, actor, worker_id)
+
+
+@router.post("/workers/{worker_id}/cards", status_code=201)
+def link_card(ctx: Ctx, actor: CurrentActor, worker_id: int, body: CardIn) -> dict[str, Any]:
+    return svc.link_card(ctx, actor, worker_id, body.uid, body.tech, body.replaces, body.reason)
+
+
+@router.post("/cards/{card_id}/revoke")
+def revoke_card(ctx: Ctx, actor: CurrentActor, card_id: int, body: CardRevokeIn) -> dict[str, Any]:
+    return svc.revoke_card(ctx, actor, card_id, body.reason)

@@ -1,0 +1,147 @@
+"""genba-server: set up, run and feed the GenbaGate server.
+
+Every command takes --config FILE (TOML, see server/config.py); errors say what to do next and
+exit non-zero, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+
+from server import config as config_mod
+from server.errors import GenbaError
+from server.services.context import Context
+from server.store.database import Store
+
+
+def _context(cfg: config_mod.ServerConfig) -> Context:
+    return Context(
+        Store(cfg.database_url),
+        token_ttl=timedelta(hours=cfg.auth.token_ttl_hours),
+        max_failed_logins=cfg.auth.max_failed_logins,
+    )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from server.services import accounts
+    from server.store import migrate
+
+    cfg = config_mod.load(args.config)
+    migrate.upgrade(cfg.database_url)
+    print(f"データベースを作成・更新しました: {cfg.database_url} (revision {migrate.current(cfg.database_url)})")
+    if args.operator:
+        password = args.operator_password or os.environ.get("GENBA_OPERATOR_PASSWORD")
+        if not password:
+            if not sys.stdin.isatty():
+                print("運用管理者のパスワードを --operator-password か GENBA_OPERATOR_PASSWORD で指定してください",
+                      file=sys.stderr)
+                return 2
+            password = getpass.getpass(f"運用管理者 {args.operator} のパスワード: ")
+        ctx = _context(cfg)
+        try:
+            accounts.create_operator(ctx, args.operator, password)
+        except GenbaError as exc:
+            if exc.code != "login_id_taken":
+                raise
+            print(f"運用管理者 {args.operator} はすでにあります（変更していません）")
+        else:
+            print(f"運用管理者を作成しました: {args.operator}")
+        ctx.store.dispose()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.api.app import create_app
+    from server.store import migrate
+
+    cfg = config_mod.load(args.config)
+    if migrate.current(cfg.database_url) is None:
+        print("データベースが初期化されていません。先に genba-server init --config FILE を実行してください",
+              file=sys.stderr)
+        return 2
+    app = create_app(_context(cfg))
+    host = args.host or cfg.http.host
+    port = args.port or cfg.http.port
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from server import importer
+
+    cfg = config_mod.load(args.config)
+    ctx = _context(cfg)
+    try:
+        with open(args.file, encoding=args.encoding, newline="") as fh:
+            result = importer.import_csv(ctx, args.kind, fh)
+    except FileNotFoundError:
+        print(f"ファイルがありません: {args.file}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"文字コードを読めません。--encoding cp932（Shift_JIS）か utf-8-sig を指定してください: {args.file}",
+              file=sys.stderr)
+        return 2
+    except importer.ImportFailed as exc:
+        print(f"取り込みを中止しました（何も登録していません）。{len(exc.problems)}件の誤りがあります:", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p.line}行目: {p.message}", file=sys.stderr)
+        return 1
+    print(f"{result.added}件を登録しました（{args.kind}）")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="genba-server",
+        description="GenbaGate（現場ゲート）サーバー: 現場・施工体制・作業員名簿・就業履歴。",
+        epilog="例: genba-server init --config /etc/genbagate/server.toml --operator admin",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", metavar="FILE", help="設定ファイル（TOML）。省略時は既定値（./genba.db）")
+
+    sp = sub.add_parser("init", help="データベースを作成・更新し、運用管理者を作る",
+                        description="データベースを最新のスキーマに更新します（何度実行しても安全）。")
+    common(sp)
+    sp.add_argument("--operator", metavar="LOGIN_ID", help="作成する運用管理者のログインID")
+    sp.add_argument("--operator-password", metavar="PASSWORD", help="省略時は GENBA_OPERATOR_PASSWORD か入力を求める")
+    sp.set_defaults(func=cmd_init)
+
+    sp = sub.add_parser("run", help="HTTP API を起動する", description="API を /api/v1 で提供します。")
+    common(sp)
+    sp.add_argument("--host", help="待ち受けアドレス（設定ファイルより優先）")
+    sp.add_argument("--port", type=int, help="待ち受けポート（設定ファイルより優先）")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser(
+        "import", help="CCUSのCSV（事業者・技能者）を取り込む",
+        description="CCUSから出力したCSVを取り込みます。1行でも誤りがあれば何も登録せず、行番号と理由を表示します。"
+        " 列は README の「CSV import」を参照。",
+    )
+    common(sp)
+    sp.add_argument("kind", choices=["companies", "workers"], help="取り込む種類")
+    sp.add_argument("file", help="CSVファイル")
+    sp.add_argument("--encoding", default="utf-8-sig", help="文字コード（既定 utf-8-sig。CCUSの出力が Shift_JIS なら cp932）")
+    sp.set_defaults(func=cmd_import)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GenbaError as exc:
+        print(f"エラー: {exc.message_ja}\n({exc.code}: {exc.message_en})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

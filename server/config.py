@@ -1,0 +1,74 @@
+"""The server's configuration: a TOML file, every key checked, unknown keys refused.
+
+    database_url = "sqlite:////var/lib/genbagate/genba.db"   # or postgresql+psycopg://user@host/db
+    [http]
+    host = "127.0.0.1"
+    port = 8080
+    [auth]
+    token_ttl_hours = 12
+
+``GENBA_DATABASE_URL`` overrides database_url (for containers and CI).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from server.errors import InvalidInput
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class AuthConfig(Strict):
+    token_ttl_hours: float = Field(12, gt=0, le=24 * 30)
+    max_failed_logins: int = Field(10, ge=3, le=100)
+
+
+class ServerConfig(Strict):
+    database_url: str = "sqlite:///genba.db"
+    http: HttpConfig = HttpConfig()
+    auth: AuthConfig = AuthConfig()
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported(cls, v: str) -> str:
+        if not (v.startswith("sqlite:///") or v.startswith("postgresql+psycopg://")):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return v
+
+
+def load(path: str | Path | None) -> ServerConfig:
+    """Read and check the file; a bad file is an InvalidInput naming the key, never a traceback."""
+    data: dict[str, object] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(
+                "config_not_found", ja=f"設定ファイルがありません: {p}", en=f"no config file at {p}"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(
+                "config_syntax", ja=f"設定ファイルの書式が正しくありません: {exc}", en=f"bad TOML in {p}: {exc}"
+            ) from None
+    if os.environ.get("GENBA_DATABASE_URL"):
+        data["database_url"] = os.environ["GENBA_DATABASE_URL"]
+    try:
+        return ServerConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(
+            "config_invalid", ja=f"設定ファイルの値が正しくありません: {problems}", en=f"invalid config: {problems}"
+        ) from None

@@ -1,0 +1,119 @@
+"""Who may do what: roles as the CCUS screens name them, and the password rules.
+
+事業者責任者 (company_owner) and 階層管理者 (hierarchy_manager) act for their whole company;
+現場管理者 (site_manager) acts for their company on the sites the account is bound to; a worker
+acts only on their own data; the operator runs the server (creates companies and their first
+account) and has no view into a company's sites through that role.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from server.errors import Forbidden, InvalidInput
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    COMPANY_OWNER = "company_owner"  # 事業者責任者
+    HIERARCHY_MANAGER = "hierarchy_manager"  # 階層管理者
+    SITE_MANAGER = "site_manager"  # 現場管理者
+    WORKER = "worker"  # 技能者
+
+
+ROLE_LABELS = {
+    Role.OPERATOR: "運用管理者",
+    Role.COMPANY_OWNER: "事業者責任者",
+    Role.HIERARCHY_MANAGER: "階層管理者",
+    Role.SITE_MANAGER: "現場管理者",
+    Role.WORKER: "技能者",
+}
+
+COMPANY_ROLES = frozenset({Role.COMPANY_OWNER, Role.HIERARCHY_MANAGER, Role.SITE_MANAGER})
+# 参考資料1: 招待 can be done by 事業者責任者, 階層管理者 or 現場管理者; 承認 only by the first two.
+INVITE_ROLES = COMPANY_ROLES
+APPROVE_ROLES = frozenset({Role.COMPANY_OWNER, Role.HIERARCHY_MANAGER})
+# Company-wide settings (consents, disclosure, accounts) follow the approval roles.
+COMPANY_ADMIN_ROLES = APPROVE_ROLES
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The logged-in account as the rules see it."""
+
+    account_id: int
+    role: Role
+    company_id: int | None = None
+    worker_id: int | None = None
+    site_ids: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def is_company(self) -> bool:
+        return self.role in COMPANY_ROLES
+
+    def acts_on_site(self, site_id: int) -> bool:
+        """A 現場管理者 acts only on bound sites; company-wide roles on every site of their company."""
+        if self.role == Role.SITE_MANAGER:
+            return site_id in self.site_ids
+        return self.role in (Role.COMPANY_OWNER, Role.HIERARCHY_MANAGER)
+
+
+def require_role(actor: Actor, roles: frozenset[Role], action_ja: str, action_en: str) -> None:
+    if actor.role not in roles:
+        allowed = "・".join(ROLE_LABELS[r] for r in Role if r in roles)
+        raise Forbidden(
+            "role_not_allowed",
+            ja=f"{action_ja}は{allowed}のみが行えます（現在: {ROLE_LABELS[actor.role]}）",
+            en=f"only {', '.join(sorted(roles))} may {action_en} (this account: {actor.role})",
+            role=str(actor.role),
+        )
+
+
+def require_site_access(actor: Actor, site_id: int) -> None:
+    """A 現場管理者 bound to other sites is refused here even when their company is on this site."""
+    if actor.role == Role.SITE_MANAGER and site_id not in actor.site_ids:
+        raise Forbidden(
+            "site_not_assigned",
+            ja="この現場はこの現場管理者IDに割り当てられていません。事業者責任者に割り当てを依頼してください",
+            en="this site manager account is not bound to this site; ask the company owner to bind it",
+            site_id=site_id,
+        )
+
+
+def require_company_member(actor: Actor, company_id: int) -> None:
+    if actor.company_id != company_id or not actor.is_company:
+        raise Forbidden(
+            "not_your_company",
+            ja="他の事業者の操作はできません",
+            en="this account cannot act for another company",
+            company_id=company_id,
+        )
+
+
+MIN_PASSWORD = 10
+
+
+def check_new_password(password: str, login_id: str) -> None:
+    """Length and variety, and never the login ID: the initial password is handed over on paper."""
+    if (
+        len(password) < MIN_PASSWORD
+        or not re.search(r"[A-Za-z]", password)
+        or not re.search(r"\d", password)
+        or login_id.lower() in password.lower()
+    ):
+        raise InvalidInput(
+            "weak_password",
+            ja=f"パスワードは{MIN_PASSWORD}文字以上で、英字と数字を含み、ログインIDを含まないものにしてください",
+            en=f"a password needs {MIN_PASSWORD}+ characters with letters and digits, and must not contain the login ID",
+        )
+
+
+def check_security_code(code: str) -> None:
+    if not re.fullmatch(r"\d{6,12}", code or ""):
+        raise InvalidInput(
+            "invalid_security_code",
+            ja="セキュリティコードは6〜12桁の数字で設定してください",
+            en="a security code is 6 to 12 digits",
+        )

@@ -1,0 +1,433 @@
+"""Companies (事業者), workers (技能者), their trades, qualifications and cards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.domain import ids
+from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_company_member, require_role
+from server.domain.consent import ItemAgreement, disclosed_items
+from server.domain.trades import trade_table
+from server.domain.visibility import worker_items
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.services.common import audit, company_or_404, snapshot, worker_or_404
+from server.services.context import Context
+from server.store import tables as t
+
+INSURANCE_STATES = {"enrolled": "加入", "not_enrolled": "未加入", "exempt": "適用除外", "unknown": "未確認"}
+
+
+def company_view(c: t.Company) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "ccus_id": c.ccus_id,
+        "name": c.name,
+        "name_kana": c.name_kana,
+        "permit_number": c.permit_number,
+        "corporate_number": c.corporate_number,
+        "address": c.address,
+        "representative": c.representative,
+    }
+
+
+@dataclass
+class CompanyIn:
+    ccus_id: str
+    name: str
+    name_kana: str | None = None
+    permit_number: str | None = None
+    corporate_number: str | None = None
+    address: str | None = None
+    representative: str | None = None
+
+    def checked(self) -> CompanyIn:
+        if not self.name.strip():
+            raise InvalidInput("company_name_required", ja="事業者名を入力してください", en="a name is required")
+        return CompanyIn(
+            ccus_id=ids.ccus_id("company", self.ccus_id),
+            name=self.name.strip(),
+            name_kana=self.name_kana,
+            permit_number=self.permit_number,
+            corporate_number=ids.corporate_number(self.corporate_number) if self.corporate_number else None,
+            address=self.address,
+            representative=self.representative,
+        )
+
+
+def add_company(ctx: Context, s: Session, actor: Actor | None, data: CompanyIn) -> t.Company:
+    """Inside an open unit of work, so the CSV import can add many and commit once."""
+    data = data.checked()
+    if s.scalar(select(t.Company.id).where(t.Company.ccus_id == data.ccus_id)):
+        raise Conflict(
+            "company_exists",
+            ja=f"事業者ID {data.ccus_id} はすでに登録されています",
+            en=f"company {data.ccus_id} already exists",
+            ccus_id=data.ccus_id,
+        )
+    c = t.Company(**data.__dict__, created_at=ctx.now())
+    s.add(c)
+    s.flush()
+    audit(ctx, s, actor, "company.create", "company", c.id, after=snapshot(c))
+    return c
+
+
+def create_company(ctx: Context, actor: Actor, data: CompanyIn) -> dict[str, Any]:
+    require_role(actor, frozenset({Role.OPERATOR}), "事業者の登録", "register companies")
+    with ctx.store.write() as s:
+        return company_view(add_company(ctx, s, actor, data))
+
+
+def search_companies(
+    ctx: Context, actor: Actor, ccus_id: str | None = None, name: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The 事業者検索 of the invitation screen: registry facts only, by ID or part of the name."""
+    if not (actor.is_company or actor.role == Role.OPERATOR):
+        raise Forbidden("role_not_allowed", ja="事業者の検索はできません", en="this account cannot search companies")
+    if not ccus_id and not name:
+        raise InvalidInput(
+            "search_term_required",
+            ja="事業者IDか事業者名のいずれかを入力してください",
+            en="give a company ID or part of a name",
+        )
+    with ctx.store.read() as s:
+        q = select(t.Company).order_by(t.Company.id).limit(max(1, min(limit, 200)))
+        if ccus_id:
+            q = q.where(t.Company.ccus_id == ids.ccus_id("company", ccus_id))
+        if name:
+            q = q.where(t.Company.name.contains(name.strip(), autoescape=True))
+        return [company_view(c) for c in s.scalars(q)]
+
+
+def get_company(ctx: Context, actor: Actor, company_id: int) -> dict[str, Any]:
+    with ctx.store.read() as s:
+        if actor.role == Role.WORKER:
+            w = worker_or_404(s, actor.worker_id or -1)
+            if w.employer_id != company_id:
+                raise NotFound("company_not_found", ja="事業者が見つかりません", en="no such company")
+        return company_view(company_or_404(s, company_id))
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+
+@dataclass
+class QualificationIn:
+    category: str
+    name: str
+    number: str | None = None
+    acquired_on: date | None = None
+
+
+@dataclass
+class WorkerIn:
+    ccus_id: str
+    name: str
+    employer_id: int
+    name_kana: str | None = None
+    birth_date: date | None = None
+    address: str | None = None
+    phone: str | None = None
+    blood_type: str | None = None
+    level: int | None = None
+    face_photo: str | None = None
+    health_insurance: str = "unknown"
+    pension_insurance: str = "unknown"
+    employment_insurance: str = "unknown"
+    kentaikyo: str = "unknown"
+    trades: Sequence[tuple[str, str]] = ()
+    qualifications: Sequence[QualificationIn] = field(default_factory=list)
+
+
+def _check_insurance(**states: str) -> None:
+    for key, v in states.items():
+        if v not in INSURANCE_STATES:
+            raise InvalidInput(
+                "invalid_insurance_state",
+                ja=f"{key} の値が正しくありません（{'、'.join(f'{k}={v}' for k, v in INSURANCE_STATES.items())}）",
+                en=f"{key} must be one of {', '.join(INSURANCE_STATES)}",
+                field=key,
+            )
+
+
+def add_worker(ctx: Context, s: Session, actor: Actor | None, data: WorkerIn) -> t.Worker:
+    ccus = ids.ccus_id("worker", data.ccus_id)
+    if not data.name.strip():
+        raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
+    if data.level is not None and not 1 <= data.level <= 4:
+        raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
+    _check_insurance(
+        health_insurance=data.health_insurance,
+        pension_insurance=data.pension_insurance,
+        employment_insurance=data.employment_insurance,
+        kentaikyo=data.kentaikyo,
+    )
+    company_or_404(s, data.employer_id)
+    trades = [trade_table().get(major, minor) for major, minor in data.trades]
+    if s.scalar(select(t.Worker.id).where(t.Worker.ccus_id == ccus)):
+        raise Conflict(
+            "worker_exists", ja=f"技能者ID {ccus} はすでに登録されています", en=f"worker {ccus} already exists"
+        )
+    w = t.Worker(
+        ccus_id=ccus,
+        name=data.name.strip(),
+        name_kana=data.name_kana,
+        employer_id=data.employer_id,
+        birth_date=data.birth_date,
+        address=data.address,
+        phone=data.phone,
+        blood_type=data.blood_type,
+        level=data.level,
+        face_photo=data.face_photo,
+        health_insurance=data.health_insurance,
+        pension_insurance=data.pension_insurance,
+        employment_insurance=data.employment_insurance,
+        kentaikyo=data.kentaikyo,
+        created_at=ctx.now(),
+    )
+    s.add(w)
+    s.flush()
+    for tr in {(x.major_code, x.minor_code) for x in trades}:
+        s.add(t.WorkerTrade(worker_id=w.id, major_code=tr[0], minor_code=tr[1]))
+    for q in data.qualifications:
+        if not q.name.strip():
+            raise InvalidInput("qualification_name_required", ja="資格名を入力してください", en="name a qualification")
+        s.add(
+            t.Qualification(
+                worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
+            )
+        )
+    s.flush()
+    audit(ctx, s, actor, "worker.create", "worker", w.id, after=snapshot(w))
+    return w
+
+
+def create_worker(ctx: Context, actor: Actor, data: WorkerIn) -> dict[str, Any]:
+    """The operator, or the employer's 事業者責任者 / 階層管理者, registers its worker."""
+    if actor.role != Role.OPERATOR:
+        require_role(actor, COMPANY_ADMIN_ROLES, "技能者の登録", "register workers")
+        require_company_member(actor, data.employer_id)
+    with ctx.store.write() as s:
+        w = add_worker(ctx, s, actor, data)
+        return _worker_full(s, w)
+
+
+def _trades(s: Session, worker_id: int) -> list[dict[str, str]]:
+    rows = s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == worker_id).order_by(t.WorkerTrade.id))
+    out = []
+    for r in rows:
+        tr = trade_table().get(r.major_code, r.minor_code)
+        out.append({"major": r.major_code, "minor": r.minor_code, "label": tr.label})
+    return out
+
+
+def _qualifications(s: Session, worker_id: int) -> list[dict[str, Any]]:
+    rows = s.scalars(select(t.Qualification).where(t.Qualification.worker_id == worker_id).order_by(t.Qualification.id))
+    return [
+        {
+            "id": q.id,
+            "category": q.category,
+            "name": q.name,
+            "number": q.number,
+            "acquired_on": q.acquired_on.isoformat() if q.acquired_on else None,
+        }
+        for q in rows
+    ]
+
+
+def _personal(s: Session, w: t.Worker, items: Iterable[str]) -> dict[str, Any]:
+    items = set(items)
+    out: dict[str, Any] = {}
+    if "face_photo" in items:
+        out["face_photo"] = w.face_photo
+    if "level" in items:
+        out["level"] = w.level
+    if "trades" in items:
+        out["trades"] = _trades(s, w.id)
+    if "qualifications" in items:
+        out["qualifications"] = _qualifications(s, w.id)
+    if "social_insurance" in items:
+        out["social_insurance"] = {
+            "health": w.health_insurance,
+            "pension": w.pension_insurance,
+            "employment": w.employment_insurance,
+        }
+    if "kentaikyo" in items:
+        out["kentaikyo"] = w.kentaikyo
+    if "birth_date" in items:
+        out["birth_date"] = w.birth_date.isoformat() if w.birth_date else None
+    for key in ("address", "phone", "blood_type"):
+        if key in items:
+            out[key] = getattr(w, key)
+    return out
+
+
+def _base(w: t.Worker) -> dict[str, Any]:
+    return {"id": w.id, "ccus_id": w.ccus_id, "name": w.name, "name_kana": w.name_kana, "employer_id": w.employer_id}
+
+
+def _worker_full(s: Session, w: t.Worker) -> dict[str, Any]:
+    from server.domain.consent import PERSONAL_ITEMS
+
+    return _base(w) | _personal(s, w, PERSONAL_ITEMS) | {"visible_items": sorted(PERSONAL_ITEMS)}
+
+
+def agreements(s: Session, worker_id: int) -> dict[str, ItemAgreement]:
+    return {
+        d.item: ItemAgreement(d.worker_agrees, d.employer_agrees)
+        for d in s.scalars(select(t.Disclosure).where(t.Disclosure.worker_id == worker_id))
+    }
+
+
+def has_proxy_consent(s: Session, employer_id: int, agent_id: int | None) -> bool:
+    if agent_id is None:
+        return False
+    row = s.get(t.ProxyConsent, (employer_id, agent_id))
+    return bool(row and row.consented)
+
+
+def sees_on_roster(s: Session, actor: Actor, worker_id: int) -> bool:
+    """Whether the actor's company is the 元請 or above the worker on a site where the worker is on the roster."""
+    from server.services.common import load_tree
+
+    if actor.company_id is None:
+        return False
+    entries = s.scalars(select(t.RosterEntry).where(t.RosterEntry.worker_id == worker_id)).all()
+    for e in entries:
+        if actor.role == Role.SITE_MANAGER and e.site_id not in actor.site_ids:
+            continue
+        tree = load_tree(s, e.site_id)
+        mine = tree.node_of_company(actor.company_id)
+        if mine is not None and mine.status == "registered" and e.node_id in tree.nodes:
+            if tree.in_subtree(mine.id, e.node_id):
+                return True
+    return False
+
+
+def visible_items(s: Session, actor: Actor, w: t.Worker) -> frozenset[str] | None:
+    return worker_items(
+        actor,
+        worker_id=w.id,
+        employer_id=w.employer_id,
+        sees_roster=sees_on_roster(s, actor, w.id),
+        is_proxy_agent=has_proxy_consent(s, w.employer_id, actor.company_id),
+        disclosed=disclosed_items(agreements(s, w.id)),
+    )
+
+
+def get_worker(ctx: Context, actor: Actor, worker_id: int) -> dict[str, Any]:
+    with ctx.store.read() as s:
+        w = s.get(t.Worker, worker_id)
+        items = visible_items(s, actor, w) if w is not None else None
+        if w is None or items is None:
+            raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker", id=worker_id)
+        return _base(w) | _personal(s, w, items) | {"visible_items": sorted(items)}
+
+
+def list_company_workers(ctx: Context, actor: Actor, company_id: int) -> list[dict[str, Any]]:
+    """所属技能者一覧: the employer sees all; a proxy agent sees what registering needs."""
+    with ctx.store.read() as s:
+        company_or_404(s, company_id)
+        own = actor.is_company and actor.company_id == company_id
+        if not own and not (actor.is_company and has_proxy_consent(s, company_id, actor.company_id)):
+            raise Forbidden(
+                "proxy_consent_required",
+                ja="他社の所属技能者を見るには、その事業者の代理手続きの同意が必要です",
+                en="seeing another company's workers needs its proxy consent",
+                company_id=company_id,
+            )
+        rows = s.scalars(select(t.Worker).where(t.Worker.employer_id == company_id).order_by(t.Worker.id)).all()
+        out = []
+        for w in rows:
+            items = visible_items(s, actor, w) or frozenset()
+            out.append(_base(w) | _personal(s, w, items) | {"visible_items": sorted(items)})
+        return out
+
+
+# --- cards ----------------------------------------------------------------------------------------
+
+CARD_TECHS = ("felica", "iso14443a", "iso14443b")
+
+
+def card_view(c: t.Card) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "uid": c.uid,
+        "tech": c.tech,
+        "worker_id": c.worker_id,
+        "issued_at": c.issued_at.isoformat(),
+        "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+        "revoke_reason": c.revoke_reason,
+    }
+
+
+def _employer_or_operator(s: Session, actor: Actor, worker_id: int) -> t.Worker:
+    w = worker_or_404(s, worker_id)
+    if actor.role != Role.OPERATOR:
+        require_role(actor, COMPANY_ADMIN_ROLES, "カードの登録", "manage cards")
+        if actor.company_id != w.employer_id:
+            raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
+    return w
+
+
+def link_card(
+    ctx: Context, actor: Actor, worker_id: int, uid: str, tech: str, replaces: bool = False, reason: str | None = None
+) -> dict[str, Any]:
+    """Link a card; with ``replaces`` the worker's active cards are revoked (lost card): history stays."""
+    uid = ids.card_uid(uid)
+    if tech not in CARD_TECHS:
+        raise InvalidInput("invalid_card_tech", ja="カードの種類が正しくありません", en=f"tech is one of {CARD_TECHS}")
+    with ctx.store.write() as s:
+        w = _employer_or_operator(s, actor, worker_id)
+        taken = s.scalar(select(t.Card).where(t.Card.uid == uid, t.Card.revoked_at.is_(None)))
+        if taken is not None:
+            raise Conflict(
+                "card_in_use",
+                ja="このカードはすでに別の技能者（または同じ技能者）に登録されています",
+                en="this card is already linked",
+                card_id=taken.id,
+            )
+        now = ctx.now()
+        if replaces:
+            for old in s.scalars(select(t.Card).where(t.Card.worker_id == w.id, t.Card.revoked_at.is_(None))):
+                before = snapshot(old)
+                old.revoked_at = now
+                old.revoke_reason = reason or "再発行"
+                audit(ctx, s, actor, "card.revoke", "card", old.id, before, snapshot(old))
+        c = t.Card(uid=uid, tech=tech, worker_id=w.id, issued_at=now)
+        s.add(c)
+        s.flush()
+        audit(ctx, s, actor, "card.link", "card", c.id, after=snapshot(c))
+        return card_view(c)
+
+
+def revoke_card(ctx: Context, actor: Actor, card_id: int, reason: str) -> dict[str, Any]:
+    with ctx.store.write() as s:
+        c = s.get(t.Card, card_id)
+        if c is None:
+            raise NotFound("card_not_found", ja="カードが見つかりません", en="no such card")
+        _employer_or_operator(s, actor, c.worker_id)
+        if c.revoked_at is not None:
+            raise Conflict("card_already_revoked", ja="このカードはすでに無効です", en="already revoked")
+        before = snapshot(c)
+        c.revoked_at = ctx.now()
+        c.revoke_reason = reason or "無効化"
+        audit(ctx, s, actor, "card.revoke", "card", c.id, before, snapshot(c))
+        return card_view(c)
+
+
+def list_cards(ctx: Context, actor: Actor, worker_id: int) -> list[dict[str, Any]]:
+    with ctx.store.read() as s:
+        if not (actor.role == Role.WORKER and actor.worker_id == worker_id):
+            _employer_or_operator(s, actor, worker_id)
+        rows = s.scalars(select(t.Card).where(t.Card.worker_id == worker_id).order_by(t.Card.id))
+        return [card_view(c) for c in rows]
+
+
+def count(s: Session, model: Any, *where: Any) -> int:
+    return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)

@@ -1,0 +1,33 @@
+"""What every service needs: the store, a clock, the password hasher and the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST, RFC_9106_LOW_MEMORY
+
+from server.store.database import Store
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    store: Store
+    token_ttl: timedelta = timedelta(hours=12)
+    clock: Callable[[], datetime] = _utcnow
+    # Tests may trade hashing cost for speed; production keeps RFC 9106's low-memory profile.
+    fast_hashing: bool = False
+    max_failed_logins: int = 10
+    hasher: PasswordHasher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hasher = PasswordHasher.from_parameters(CHEAPEST if self.fast_hashing else RFC_9106_LOW_MEMORY)
+
+    def now(self) -> datetime:
+        return self.clock()

@@ -1,0 +1,344 @@
+"""The roster (施工体制技能者登録 / 現場作業員一覧 / 作業員名簿) and its saved patterns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain.accounts import Actor, Role, require_site_access
+from server.domain.hierarchy import Status, Tree
+from server.domain.roster import (
+    HAZARDOUS,
+    HEALTH_CHECKS,
+    POSITIONS,
+    EntryFields,
+    WorkerHoldings,
+    check_entry,
+    validity,
+)
+from server.domain.trades import trade_table
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.services.common import as_aware, audit, get, load_tree, site_or_404, snapshot, worker_or_404
+from server.services.companies import has_proxy_consent
+from server.services.context import Context
+from server.store import tables as t
+
+
+def _holdings(s: Session, worker_id: int) -> WorkerHoldings:
+    trades = s.execute(
+        select(t.WorkerTrade.major_code, t.WorkerTrade.minor_code).where(t.WorkerTrade.worker_id == worker_id)
+    ).all()
+    quals = s.scalars(select(t.Qualification.id).where(t.Qualification.worker_id == worker_id)).all()
+    return WorkerHoldings(frozenset((a, b) for a, b in trades), frozenset(quals))
+
+
+def _fields(e: t.RosterEntry) -> EntryFields:
+    return EntryFields(
+        trade=(e.trade_major, e.trade_minor) if e.trade_major and e.trade_minor else None,
+        position=e.position,
+        work_description=e.work_description,
+        hazardous=tuple(e.hazardous),
+        hazardous_other=e.hazardous_other,
+        health_checks=tuple(e.health_checks),
+        health_checks_other=e.health_checks_other,
+        qualification_ids=tuple(e.qualification_ids),
+    )
+
+
+def _apply_fields(e: t.RosterEntry, f: EntryFields) -> None:
+    e.trade_major, e.trade_minor = f.trade if f.trade else (None, None)
+    e.position = f.position
+    e.work_description = (f.work_description or "").strip() or None
+    e.hazardous = list(f.hazardous)
+    e.hazardous_other = f.hazardous_other if "other" in f.hazardous else None
+    e.health_checks = list(f.health_checks)
+    e.health_checks_other = f.health_checks_other if "other" in f.health_checks else None
+    e.qualification_ids = list(f.qualification_ids)
+
+
+def entry_view(s: Session, e: t.RosterEntry, tree: Tree | None = None) -> dict[str, Any]:
+    w = worker_or_404(s, e.worker_id)
+    employer = s.get(t.Company, w.employer_id)
+    f = _fields(e)
+    v = validity(f)
+    quals = {q.id: q for q in s.scalars(select(t.Qualification).where(t.Qualification.worker_id == w.id))}
+    return {
+        "id": e.id,
+        "site_id": e.site_id,
+        "node_id": e.node_id,
+        "tier": tree.tier(e.node_id) if tree and e.node_id in tree.nodes else None,
+        "worker": {"id": w.id, "ccus_id": w.ccus_id, "name": w.name, "name_kana": w.name_kana},
+        "employer": {"id": employer.id, "ccus_id": employer.ccus_id, "name": employer.name} if employer else None,
+        "trade": {"major": f.trade[0], "minor": f.trade[1], "label": trade_table().get(*f.trade).label}
+        if f.trade
+        else None,
+        "position": f.position,
+        "position_label": POSITIONS.get(f.position or ""),
+        "work_description": f.work_description,
+        "hazardous": [{"code": c, "label": HAZARDOUS[c]} for c in f.hazardous],
+        "hazardous_other": e.hazardous_other,
+        "health_checks": [{"code": c, "label": HEALTH_CHECKS[c]} for c in f.health_checks],
+        "health_checks_other": e.health_checks_other,
+        "qualifications": [
+            {"id": q, "name": quals[q].name, "category": quals[q].category} for q in f.qualification_ids if q in quals
+        ],
+        "social_insurance": {
+            "health": w.health_insurance,
+            "pension": w.pension_insurance,
+            "employment": w.employment_insurance,
+        },
+        "valid_for_skill_evaluation": v.valid,
+        "invalid_reasons": list(v.reasons),
+        "registered_by_company_id": e.registered_by_company_id,
+        "updated_at": as_aware(e.updated_at).isoformat(),
+    }
+
+
+def _authorize(s: Session, actor: Actor, tree: Tree, employer_id: int) -> int:
+    """The employer itself, or an upper company with the employer's proxy consent. Returns the employer's node."""
+    employer_node = tree.node_of_company(employer_id)
+    if employer_node is None or employer_node.status != Status.REGISTERED:
+        raise Conflict(
+            "employer_not_registered_on_site",
+            ja="所属事業者がこの現場の施工体制に登録（承認済み）されていないため、技能者を登録できません",
+            en="the worker's employer is not a registered (approved) company on this site",
+            employer_id=employer_id,
+        )
+    if not actor.is_company:
+        raise Forbidden("role_not_allowed", ja="作業員名簿の登録はできません", en="this account cannot edit rosters")
+    require_site_access(actor, tree.site_id)
+    if actor.company_id == employer_id:
+        return employer_node.id
+    mine = tree.actor_node(actor)
+    if not tree.in_subtree(mine.id, employer_node.id):
+        raise Forbidden(
+            "not_your_worker",
+            ja="他社の技能者は登録できません",
+            en="you can only register your own workers",
+        )
+    if not has_proxy_consent(s, employer_id, actor.company_id):
+        raise Forbidden(
+            "proxy_consent_required",
+            ja="所属事業者の代理手続きの同意がないため、代わりに登録・編集できません。所属事業者に同意を依頼してください",
+            en="the employer has not consented to proxy registration by your company",
+            employer_id=employer_id,
+        )
+    return employer_node.id
+
+
+def _checked(s: Session, worker_id: int, f: EntryFields) -> EntryFields:
+    if f.trade is not None:
+        trade_table().get(*f.trade)
+    check_entry(f, _holdings(s, worker_id))
+    return f
+
+
+def add_entry(ctx: Context, s: Session, actor: Actor, tree: Tree, worker_id: int, f: EntryFields) -> t.RosterEntry:
+    w = worker_or_404(s, worker_id)
+    node_id = _authorize(s, actor, tree, w.employer_id)
+    _checked(s, w.id, f)
+    if s.scalar(select(t.RosterEntry.id).where(t.RosterEntry.site_id == tree.site_id, t.RosterEntry.worker_id == w.id)):
+        raise Conflict(
+            "already_on_roster",
+            ja="この技能者はすでにこの現場の作業員名簿に登録されています",
+            en="this worker is already on this site's roster",
+            worker_id=w.id,
+        )
+    assert actor.company_id is not None
+    now = ctx.now()
+    e = t.RosterEntry(
+        site_id=tree.site_id,
+        node_id=node_id,
+        worker_id=w.id,
+        registered_by_company_id=actor.company_id,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_fields(e, f)
+    s.add(e)
+    s.flush()
+    audit(ctx, s, actor, "roster.add", "roster_entry", e.id, after=snapshot(e), site_id=tree.site_id)
+    return e
+
+
+def register(ctx: Context, actor: Actor, site_id: int, worker_id: int, f: EntryFields) -> dict[str, Any]:
+    with ctx.store.write() as s:
+        site_or_404(s, site_id, lock=True)
+        tree = load_tree(s, site_id)
+        e = add_entry(ctx, s, actor, tree, worker_id, f)
+        return entry_view(s, e, tree)
+
+
+def _entry(s: Session, entry_id: int) -> t.RosterEntry:
+    return get(
+        s, t.RosterEntry, entry_id, "roster_entry_not_found", "作業員名簿の登録が見つかりません", "no such roster entry"
+    )
+
+
+def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """編集: any subset of the fields; the rest stays."""
+    with ctx.store.write() as s:
+        e = _entry(s, entry_id)
+        site_or_404(s, e.site_id, lock=True)
+        tree = load_tree(s, e.site_id)
+        w = worker_or_404(s, e.worker_id)
+        try:
+            _authorize(s, actor, tree, w.employer_id)
+        except Forbidden:
+            if not _sees_entry(actor, tree, e):
+                raise NotFound(
+                    "roster_entry_not_found", ja="作業員名簿の登録が見つかりません", en="no such roster entry"
+                ) from None
+            raise
+        current = _fields(e).__dict__ | {}
+        unknown = set(changes) - set(current)
+        if unknown:
+            raise InvalidInput(
+                "unknown_field",
+                ja=f"変更できない項目です: {', '.join(sorted(unknown))}",
+                en=f"unknown fields: {', '.join(sorted(unknown))}",
+            )
+        merged = EntryFields(**(current | changes))
+        _checked(s, w.id, merged)
+        before = snapshot(e)
+        _apply_fields(e, merged)
+        e.updated_at = ctx.now()
+        audit(ctx, s, actor, "roster.update", "roster_entry", e.id, before, snapshot(e), site_id=e.site_id)
+        return entry_view(s, e, tree)
+
+
+def remove(ctx: Context, actor: Actor, entry_id: int) -> None:
+    with ctx.store.write() as s:
+        e = _entry(s, entry_id)
+        site_or_404(s, e.site_id, lock=True)
+        tree = load_tree(s, e.site_id)
+        w = worker_or_404(s, e.worker_id)
+        _authorize(s, actor, tree, w.employer_id)
+        before = snapshot(e)
+        s.delete(e)
+        audit(ctx, s, actor, "roster.remove", "roster_entry", entry_id, before, None, site_id=before["site_id"])
+
+
+def _sees_entry(actor: Actor, tree: Tree, e: t.RosterEntry) -> bool:
+    if actor.role == Role.WORKER:
+        return actor.worker_id == e.worker_id
+    mine = tree.node_of_company(actor.company_id)
+    if mine is None or mine.status != Status.REGISTERED or e.node_id not in tree.nodes:
+        return False
+    if actor.role == Role.SITE_MANAGER and tree.site_id not in actor.site_ids:
+        return False
+    return tree.in_subtree(mine.id, e.node_id)
+
+
+def list_roster(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
+    """現場作業員一覧 as this account may see it: 元請 all; upper companies their branch; workers themselves."""
+    with ctx.store.read() as s:
+        site = site_or_404(s, site_id)
+        tree = load_tree(s, site_id)
+        entries = s.scalars(
+            select(t.RosterEntry)
+            .where(t.RosterEntry.site_id == site_id)
+            .order_by(t.RosterEntry.node_id, t.RosterEntry.id)
+        ).all()
+        visible = [e for e in entries if _sees_entry(actor, tree, e)]
+        if not visible and not _on_site(actor, tree):
+            raise NotFound("site_not_found", ja="現場が見つかりません", en="no such site", site_id=site_id)
+        rows = [entry_view(s, e, tree) for e in visible]
+        return {
+            "site": {"id": site.id, "ccus_id": site.ccus_id, "name": site.name},
+            "entries": rows,
+            "summary": {"total": len(rows), "invalid": sum(1 for r in rows if not r["valid_for_skill_evaluation"])},
+        }
+
+
+def _on_site(actor: Actor, tree: Tree) -> bool:
+    mine = tree.node_of_company(actor.company_id)
+    return (
+        mine is not None and mine.status == Status.REGISTERED and actor.acts_on_site(tree.site_id)
+        if actor.role != Role.SITE_MANAGER
+        else (mine is not None and tree.site_id in actor.site_ids)
+    )
+
+
+# --- patterns (作業員名簿パターン) -------------------------------------------------------------------
+
+
+def _fields_json(f: EntryFields) -> dict[str, Any]:
+    d = dict(f.__dict__)
+    d["trade"] = list(f.trade) if f.trade else None
+    for k in ("hazardous", "health_checks", "qualification_ids"):
+        d[k] = list(d[k])
+    return d
+
+
+def fields_from_json(d: dict[str, Any]) -> EntryFields:
+    return EntryFields(
+        trade=tuple(d["trade"]) if d.get("trade") else None,  # type: ignore[arg-type]
+        position=d.get("position"),
+        work_description=d.get("work_description"),
+        hazardous=tuple(d.get("hazardous", ())),
+        hazardous_other=d.get("hazardous_other"),
+        health_checks=tuple(d.get("health_checks", ())),
+        health_checks_other=d.get("health_checks_other"),
+        qualification_ids=tuple(d.get("qualification_ids", ())),
+    )
+
+
+def save_pattern(ctx: Context, actor: Actor, name: str, entries: Iterable[tuple[int, EntryFields]]) -> dict[str, Any]:
+    """A company saves a list of its own workers with their fields, to register them on a site at once."""
+    if not actor.is_company or actor.company_id is None:
+        raise Forbidden("role_not_allowed", ja="作業員名簿パターンは事業者のIDで登録します", en="company accounts only")
+    if not name.strip():
+        raise InvalidInput("pattern_name_required", ja="パターン名を入力してください", en="name the pattern")
+    with ctx.store.write() as s:
+        stored = []
+        for worker_id, f in entries:
+            w = worker_or_404(s, worker_id)
+            if w.employer_id != actor.company_id:
+                raise Forbidden(
+                    "not_your_worker",
+                    ja="自社の技能者のみパターンに登録できます",
+                    en="only your own workers",
+                    worker_id=worker_id,
+                )
+            _checked(s, w.id, f)
+            stored.append({"worker_id": w.id, "fields": _fields_json(f)})
+        if not stored:
+            raise InvalidInput("pattern_empty", ja="技能者を1名以上選択してください", en="choose at least one worker")
+        p = t.RosterPattern(company_id=actor.company_id, name=name.strip(), entries=stored, created_at=ctx.now())
+        s.add(p)
+        s.flush()
+        audit(ctx, s, actor, "roster_pattern.create", "roster_pattern", p.id, after=snapshot(p))
+        return {"id": p.id, "name": p.name, "entries": stored}
+
+
+def list_patterns(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+    with ctx.store.read() as s:
+        rows = s.scalars(select(t.RosterPattern).where(t.RosterPattern.company_id == actor.company_id))
+        return [{"id": p.id, "name": p.name, "entries": p.entries} for p in rows]
+
+
+def apply_pattern(ctx: Context, actor: Actor, pattern_id: int, site_id: int) -> dict[str, Any]:
+    """Register the pattern's workers on a site; those already there are skipped and listed. All or nothing."""
+    with ctx.store.write() as s:
+        p = s.get(t.RosterPattern, pattern_id)
+        if p is None or p.company_id != actor.company_id:
+            raise NotFound("pattern_not_found", ja="作業員名簿パターンが見つかりません", en="no such pattern")
+        site_or_404(s, site_id, lock=True)
+        tree = load_tree(s, site_id)
+        added, skipped = [], []
+        for item in p.entries:
+            exists = s.scalar(
+                select(t.RosterEntry.id).where(
+                    t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == item["worker_id"]
+                )
+            )
+            if exists:
+                skipped.append(item["worker_id"])
+                continue
+            e = add_entry(ctx, s, actor, tree, item["worker_id"], fields_from_json(item["fields"]))
+            added.append(entry_view(s, e, tree))
+        return {"added": added, "skipped_worker_ids": skipped}

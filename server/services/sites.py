@@ -1,0 +1,506 @@
+"""Sites (現場・契約情報) and their hierarchy (施工体制): 招待, 承認要請リスト, 承認, 置換, 削除, patterns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain import ids
+from server.domain import site as site_rules
+from server.domain.accounts import APPROVE_ROLES, COMPANY_ADMIN_ROLES, INVITE_ROLES, Actor, Role, require_role
+from server.domain.hierarchy import (
+    STATUS_LABELS,
+    PatternNode,
+    Status,
+    Tree,
+    check_placeholder_name,
+    check_work,
+    normalize_company_name,
+    pattern_companies,
+    pattern_from_tree,
+)
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.services.common import as_aware, audit, company_or_404, get, load_tree, site_or_404, snapshot
+from server.services.companies import count
+from server.services.context import Context
+from server.store import tables as t
+
+
+@dataclass
+class SiteIn:
+    ccus_id: str
+    name: str
+    order_type: str
+    period_start: date
+    period_end: date
+    address: str | None = None
+    manager_name: str | None = None
+    disclosed_items: tuple[str, ...] = ()
+
+
+def _site_full(site: t.Site, prime: t.Company) -> dict[str, Any]:
+    return {
+        "id": site.id,
+        "ccus_id": site.ccus_id,
+        "name": site.name,
+        "address": site.address,
+        "manager_name": site.manager_name,
+        "order_type": site.order_type,
+        "order_type_label": site_rules.ORDER_TYPES[site.order_type],
+        "period": {"start": site.period_start.isoformat(), "end": site.period_end.isoformat()},
+        "prime": {"id": prime.id, "ccus_id": prime.ccus_id, "name": prime.name},
+        "disclosed_items": list(site.disclosed_items),
+    }
+
+
+def site_view_for(s: Session, actor: Actor, site: t.Site, tree: Tree | None = None) -> dict[str, Any]:
+    """帳票 4-1: the 元請 sees everything; anyone else on the site only what the 元請 discloses."""
+    full = _site_full(site, company_or_404(s, site.prime_id))
+    if actor.is_company and actor.company_id == site.prime_id:
+        return full
+    shown = set(site.disclosed_items)
+    out = {k: full[k] for k in site_rules.ALWAYS_SHOWN}
+    for item in ("address", "manager_name", "period", "prime"):
+        if item in shown:
+            out[item] = full[item]
+    if "order_type" in shown:
+        out["order_type"] = full["order_type"]
+        out["order_type_label"] = full["order_type_label"]
+    return out
+
+
+def _require_on_site(s: Session, actor: Actor, site_id: int) -> Tree:
+    """A company account on the site (any status: an invitee may read the site it is asked to join)."""
+    tree = load_tree(s, site_id)
+    if actor.role == Role.WORKER:
+        on = s.scalar(
+            select(t.RosterEntry.id).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == actor.worker_id)
+        )
+        if on is not None:
+            return tree
+    elif actor.is_company and actor.company_id is not None:
+        if actor.role == Role.SITE_MANAGER and site_id not in actor.site_ids:
+            pass
+        elif any(n.company_id == actor.company_id for n in tree.all_nodes.values() if n.status != Status.DECLINED):
+            return tree
+    raise NotFound("site_not_found", ja="現場が見つかりません", en="no such site", site_id=site_id)
+
+
+def create_site(ctx: Context, actor: Actor, data: SiteIn) -> dict[str, Any]:
+    """現場・契約情報の登録 by the 元請; its own row is the tree's root, 登録 from the start."""
+    require_role(actor, COMPANY_ADMIN_ROLES, "現場の登録", "register sites")
+    assert actor.company_id is not None
+    ccus = ids.ccus_id("site", data.ccus_id)
+    site_rules.check_order_type(data.order_type)
+    site_rules.check_period(data.period_start, data.period_end)
+    items = site_rules.check_disclosed_items(data.disclosed_items)
+    if not data.name.strip():
+        raise InvalidInput("site_name_required", ja="現場名を入力してください", en="a site name is required")
+    with ctx.store.write() as s:
+        if s.scalar(select(t.Site.id).where(t.Site.ccus_id == ccus)):
+            raise Conflict("site_exists", ja=f"現場ID {ccus} はすでに登録されています", en="site ID taken")
+        now = ctx.now()
+        site = t.Site(
+            ccus_id=ccus,
+            name=data.name.strip(),
+            address=data.address,
+            prime_id=actor.company_id,
+            manager_name=data.manager_name,
+            order_type=data.order_type,
+            period_start=data.period_start,
+            period_end=data.period_end,
+            disclosed_items=items,
+            created_at=now,
+        )
+        s.add(site)
+        s.flush()
+        root = t.HierarchyNode(
+            site_id=site.id, company_id=actor.company_id, status=Status.REGISTERED, invited_at=now, decided_at=now
+        )
+        s.add(root)
+        s.flush()
+        audit(ctx, s, actor, "site.create", "site", site.id, after=snapshot(site), site_id=site.id)
+        return site_view_for(s, actor, site)
+
+
+def update_site(ctx: Context, actor: Actor, site_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """The 元請 (事業者責任者, 階層管理者, or a 現場管理者 bound to the site) edits the site."""
+    require_role(actor, INVITE_ROLES, "現場情報の変更", "edit sites")
+    with ctx.store.write() as s:
+        site = site_or_404(s, site_id, lock=True)
+        if actor.company_id != site.prime_id or not actor.acts_on_site(site_id):
+            raise Forbidden("prime_only", ja="現場情報は元請のみが変更できます", en="only the prime edits the site")
+        before = snapshot(site)
+        for key, value in changes.items():
+            if key == "order_type":
+                value = site_rules.check_order_type(value)
+            elif key == "disclosed_items":
+                value = site_rules.check_disclosed_items(value)
+            elif key == "name" and not str(value).strip():
+                raise InvalidInput("site_name_required", ja="現場名を入力してください", en="a site name is required")
+            elif key not in ("address", "manager_name", "period_start", "period_end", "name"):
+                raise InvalidInput("unknown_field", ja=f"変更できない項目です: {key}", en=f"cannot change {key}")
+            setattr(site, key, value)
+        site_rules.check_period(site.period_start, site.period_end)
+        audit(ctx, s, actor, "site.update", "site", site.id, before, snapshot(site), site_id=site.id)
+        return site_view_for(s, actor, site)
+
+
+def list_sites(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+    """自社が登録した現場 / 自社が施工体制に登録されている現場; for a worker, the sites they are on."""
+    with ctx.store.read() as s:
+        if actor.role == Role.WORKER:
+            site_ids = set(s.scalars(select(t.RosterEntry.site_id).where(t.RosterEntry.worker_id == actor.worker_id)))
+            status_by_site: dict[int, str] = {}
+        elif actor.is_company:
+            rows = s.execute(
+                select(t.HierarchyNode.site_id, t.HierarchyNode.status).where(
+                    t.HierarchyNode.company_id == actor.company_id, t.HierarchyNode.status != Status.DECLINED
+                )
+            ).all()
+            status_by_site = {r.site_id: r.status for r in rows}
+            site_ids = set(status_by_site)
+            if actor.role == Role.SITE_MANAGER:
+                site_ids &= actor.site_ids
+        else:
+            raise Forbidden("role_not_allowed", ja="現場の一覧は見られません", en="operators see no sites")
+        out = []
+        for site in s.scalars(select(t.Site).where(t.Site.id.in_(site_ids)).order_by(t.Site.id)):
+            view = site_view_for(s, actor, site)
+            view["is_prime"] = actor.company_id == site.prime_id
+            if site.id in status_by_site:
+                view["my_status"] = status_by_site[site.id]
+            out.append(view)
+        return out
+
+
+def get_site(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
+    with ctx.store.read() as s:
+        _require_on_site(s, actor, site_id)
+        return site_view_for(s, actor, site_or_404(s, site_id))
+
+
+# --- hierarchy ------------------------------------------------------------------------------------
+
+
+def _node_row(s: Session, node_id: int, lock: bool = False) -> t.HierarchyNode:
+    return get(s, t.HierarchyNode, node_id, "node_not_found", "施工体制の行が見つかりません", "no such node", lock)
+
+
+def hierarchy(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
+    """施工体制: rows in screen order with 次数 and status; placeholders carry 置換 suggestions for the company above."""
+    with ctx.store.read() as s:
+        tree = _require_on_site(s, actor, site_id)
+        if actor.role == Role.WORKER:
+            raise Forbidden("role_not_allowed", ja="技能者は施工体制を表示できません", en="workers see no hierarchy")
+        visible = tree.visible_node_ids(actor)
+        rows = {r.id: r for r in s.scalars(select(t.HierarchyNode).where(t.HierarchyNode.site_id == site_id))}
+        companies = {
+            c.id: c
+            for c in s.scalars(
+                select(t.Company).where(t.Company.id.in_({r.company_id for r in rows.values() if r.company_id}))
+            )
+        }
+        mine = tree.node_of_company(actor.company_id)
+        out = []
+        for n in tree.walk():
+            if n.id not in visible:
+                continue
+            r = rows[n.id]
+            c = companies.get(r.company_id) if r.company_id else None
+            row: dict[str, Any] = {
+                "node_id": n.id,
+                "parent_id": n.parent_id,
+                "tier": tree.tier(n.id),
+                "tier_label": "元請" if n.parent_id is None else str(tree.tier(n.id)),
+                "company_id": r.company_id,
+                "ccus_id": c.ccus_id if c else "CCUS未登録",
+                "name": c.name if c else r.placeholder_name,
+                "placeholder": c is None,
+                "replaced_placeholder_name": r.replaced_placeholder_name,
+                "work_name": r.work_name,
+                "work_content": r.work_content,
+                "status": r.status,
+                "status_label": STATUS_LABELS[Status(r.status)],
+                "invited_at": as_aware(r.invited_at).isoformat(),
+                "roster_count": count(s, t.RosterEntry, t.RosterEntry.node_id == n.id),
+            }
+            if (
+                c is None
+                and mine is not None
+                and n.parent_id is not None
+                and tree.responsible_company(n.parent_id) == mine.company_id
+            ):
+                row["replacement_candidates"] = _same_name(s, r.placeholder_name or "")
+            out.append(row)
+        return {"site": site_view_for(s, actor, site_or_404(s, site_id), tree), "rows": out}
+
+
+def _same_name(s: Session, placeholder: str) -> list[dict[str, Any]]:
+    """Registered companies whose name matches a placeholder: a suggestion to 置換, never done automatically."""
+    key = normalize_company_name(placeholder)
+    if not key:
+        return []
+    # Narrow in SQL by a fragment, decide in Python with the full normalisation.
+    frag = key[:4]
+    out = []
+    for c in s.scalars(select(t.Company).where(t.Company.name.contains(frag, autoescape=True)).limit(200)):
+        if normalize_company_name(c.name) == key:
+            out.append({"id": c.id, "ccus_id": c.ccus_id, "name": c.name})
+    return out
+
+
+def invite(
+    ctx: Context,
+    actor: Actor,
+    site_id: int,
+    parent_node_id: int,
+    company_id: int | None = None,
+    placeholder_name: str | None = None,
+) -> dict[str, Any]:
+    """招待 (→ 未承認) of a registered company, or a name-only placeholder (登録 at once: it has nobody to approve)."""
+    if (company_id is None) == (placeholder_name is None):
+        raise InvalidInput(
+            "company_or_placeholder",
+            ja="招待する事業者（company_id）か、CCUS未登録事業者の事業者名（placeholder_name）のどちらか一方を指定してください",
+            en="give either company_id or placeholder_name",
+        )
+    with ctx.store.write() as s:
+        site_or_404(s, site_id, lock=True)  # serialises hierarchy changes per site on PostgreSQL
+        tree = load_tree(s, site_id)
+        if company_id is not None:
+            company_or_404(s, company_id)
+        name = check_placeholder_name(placeholder_name) if placeholder_name is not None else None
+        tree.check_invite(actor, parent_node_id, company_id)
+        now = ctx.now()
+        node = t.HierarchyNode(
+            site_id=site_id,
+            parent_id=parent_node_id,
+            company_id=company_id,
+            placeholder_name=name,
+            status=Status.PENDING if company_id is not None else Status.REGISTERED,
+            invited_by_company_id=actor.company_id,
+            invited_at=now,
+            decided_at=None if company_id else now,
+        )
+        s.add(node)
+        s.flush()
+        audit(ctx, s, actor, "hierarchy.invite", "hierarchy_node", node.id, after=snapshot(node), site_id=site_id)
+        return snapshot(node) | {"tier": tree.tier(parent_node_id) + 1}
+
+
+def approval_requests(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+    """承認要請リスト: the invitations waiting for this company, with 依頼日 and 依頼元."""
+    require_role(actor, APPROVE_ROLES, "承認要請リストの表示", "see approval requests")
+    with ctx.store.read() as s:
+        rows = s.scalars(
+            select(t.HierarchyNode)
+            .where(t.HierarchyNode.company_id == actor.company_id, t.HierarchyNode.status == Status.PENDING)
+            .order_by(t.HierarchyNode.invited_at, t.HierarchyNode.id)
+        ).all()
+        out = []
+        for r in rows:
+            site = site_or_404(s, r.site_id)
+            inviter = company_or_404(s, r.invited_by_company_id) if r.invited_by_company_id else None
+            tree = load_tree(s, r.site_id)
+            out.append(
+                {
+                    "node_id": r.id,
+                    "requested_at": as_aware(r.invited_at).isoformat(),
+                    "requester": {"id": inviter.id, "ccus_id": inviter.ccus_id, "name": inviter.name}
+                    if inviter
+                    else None,
+                    "tier": tree.tier(r.id),
+                    "site": site_view_for(s, actor, site, tree),
+                }
+            )
+        return out
+
+
+def _decide(
+    ctx: Context, actor: Actor, node_id: int, approve: bool, work_name: str | None, work_content: str | None
+) -> dict[str, Any]:
+    require_role(actor, APPROVE_ROLES, "承認" if approve else "辞退", "approve" if approve else "decline")
+    with ctx.store.write() as s:
+        row = _node_row(s, node_id)
+        # Lock the site row first (as every hierarchy change does), then the node: on PostgreSQL a
+        # second approval of the same invitation waits here and then sees it decided → Conflict.
+        site_or_404(s, row.site_id, lock=True)
+        row = _node_row(s, node_id, lock=True)
+        s.refresh(row)
+        tree = load_tree(s, row.site_id)
+        tree.check_decide(actor, node_id)
+        before = snapshot(row)
+        if approve:
+            row.work_name = check_work(work_name)
+            row.work_content = (work_content or "").strip() or None
+            row.status = Status.REGISTERED
+        else:
+            row.status = Status.DECLINED
+        row.decided_at = ctx.now()
+        audit(
+            ctx,
+            s,
+            actor,
+            "hierarchy.approve" if approve else "hierarchy.decline",
+            "hierarchy_node",
+            row.id,
+            before,
+            snapshot(row),
+            site_id=row.site_id,
+        )
+        return snapshot(row)
+
+
+def approve(
+    ctx: Context, actor: Actor, node_id: int, work_name: str | None, work_content: str | None
+) -> dict[str, Any]:
+    return _decide(ctx, actor, node_id, True, work_name, work_content)
+
+
+def decline(ctx: Context, actor: Actor, node_id: int) -> dict[str, Any]:
+    return _decide(ctx, actor, node_id, False, None, None)
+
+
+def edit_work(
+    ctx: Context, actor: Actor, node_id: int, work_name: str | None, work_content: str | None
+) -> dict[str, Any]:
+    """工事内容編集: the company itself or one above it."""
+    require_role(actor, INVITE_ROLES, "工事内容の編集", "edit work")
+    with ctx.store.write() as s:
+        row = _node_row(s, node_id)
+        site_or_404(s, row.site_id, lock=True)
+        tree = load_tree(s, row.site_id)
+        tree.require_manages(actor, node_id, "工事内容の編集", "edit work of")
+        before = snapshot(row)
+        row.work_name = check_work(work_name)
+        row.work_content = (work_content or "").strip() or None
+        audit(
+            ctx, s, actor, "hierarchy.edit_work", "hierarchy_node", row.id, before, snapshot(row), site_id=row.site_id
+        )
+        return snapshot(row)
+
+
+def replace(ctx: Context, actor: Actor, node_id: int, company_id: int) -> dict[str, Any]:
+    """置換: a placeholder becomes a registered company, keeping its subtree. Irreversible."""
+    require_role(actor, INVITE_ROLES, "置換", "replace placeholders")
+    with ctx.store.write() as s:
+        row = _node_row(s, node_id)
+        site_or_404(s, row.site_id, lock=True)
+        company_or_404(s, company_id)
+        tree = load_tree(s, row.site_id)
+        tree.check_replace(actor, node_id, company_id)
+        before = snapshot(row)
+        row.replaced_placeholder_name = row.placeholder_name
+        row.placeholder_name = None
+        row.company_id = company_id
+        audit(ctx, s, actor, "hierarchy.replace", "hierarchy_node", row.id, before, snapshot(row), site_id=row.site_id)
+        return snapshot(row)
+
+
+def remove(ctx: Context, actor: Actor, node_id: int) -> None:
+    """削除 (also withdraws a pending invitation): refused with children or roster entries."""
+    require_role(actor, INVITE_ROLES, "削除", "remove companies")
+    with ctx.store.write() as s:
+        row = _node_row(s, node_id)
+        site_or_404(s, row.site_id, lock=True)
+        tree = load_tree(s, row.site_id)
+        tree.check_remove(actor, node_id, count(s, t.RosterEntry, t.RosterEntry.node_id == node_id))
+        before = snapshot(row)
+        s.delete(row)
+        audit(ctx, s, actor, "hierarchy.remove", "hierarchy_node", node_id, before, None, site_id=before["site_id"])
+
+
+# --- hierarchy patterns (施工体制パターン) ---------------------------------------------------------
+
+
+def _pattern_json(rows: tuple[PatternNode, ...]) -> list[dict[str, Any]]:
+    return [
+        {"company_id": r.company_id, "placeholder_name": r.placeholder_name, "children": _pattern_json(r.children)}
+        for r in rows
+    ]
+
+
+def _pattern_rows(data: list[dict[str, Any]]) -> tuple[PatternNode, ...]:
+    return tuple(
+        PatternNode(d.get("company_id"), d.get("placeholder_name"), _pattern_rows(d.get("children", []))) for d in data
+    )
+
+
+def save_pattern(ctx: Context, actor: Actor, site_id: int, name: str) -> dict[str, Any]:
+    """Save the subtree below the actor's company on a site."""
+    require_role(actor, INVITE_ROLES, "施工体制パターンの登録", "save hierarchy patterns")
+    if not name.strip():
+        raise InvalidInput("pattern_name_required", ja="パターン名を入力してください", en="name the pattern")
+    with ctx.store.write() as s:
+        tree = load_tree(s, site_id)
+        mine = tree.actor_node(actor)
+        rows = pattern_from_tree(tree, mine.id)
+        if not rows:
+            raise InvalidInput(
+                "pattern_empty", ja="自社の下位に事業者がいないため保存できません", en="nothing below your company"
+            )
+        assert actor.company_id is not None
+        p = t.HierarchyPattern(
+            company_id=actor.company_id, name=name.strip(), tree=_pattern_json(rows), created_at=ctx.now()
+        )
+        s.add(p)
+        s.flush()
+        audit(ctx, s, actor, "hierarchy_pattern.create", "hierarchy_pattern", p.id, after=snapshot(p))
+        return {"id": p.id, "name": p.name, "tree": p.tree}
+
+
+def list_patterns(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+    with ctx.store.read() as s:
+        rows = s.scalars(select(t.HierarchyPattern).where(t.HierarchyPattern.company_id == actor.company_id))
+        return [{"id": p.id, "name": p.name, "tree": p.tree} for p in rows]
+
+
+def apply_pattern(ctx: Context, actor: Actor, pattern_id: int, site_id: int) -> dict[str, Any]:
+    """Lay a saved subtree under the actor's company on another site. Every company is invited again
+    (未承認: approval is never carried over); placeholders come in as they were. All or nothing."""
+    require_role(actor, INVITE_ROLES, "施工体制パターンの適用", "apply hierarchy patterns")
+    with ctx.store.write() as s:
+        p = s.get(t.HierarchyPattern, pattern_id)
+        if p is None or p.company_id != actor.company_id:
+            raise NotFound("pattern_not_found", ja="施工体制パターンが見つかりません", en="no such pattern")
+        site_or_404(s, site_id, lock=True)
+        tree = load_tree(s, site_id)
+        mine = tree.actor_node(actor)
+        rows = _pattern_rows(p.tree)
+        present = [c for c in pattern_companies(rows) if tree.node_of_company(c) is not None]
+        if present:
+            raise Conflict(
+                "company_already_on_site",
+                ja="パターン内の事業者がすでにこの現場の施工体制に登録されています",
+                en="companies of the pattern are already on this site",
+                company_ids=present,
+            )
+        now = ctx.now()
+        created: list[int] = []
+
+        def lay(parent_id: int, nodes: tuple[PatternNode, ...]) -> None:
+            for n in nodes:
+                if n.company_id is not None and s.get(t.Company, n.company_id) is None:
+                    raise NotFound("company_not_found", ja="パターン内の事業者が見つかりません", en="company gone")
+                row = t.HierarchyNode(
+                    site_id=site_id,
+                    parent_id=parent_id,
+                    company_id=n.company_id,
+                    placeholder_name=n.placeholder_name,
+                    status=Status.PENDING if n.company_id is not None else Status.REGISTERED,
+                    invited_by_company_id=actor.company_id,
+                    invited_at=now,
+                )
+                s.add(row)
+                s.flush()
+                created.append(row.id)
+                audit(ctx, s, actor, "hierarchy.invite", "hierarchy_node", row.id, after=snapshot(row), site_id=site_id)
+                lay(row.id, n.children)
+
+        lay(mine.id, rows)
+        return {"site_id": site_id, "created_node_ids": created}
