@@ -62,7 +62,9 @@ def snapshot(obj: t.Base) -> dict[str, Any]:
         v = getattr(obj, attr.key)
         if attr.key in ("password_hash", "security_code_hash"):
             v = "***" if v else None
-        elif isinstance(v, datetime | date):
+        elif isinstance(v, datetime):
+            v = as_aware(v).isoformat()
+        elif isinstance(v, date):
             v = v.isoformat()
         out[attr.key] = v
     return out

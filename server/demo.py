@@ -1,0 +1,230 @@
+"""`make demo`: a realistic site on a fresh SQLite database, then the API on a free port.
+
+The site is the seed's 参考資料 in miniature: a 元請, three tiers of subcontractors, a name-only
+CCUS未登録 placeholder that is later replaced (置換) once the company registers, a pending
+invitation still in someone's 承認要請リスト, and 24 workers with real trade codes on the roster —
+two of them without 立場, flagged as not valid for skill evaluation. Everything is created through
+the same services the API calls, so the demo data obeys every rule the API enforces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from server.domain.accounts import Actor, Role
+from server.domain.ids import corporate_number_check_digit
+from server.domain.roster import EntryFields
+from server.services import accounts, companies, consents, roster, sites
+from server.services.context import Context
+from server.store import migrate
+from server.store.database import Store
+
+DEMO_PASSWORD = "demo-Pass-2026"
+SECURITY_CODE = "123456"
+
+
+def _corporate(n: int) -> str:
+    body = f"{n:012d}"
+    return f"{corporate_number_check_digit(body)}{body}"
+
+
+@dataclass
+class DemoCompany:
+    id: int
+    ccus_id: str
+    name: str
+    login: str
+    actor: Actor
+
+
+class DemoBuilder:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        op = accounts.create_operator(ctx, "admin", DEMO_PASSWORD)
+        self.operator = Actor(op["id"], Role.OPERATOR)
+        self.companies: dict[str, DemoCompany] = {}
+        self._worker_seq = 0
+
+    def company(self, key: str, ccus_id: str, name: str, **extra: str) -> DemoCompany:
+        c = companies.create_company(self.ctx, self.operator, companies.CompanyIn(ccus_id=ccus_id, name=name, **extra))
+        login = f"{key}-owner"
+        created = accounts.create_account(
+            self.ctx, self.operator, login_id=login, display_name=f"{name} 事業者責任者",
+            role=Role.COMPANY_OWNER, company_id=c["id"],
+        )
+        # The demo skips the paper hand-over: set the password the README prints.
+        actor = Actor(created["id"], Role.COMPANY_OWNER, c["id"])
+        accounts.change_password(self.ctx, actor, created["initial_password"], DEMO_PASSWORD, SECURITY_CODE)
+        dc = DemoCompany(c["id"], ccus_id, name, login, actor)
+        self.companies[key] = dc
+        return dc
+
+    def workers(self, employer: DemoCompany, names: list[str], trade: tuple[str, str],
+                qualification: str | None = None) -> list[dict[str, object]]:
+        out = []
+        for name in names:
+            self._worker_seq += 1
+            quals = [companies.QualificationIn(category="技能講習", name=qualification)] if qualification else []
+            w = companies.create_worker(
+                self.ctx, employer.actor,
+                companies.WorkerIn(
+                    ccus_id=f"8{self._worker_seq:013d}", name=name, employer_id=employer.id,
+                    birth_date=date(1970 + self._worker_seq, 4, 1 + self._worker_seq % 27),
+                    level=1 + self._worker_seq % 4,
+                    health_insurance="enrolled", pension_insurance="enrolled", employment_insurance="enrolled",
+                    kentaikyo="enrolled" if self._worker_seq % 3 else "not_enrolled",
+                    trades=[trade], qualifications=quals,
+                ),
+            )
+            companies.link_card(self.ctx, employer.actor, w["id"], f"0114{self._worker_seq:012X}", "felica")
+            out.append(w)
+        return out
+
+
+def build(ctx: Context) -> dict[str, object]:
+    """Lay out the demo site; returns what the printout needs."""
+    b = DemoBuilder(ctx)
+    prime = b.company("kihon", "38809523422822", "(株)基本建設", corporate_number=_corporate(100000000001),
+                      address="東京都港区虎ノ門1-1-1", representative="基本 一郎")
+    up1 = b.company("up1", "20862153068122", "アップ一級工務店(株)", address="東京都千代田区1-2-3")
+    denko = b.company("toto", "31245678901222", "東都電設(株)", address="東京都品川区2-3-4")
+    sys2 = b.company("sys2", "96131765752422", "システム二次建築(株)", address="東京都千代田区板橋150-150")
+    tekkin = b.company("tekkin", "54896344545212", "三次鉄筋工業(株)", address="埼玉県川口市3-4-5")
+    ccus = b.company("ccus", "00296344578652", "CCUS建設(株)", address="東京都港区虎ノ門4-2-12")
+    wangan = b.company("wangan", "77712345678902", "湾岸設備(株)", address="東京都江東区5-6-7")
+
+    site = sites.create_site(ctx, prime.actor, sites.SiteIn(
+        ccus_id="40224614116771", name="エプロ建設工事", order_type="private",
+        period_start=date(2026, 4, 1), period_end=date(2027, 9, 30), address="東京都 港区 虎ノ門",
+        manager_name="現場 太郎", disclosed_items=("address", "manager_name", "period", "prime"),
+    ))
+    sid = int(site["id"])
+    root = sites.hierarchy(ctx, prime.actor, sid)["rows"][0]["node_id"]
+
+    def registered(by: DemoCompany, parent: int, c: DemoCompany, work: str) -> int:
+        node = sites.invite(ctx, by.actor, sid, parent, company_id=c.id)
+        sites.approve(ctx, c.actor, node["id"], work, f"{work}一式")
+        return int(node["id"])
+
+    n_up1 = registered(prime, root, up1, "躯体工事")
+    n_denko = registered(prime, root, denko, "電気設備工事")
+    n_sys2 = registered(up1, n_up1, sys2, "型枠・鉄筋工事")
+    registered(sys2, n_sys2, tekkin, "鉄筋工事")
+    # A name-only placeholder under the first tier, with a pending company below it, as in 参考資料2.
+    ph = sites.invite(ctx, up1.actor, sid, n_up1, placeholder_name="CCUS建設")
+    # 置換 once the company has its 事業者ID: done by the company directly above.
+    sites.replace(ctx, up1.actor, int(ph["id"]), ccus.id)
+    # An invitation still waiting in 湾岸設備's 承認要請リスト.
+    sites.invite(ctx, prime.actor, sid, n_denko, company_id=wangan.id)
+
+    tobi = b.workers(up1, ["匠野 技", "鳶田 一郎", "高所 次郎", "足場 三郎"], ("06", "01"), "足場の組立て等作業主任者")
+    heavy = b.workers(up1, ["重量 四郎", "吊上 五郎"], ("06", "04"), "玉掛け")
+    elec = b.workers(denko, ["電気 花子", "配線 六郎", "盤上 七海", "照明 八雲", "通信 九郎"], ("09", "01"), "高所作業車運転")
+    form = b.workers(sys2, ["型枠 十蔵", "造作 健", "墨出 進"], ("34", "01"))
+    rebar = b.workers(tekkin, ["鉄筋 一郎", "結束 二郎", "圧接 三太", "加工 四季"], ("10", "01"), "ガス溶接")
+    naisou = b.workers(ccus, ["内装 美咲", "軽鉄 翔", "床張 蓮", "天井 悠"], ("43", "01"))
+
+    def put(by: DemoCompany, ws: list[dict[str, object]], trade: tuple[str, str], leader_first: bool = True,
+            position: str | None = "general", hazardous: tuple[str, ...] = ()) -> None:
+        for i, w in enumerate(ws):
+            pos = "foreman" if leader_first and i == 0 else position
+            roster.register(ctx, by.actor, sid, int(w["id"]),  # type: ignore[call-overload]
+                            EntryFields(trade=trade, position=pos, hazardous=hazardous,
+                                        work_description="躯体・仕上げ作業"))
+
+    put(up1, tobi, ("06", "01"))
+    put(up1, heavy, ("06", "04"), leader_first=False, position="subforeman")
+    put(denko, elec, ("09", "01"))
+    put(sys2, form, ("34", "01"), hazardous=("dust",))
+    # 三次鉄筋 does not use a PC on site: it consents, and the second tier registers for it (代理手続き).
+    consents.set_proxy(ctx, tekkin.actor, tekkin.id, sys2.id, True)
+    put(sys2, rebar[:3], ("10", "01"))
+    # Two entries left without 立場: kept, but flagged not valid for skill evaluation.
+    put(ccus, naisou[:2], ("43", "01"))
+    put(ccus, naisou[2:], ("43", "01"), leader_first=False, position=None)
+    # 鉄筋 一郎 agrees to show his level and qualifications; so does his employer.
+    ichiro = int(rebar[0]["id"])  # type: ignore[call-overload]
+    login = accounts.create_account(ctx, tekkin.actor, login_id="tekkin-ichiro", display_name="鉄筋 一郎",
+                                    role=Role.WORKER, worker_id=ichiro)
+    worker = Actor(login["id"], Role.WORKER, worker_id=ichiro)
+    accounts.change_password(ctx, worker, login["initial_password"], DEMO_PASSWORD, SECURITY_CODE)
+    consents.set_disclosure(ctx, worker, ichiro, None, {"level": True, "qualifications": True})
+    consents.set_disclosure(ctx, tekkin.actor, ichiro, None, {"level": True, "qualifications": True})
+    total = len(tobi + heavy + elec + form + rebar + naisou)
+    return {"site_id": sid, "companies": b.companies, "workers": total}
+
+
+def _port(preferred: int = 8080) -> int:
+    """8080 as the README's examples use it, or any free port when something else holds it."""
+    for candidate in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m server.demo", description="GenbaGate demo: fresh data, then serve.")
+    p.add_argument("--dir", default=".demo", help="where the demo database and config go (recreated)")
+    p.add_argument("--port", type=int, default=0, help="HTTP port (default: 8080, or a free one if taken)")
+    p.add_argument("--no-serve", action="store_true", help="build the data and print, but do not start the API")
+    args = p.parse_args(argv)
+
+    workdir = Path(args.dir).resolve()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    url = f"sqlite:///{workdir / 'genba.db'}"
+    port = args.port or _port()
+    (workdir / "server.toml").write_text(
+        f'database_url = "{url}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8"
+    )
+    migrate.upgrade(url)
+    ctx = Context(Store(url))
+    info = build(ctx)
+    base = f"http://127.0.0.1:{port}"
+    cos: dict[str, DemoCompany] = info["companies"]  # type: ignore[assignment]
+    sid = info["site_id"]
+    print(f"""
+== GenbaGate demo ==
+Database : {workdir / 'genba.db'}  (config: {workdir / 'server.toml'})
+Site     : エプロ建設工事 (現場ID 40224614116771, id {sid}) — {info['workers']} workers, 3 tiers,
+           a replaced CCUS未登録 placeholder, and a pending invitation for 湾岸設備(株)
+API      : {base}/api/v1     OpenAPI: {base}/openapi.json     Docs: {base}/docs
+
+Logins (password for all: {DEMO_PASSWORD}):
+  admin (運用管理者)""")
+    for c in cos.values():
+        print(f"  {c.login:<14} {c.name} 事業者責任者")
+    print("  tekkin-ichiro  鉄筋 一郎（技能者）")
+    print(f"""
+Try (in another terminal):
+  TOKEN=$(curl -s -X POST {base}/api/v1/auth/login -H 'Content-Type: application/json' \\
+      -d '{{"login_id": "kihon-owner", "password": "{DEMO_PASSWORD}"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -s {base}/api/v1/sites/{sid}/hierarchy -H "Authorization: Bearer $TOKEN" | python3 -m json.tool
+  curl -s {base}/api/v1/sites/{sid}/roster -H "Authorization: Bearer $TOKEN" | python3 -m json.tool
+  # as 湾岸設備 (login wangan-owner): GET /api/v1/approval-requests, then POST /api/v1/hierarchy/NODE/approve
+More flows: README.md, "API: main flows".
+""")
+    ctx.store.dispose()
+    if args.no_serve:
+        return 0
+    import uvicorn
+
+    from server.api.app import create_app
+
+    print(f"Serving on {base} — Ctrl-C to stop.", flush=True)
+    uvicorn.run(create_app(Context(Store(url))), host="127.0.0.1", port=port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
