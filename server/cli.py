@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "import", help="CCUSのCSV（事業者・技能者）を取り込む",
         description="CCUSから出力したCSVを取り込みます。1行でも誤りがあれば何も登録せず、行番号と理由を表示します。"
-        " 列は README の「CSV import」を参照。",
+        " 列は docs/csv-import.md を参照。",
     )
     common(sp)
     sp.add_argument("kind", choices=["companies", "workers"], help="取り込む種類")
