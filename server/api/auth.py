@@ -60,6 +60,12 @@ def create_account(ctx: Ctx, actor: CurrentActor, body: AccountIn) -> dict[str, 
     )
 
 
+@router.post("/accounts/{account_id}/reissue")
+def reissue(ctx: Ctx, actor: CurrentActor, account_id: int) -> dict[str, Any]:
+    """初期パスワードを再発行します（ロック解除・全セッション終了）。新しい初期パスワードは一度だけ返します。"""
+    return accounts.reissue(ctx, actor, account_id)
+
+
 @router.put("/accounts/{account_id}/sites")
 def bind_sites(ctx: Ctx, actor: CurrentActor, account_id: int, body: SiteBindingIn) -> dict[str, Any]:
     """現場管理者IDに割り当てる現場を設定します。"""

@@ -183,6 +183,19 @@ class Tree:
             )
         return n
 
+    def check_decline(self, actor: Actor, node_id: int) -> Node:
+        """辞退: as 承認, and not while companies are already placed below (they would be left orphaned)."""
+        n = self.check_decide(actor, node_id)
+        kids = self.children(node_id)
+        if kids:
+            raise Conflict(
+                "node_has_children",
+                ja=f"下位に{len(kids)}社が登録されているため辞退できません。招待元に下位の事業者の削除を依頼してください",
+                en=f"{len(kids)} companies are placed below this invitation; ask the inviter to remove them first",
+                children=[k.id for k in kids],
+            )
+        return n
+
     def check_replace(self, actor: Actor, node_id: int, company_id: int) -> None:
         """置換: only by the company directly above, irreversible, refused while anything below is 未承認."""
         n = self.node(node_id)

@@ -20,7 +20,7 @@ from server.domain.accounts import (
     require_company_member,
     require_role,
 )
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from server.errors import Conflict, Forbidden, GenbaError, InvalidInput, NotFound, Unauthorized
 from server.services.common import as_aware, audit, company_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
@@ -59,6 +59,17 @@ def _check_login_id(login_id: str) -> str:
     return cleaned
 
 
+def _check_display_name(display_name: str, login_id: str) -> str:
+    cleaned = (display_name or "").strip() or login_id
+    if len(cleaned) > 100:  # the column's width: refuse here rather than fail in the database
+        raise InvalidInput(
+            "invalid_display_name",
+            ja="表示名は100文字以内で指定してください",
+            en="a display name is at most 100 characters",
+        )
+    return cleaned
+
+
 def create_operator(ctx: Context, login_id: str, password: str) -> dict[str, Any]:
     """The first account, made by `genba-server init`: it chose its password, so no forced change."""
     login_id = _check_login_id(login_id)
@@ -93,6 +104,7 @@ def create_account(
 ) -> dict[str, Any]:
     """Issue an ID with an initial password, shown once; the holder must change it at first login."""
     login_id = _check_login_id(login_id)
+    display_name = _check_display_name(display_name, login_id)
     site_ids = sorted(set(site_ids))
     with ctx.store.write() as s:
         if role == Role.OPERATOR:
@@ -134,7 +146,7 @@ def create_account(
         initial = secrets.token_urlsafe(9)
         acc = t.Account(
             login_id=login_id,
-            display_name=display_name.strip() or login_id,
+            display_name=display_name,
             role=role,
             company_id=company_id,
             worker_id=worker_id,
@@ -318,10 +330,24 @@ def change_password(
         return account_view(acc)
 
 
+MAX_RESET_ATTEMPTS = 5
+
+
 def reset_password(ctx: Context, login_id: str, security_code: str, new_password: str) -> None:
-    """Forgotten password: the security code sets a new one and unlocks the ID."""
+    """Forgotten password: the security code sets a new one and unlocks the ID.
+
+    A security code is short, so wrong codes are counted: after MAX_RESET_ATTEMPTS the reset is
+    closed too and only a new initial password from the company (or the operator) opens the ID.
+    """
+    refused: GenbaError | None = None
     with ctx.store.write() as s:
         acc = s.scalar(select(t.Account).where(t.Account.login_id == login_id))
+        if acc is not None and acc.failed_resets >= MAX_RESET_ATTEMPTS:
+            raise Unauthorized(
+                "reset_locked",
+                ja="セキュリティコードの誤りが続いたため再設定できません。事業者責任者（または運用管理者）に初期パスワードの再発行を依頼してください",
+                en="too many wrong security codes; ask the company owner (or operator) to reissue an initial password",
+            )
         ok = False
         if acc is not None and acc.security_code_hash is not None and not acc.disabled:
             try:
@@ -329,17 +355,57 @@ def reset_password(ctx: Context, login_id: str, security_code: str, new_password
             except VerificationError:
                 ok = False
         if not ok or acc is None:
-            raise Unauthorized(
+            if acc is not None:
+                acc.failed_resets += 1  # committed: leave the unit of work normally, then refuse
+            refused = Unauthorized(
                 "reset_failed",
                 ja="ログインIDまたはセキュリティコードが正しくありません",
                 en="wrong login ID or security code",
             )
-        check_new_password(new_password, acc.login_id)
-        acc.password_hash = ctx.hasher.hash(new_password)
+        else:
+            check_new_password(new_password, acc.login_id)
+            acc.password_hash = ctx.hasher.hash(new_password)
+            acc.failed_logins = 0
+            acc.failed_resets = 0
+            acc.must_change_password = False
+            s.execute(delete(t.Token).where(t.Token.account_id == acc.id))
+            audit(ctx, s, None, "account.reset_password", "account", acc.id)
+    if refused is not None:
+        raise refused
+
+
+def reissue(ctx: Context, actor: Actor, account_id: int) -> dict[str, Any]:
+    """初期パスワードの再発行: a new one-time password, the ID unlocked, every session ended.
+
+    The operator reissues for company owners; a company's 事業者責任者 / 階層管理者 for its own IDs
+    and its workers' IDs (a 階層管理者 not for a 事業者責任者).
+    """
+    with ctx.store.write() as s:
+        acc = s.get(t.Account, account_id)
+        if acc is None or acc.role == Role.OPERATOR:
+            raise NotFound("account_not_found", ja="IDが見つかりません", en="no such account")
+        if actor.role != Role.OPERATOR:
+            require_role(actor, COMPANY_ADMIN_ROLES, "初期パスワードの再発行", "reissue passwords")
+            company_id = acc.company_id
+            if acc.worker_id is not None:
+                company_id = worker_or_404(s, acc.worker_id).employer_id
+            if company_id != actor.company_id:
+                raise NotFound("account_not_found", ja="IDが見つかりません", en="no such account")
+            if acc.role == Role.COMPANY_OWNER and actor.role != Role.COMPANY_OWNER:
+                raise Forbidden(
+                    "role_not_allowed",
+                    ja="事業者責任者IDの再発行は事業者責任者のみが行えます",
+                    en="only a company owner may reissue a company owner's password",
+                )
+        before = snapshot(acc)
+        initial = secrets.token_urlsafe(9)
+        acc.password_hash = ctx.hasher.hash(initial)
+        acc.must_change_password = True
         acc.failed_logins = 0
-        acc.must_change_password = False
+        acc.failed_resets = 0
         s.execute(delete(t.Token).where(t.Token.account_id == acc.id))
-        audit(ctx, s, None, "account.reset_password", "account", acc.id)
+        audit(ctx, s, actor, "account.reissue", "account", acc.id, before, snapshot(acc))
+        return account_view(acc) | {"initial_password": initial}
 
 
 def me(ctx: Context, actor: Actor) -> dict[str, Any]:

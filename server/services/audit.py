@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
-from server.domain.accounts import Actor, Role
+from server.domain.accounts import Actor, Role, require_site_access
 from server.errors import Forbidden
 from server.services.common import as_aware, site_or_404
 from server.services.context import Context
@@ -23,11 +23,17 @@ def list_entries(ctx: Context, actor: Actor, site_id: int | None, limit: int = 1
                 q = q.where(t.AuditEntry.site_id == site_id)
         elif actor.is_company and site_id is not None:
             site = site_or_404(s, site_id)
+            if site.prime_id == actor.company_id:
+                require_site_access(actor, site_id)
             if site.prime_id != actor.company_id or not actor.acts_on_site(site_id):
-                raise Forbidden("prime_only", ja="現場の変更履歴は元請のみが見られます", en="only the prime sees a site's log")
+                raise Forbidden(
+                    "prime_only", ja="現場の変更履歴は元請のみが見られます", en="only the prime sees a site's log"
+                )
             q = q.where(t.AuditEntry.site_id == site_id)
         elif actor.is_company:
             q = q.where(t.AuditEntry.company_id == actor.company_id)
+            if actor.role == Role.SITE_MANAGER:  # its bound sites only, and what it did itself
+                q = q.where(or_(t.AuditEntry.site_id.in_(actor.site_ids), t.AuditEntry.account_id == actor.account_id))
         else:
             q = q.where(t.AuditEntry.account_id == actor.account_id)
         return [

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from server.domain import ids
 from server.domain import site as site_rules
-from server.domain.accounts import APPROVE_ROLES, COMPANY_ADMIN_ROLES, INVITE_ROLES, Actor, Role, require_role
+from server.domain.accounts import (
+    APPROVE_ROLES,
+    COMPANY_ADMIN_ROLES,
+    INVITE_ROLES,
+    Actor,
+    Role,
+    require_role,
+    require_site_access,
+)
 from server.domain.hierarchy import (
     STATUS_LABELS,
     PatternNode,
@@ -127,15 +135,33 @@ def create_site(ctx: Context, actor: Actor, data: SiteIn) -> dict[str, Any]:
         return site_view_for(s, actor, site)
 
 
+_REQUIRED_SITE_FIELDS = {
+    "name": "現場名",
+    "order_type": "発注区分",
+    "period_start": "就業履歴蓄積期間（開始）",
+    "period_end": "就業履歴蓄積期間（終了）",
+    "disclosed_items": "公開設定の項目",
+}
+
+
 def update_site(ctx: Context, actor: Actor, site_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """The 元請 (事業者責任者, 階層管理者, or a 現場管理者 bound to the site) edits the site."""
     require_role(actor, INVITE_ROLES, "現場情報の変更", "edit sites")
     with ctx.store.write() as s:
         site = site_or_404(s, site_id, lock=True)
-        if actor.company_id != site.prime_id or not actor.acts_on_site(site_id):
+        if actor.company_id != site.prime_id:
+            _require_on_site(s, actor, site_id)  # a company not on the site is not told it exists
             raise Forbidden("prime_only", ja="現場情報は元請のみが変更できます", en="only the prime edits the site")
+        require_site_access(actor, site_id)
         before = snapshot(site)
         for key, value in changes.items():
+            if value is None and key in _REQUIRED_SITE_FIELDS:
+                raise InvalidInput(
+                    "site_field_required",
+                    ja=f"{_REQUIRED_SITE_FIELDS[key]}は空にできません",
+                    en=f"{key} cannot be cleared",
+                    field=key,
+                )
             if key == "order_type":
                 value = site_rules.check_order_type(value)
             elif key == "disclosed_items":
@@ -192,7 +218,7 @@ def _node_row(s: Session, node_id: int, lock: bool = False) -> t.HierarchyNode:
 
 
 def hierarchy(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
-    """施工体制: rows in screen order with 次数 and status; placeholders carry 置換 suggestions for the company above."""
+    """施工体制: rows in screen order with 次数 and status; placeholders show 置換 suggestions to the company above."""
     with ctx.store.read() as s:
         tree = _require_on_site(s, actor, site_id)
         if actor.role == Role.WORKER:
@@ -206,6 +232,7 @@ def hierarchy(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
             )
         }
         mine = tree.node_of_company(actor.company_id)
+        by_name: dict[str, list[dict[str, Any]]] | None = None
         out = []
         for n in tree.walk():
             if n.id not in visible:
@@ -235,22 +262,23 @@ def hierarchy(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
                 and n.parent_id is not None
                 and tree.responsible_company(n.parent_id) == mine.company_id
             ):
-                row["replacement_candidates"] = _same_name(s, r.placeholder_name or "")
+                by_name = _companies_by_name(s) if by_name is None else by_name
+                key = normalize_company_name(r.placeholder_name or "")
+                row["replacement_candidates"] = by_name.get(key, []) if key else []
             out.append(row)
         return {"site": site_view_for(s, actor, site_or_404(s, site_id), tree), "rows": out}
 
 
-def _same_name(s: Session, placeholder: str) -> list[dict[str, Any]]:
-    """Registered companies whose name matches a placeholder: a suggestion to 置換, never done automatically."""
-    key = normalize_company_name(placeholder)
-    if not key:
-        return []
-    # Narrow in SQL by a fragment, decide in Python with the full normalisation.
-    frag = key[:4]
-    out = []
-    for c in s.scalars(select(t.Company).where(t.Company.name.contains(frag, autoescape=True)).limit(200)):
-        if normalize_company_name(c.name) == key:
-            out.append({"id": c.id, "ccus_id": c.ccus_id, "name": c.name})
+def _companies_by_name(s: Session) -> dict[str, list[dict[str, Any]]]:
+    """Registered companies by normalised name: 置換 suggestions for placeholders, never done automatically.
+
+    Matched in Python: the normalisation (width, case, spaces, legal form) cannot be done by a
+    LIKE that works the same on SQLite and PostgreSQL (PostgreSQL's LIKE is case-sensitive, and
+    neither folds full-width letters), so a fragment filter in SQL missed real matches.
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for c in s.execute(select(t.Company.id, t.Company.ccus_id, t.Company.name).order_by(t.Company.id)):
+        out.setdefault(normalize_company_name(c.name), []).append({"id": c.id, "ccus_id": c.ccus_id, "name": c.name})
     return out
 
 
@@ -333,7 +361,10 @@ def _decide(
         row = _node_row(s, node_id, lock=True)
         s.refresh(row)
         tree = load_tree(s, row.site_id)
-        tree.check_decide(actor, node_id)
+        if approve:
+            tree.check_decide(actor, node_id)
+        else:
+            tree.check_decline(actor, node_id)
         before = snapshot(row)
         if approve:
             row.work_name = check_work(work_name)

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from server.errors import Conflict
+from server.errors import Conflict, InvalidInput
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -42,6 +42,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _out_of_range(exc: Exception) -> InvalidInput:
+    """A value the column cannot hold (an ID past 64 bits, a string too long for PostgreSQL): bad input."""
+    return InvalidInput(
+        "value_out_of_range",
+        ja="入力値が範囲外か長すぎます",
+        en="a value is out of range or too long",
+        detail=str(getattr(exc, "orig", exc)).splitlines()[0][:200],
+    )
 
 
 class Store:
@@ -74,6 +84,10 @@ class Store:
                     en="this change conflicted with another one; reload and try again",
                     detail=str(getattr(exc, "orig", exc)).splitlines()[0][:200],
                 ) from exc
+            except (DataError, OverflowError) as exc:
+                # PostgreSQL says DataError, SQLite's driver OverflowError, for an int past 64 bits.
+                session.rollback()
+                raise _out_of_range(exc) from exc
             except OperationalError as exc:
                 session.rollback()
                 if "lock" in str(exc).lower():
@@ -90,7 +104,10 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Session]:
         with self._sessions() as session:
-            yield session
+            try:
+                yield session
+            except (DataError, OverflowError) as exc:
+                raise _out_of_range(exc) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
