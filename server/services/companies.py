@@ -23,6 +23,22 @@ from server.store import tables as t
 INSURANCE_STATES = {"enrolled": "加入", "not_enrolled": "未加入", "exempt": "適用除外", "unknown": "未確認"}
 
 
+def too_long(label: str, value: str | None, column: Any) -> None:
+    """Refuse what the column cannot hold: SQLite would store it anyway, PostgreSQL would refuse it.
+
+    Checking here keeps both backends giving the same, readable answer (as the CSV import does).
+    """
+    limit = getattr(column.type, "length", None)
+    if value is not None and limit is not None and len(value) > limit:
+        raise InvalidInput(
+            "value_too_long",
+            ja=f"{label}が長すぎます（{limit}文字まで、入力は{len(value)}文字）",
+            en=f"{column.key} is longer than {limit} characters",
+            field=column.key,
+            max_length=limit,
+        )
+
+
 def company_view(c: t.Company) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -49,6 +65,12 @@ class CompanyIn:
     def checked(self) -> CompanyIn:
         if not self.name.strip():
             raise InvalidInput("company_name_required", ja="事業者名を入力してください", en="a name is required")
+        c = t.Company.__table__.c
+        too_long("事業者名", self.name.strip(), c.name)
+        too_long("事業者名（カナ）", self.name_kana, c.name_kana)
+        too_long("建設業許可番号", self.permit_number, c.permit_number)
+        too_long("所在地", self.address, c.address)
+        too_long("代表者名", self.representative, c.representative)
         return CompanyIn(
             ccus_id=ids.ccus_id("company", self.ccus_id),
             name=self.name.strip(),
@@ -159,6 +181,18 @@ def add_worker(ctx: Context, s: Session, actor: Actor | None, data: WorkerIn) ->
     ccus = ids.ccus_id("worker", data.ccus_id)
     if not data.name.strip():
         raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
+    c = t.Worker.__table__.c
+    too_long("氏名", data.name.strip(), c.name)
+    too_long("氏名（カナ）", data.name_kana, c.name_kana)
+    too_long("住所", data.address, c.address)
+    too_long("電話番号", data.phone, c.phone)
+    too_long("血液型", data.blood_type, c.blood_type)
+    too_long("顔写真", data.face_photo, c.face_photo)
+    qc = t.Qualification.__table__.c
+    for q in data.qualifications:
+        too_long("資格の区分", q.category, qc.category)
+        too_long("資格の名称", q.name.strip(), qc.name)
+        too_long("資格の番号", q.number, qc.number)
     if data.level is not None and not 1 <= data.level <= 4:
         raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
     _check_insurance(
@@ -192,7 +226,7 @@ def add_worker(ctx: Context, s: Session, actor: Actor | None, data: WorkerIn) ->
     )
     s.add(w)
     s.flush()
-    for tr in {(x.major_code, x.minor_code) for x in trades}:
+    for tr in dict.fromkeys((x.major_code, x.minor_code) for x in trades):  # in the order given, each once
         s.add(t.WorkerTrade(worker_id=w.id, major_code=tr[0], minor_code=tr[1]))
     for q in data.qualifications:
         if not q.name.strip():
@@ -303,9 +337,13 @@ def sees_on_roster(s: Session, actor: Actor, worker_id: int) -> bool:
             continue
         tree = load_tree(s, e.site_id)
         mine = tree.node_of_company(actor.company_id)
-        if mine is not None and mine.status == "registered" and e.node_id in tree.nodes:
-            if tree.in_subtree(mine.id, e.node_id):
-                return True
+        if (
+            mine is not None
+            and mine.status == "registered"
+            and e.node_id in tree.nodes
+            and tree.in_subtree(mine.id, e.node_id)
+        ):
+            return True
     return False
 
 
@@ -380,6 +418,7 @@ def link_card(
 ) -> dict[str, Any]:
     """Link a card; with ``replaces`` the worker's active cards are revoked (lost card): history stays."""
     uid = ids.card_uid(uid)
+    too_long("無効にする理由", reason, t.Card.__table__.c.revoke_reason)
     if tech not in CARD_TECHS:
         raise InvalidInput("invalid_card_tech", ja="カードの種類が正しくありません", en=f"tech is one of {CARD_TECHS}")
     with ctx.store.write() as s:
@@ -407,6 +446,7 @@ def link_card(
 
 
 def revoke_card(ctx: Context, actor: Actor, card_id: int, reason: str) -> dict[str, Any]:
+    too_long("無効にする理由", reason, t.Card.__table__.c.revoke_reason)
     with ctx.store.write() as s:
         c = s.get(t.Card, card_id)
         if c is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -22,7 +23,7 @@ from server.domain.roster import (
 from server.domain.trades import trade_table
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.services.common import as_aware, audit, get, load_tree, site_or_404, snapshot, worker_or_404
-from server.services.companies import has_proxy_consent
+from server.services.companies import has_proxy_consent, too_long
 from server.services.context import Context
 from server.store import tables as t
 
@@ -130,16 +131,27 @@ def _authorize(s: Session, actor: Actor, tree: Tree, employer_id: int) -> int:
 
 
 def _checked(s: Session, worker_id: int, f: EntryFields) -> EntryFields:
+    """The fields as stored: trade codes as the table spells them (full-width digits are tolerated),
+    each checkbox item once."""
     if f.trade is not None:
-        trade_table().get(*f.trade)
+        tr = trade_table().get(*f.trade)
+        f = replace(f, trade=(tr.major_code, tr.minor_code))
+    f = replace(
+        f,
+        hazardous=tuple(dict.fromkeys(f.hazardous)),
+        health_checks=tuple(dict.fromkeys(f.health_checks)),
+        qualification_ids=tuple(dict.fromkeys(f.qualification_ids)),
+    )
     check_entry(f, _holdings(s, worker_id))
+    too_long("有害物質の取扱い（その他）", f.hazardous_other, t.RosterEntry.__table__.c.hazardous_other)
+    too_long("特殊健康診断（その他）", f.health_checks_other, t.RosterEntry.__table__.c.health_checks_other)
     return f
 
 
 def add_entry(ctx: Context, s: Session, actor: Actor, tree: Tree, worker_id: int, f: EntryFields) -> t.RosterEntry:
     w = worker_or_404(s, worker_id)
     node_id = _authorize(s, actor, tree, w.employer_id)
-    _checked(s, w.id, f)
+    f = _checked(s, w.id, f)
     if s.scalar(select(t.RosterEntry.id).where(t.RosterEntry.site_id == tree.site_id, t.RosterEntry.worker_id == w.id)):
         raise Conflict(
             "already_on_roster",
@@ -178,6 +190,18 @@ def _entry(s: Session, entry_id: int) -> t.RosterEntry:
     )
 
 
+def _authorize_entry(s: Session, actor: Actor, tree: Tree, e: t.RosterEntry, employer_id: int) -> None:
+    """Editing or removing an entry: refused with the reason to those who see it, as not found to the rest."""
+    try:
+        _authorize(s, actor, tree, employer_id)
+    except (Forbidden, NotFound, Conflict):
+        if not _sees_entry(actor, tree, e):
+            raise NotFound(
+                "roster_entry_not_found", ja="作業員名簿の登録が見つかりません", en="no such roster entry"
+            ) from None
+        raise
+
+
 def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """編集: any subset of the fields; the rest stays."""
     with ctx.store.write() as s:
@@ -185,14 +209,7 @@ def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -
         site_or_404(s, e.site_id, lock=True)
         tree = load_tree(s, e.site_id)
         w = worker_or_404(s, e.worker_id)
-        try:
-            _authorize(s, actor, tree, w.employer_id)
-        except Forbidden:
-            if not _sees_entry(actor, tree, e):
-                raise NotFound(
-                    "roster_entry_not_found", ja="作業員名簿の登録が見つかりません", en="no such roster entry"
-                ) from None
-            raise
+        _authorize_entry(s, actor, tree, e, w.employer_id)
         current = _fields(e).__dict__ | {}
         unknown = set(changes) - set(current)
         if unknown:
@@ -201,8 +218,7 @@ def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -
                 ja=f"変更できない項目です: {', '.join(sorted(unknown))}",
                 en=f"unknown fields: {', '.join(sorted(unknown))}",
             )
-        merged = EntryFields(**(current | changes))
-        _checked(s, w.id, merged)
+        merged = _checked(s, w.id, EntryFields(**(current | changes)))
         before = snapshot(e)
         _apply_fields(e, merged)
         e.updated_at = ctx.now()
@@ -216,7 +232,7 @@ def remove(ctx: Context, actor: Actor, entry_id: int) -> None:
         site_or_404(s, e.site_id, lock=True)
         tree = load_tree(s, e.site_id)
         w = worker_or_404(s, e.worker_id)
-        _authorize(s, actor, tree, w.employer_id)
+        _authorize_entry(s, actor, tree, e, w.employer_id)
         before = snapshot(e)
         s.delete(e)
         audit(ctx, s, actor, "roster.remove", "roster_entry", entry_id, before, None, site_id=before["site_id"])
@@ -255,12 +271,9 @@ def list_roster(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
 
 
 def _on_site(actor: Actor, tree: Tree) -> bool:
+    """A company account acting on this site for a company that is 登録 on it (a 現場管理者 only if bound)."""
     mine = tree.node_of_company(actor.company_id)
-    return (
-        mine is not None and mine.status == Status.REGISTERED and actor.acts_on_site(tree.site_id)
-        if actor.role != Role.SITE_MANAGER
-        else (mine is not None and tree.site_id in actor.site_ids)
-    )
+    return mine is not None and mine.status == Status.REGISTERED and actor.acts_on_site(tree.site_id)
 
 
 # --- patterns (作業員名簿パターン) -------------------------------------------------------------------
@@ -293,6 +306,7 @@ def save_pattern(ctx: Context, actor: Actor, name: str, entries: Iterable[tuple[
         raise Forbidden("role_not_allowed", ja="作業員名簿パターンは事業者のIDで登録します", en="company accounts only")
     if not name.strip():
         raise InvalidInput("pattern_name_required", ja="パターン名を入力してください", en="name the pattern")
+    too_long("パターン名", name.strip(), t.RosterPattern.__table__.c.name)
     with ctx.store.write() as s:
         stored = []
         for worker_id, f in entries:
@@ -304,10 +318,19 @@ def save_pattern(ctx: Context, actor: Actor, name: str, entries: Iterable[tuple[
                     en="only your own workers",
                     worker_id=worker_id,
                 )
-            _checked(s, w.id, f)
+            f = _checked(s, w.id, f)
             stored.append({"worker_id": w.id, "fields": _fields_json(f)})
         if not stored:
             raise InvalidInput("pattern_empty", ja="技能者を1名以上選択してください", en="choose at least one worker")
+        taken = select(t.RosterPattern.id).where(
+            t.RosterPattern.company_id == actor.company_id, t.RosterPattern.name == name.strip()
+        )
+        if s.scalar(taken):
+            raise Conflict(
+                "pattern_name_taken",
+                ja=f"同じ名前の作業員名簿パターン「{name.strip()}」がすでにあります",
+                en=f"a roster pattern named {name.strip()!r} already exists",
+            )
         p = t.RosterPattern(company_id=actor.company_id, name=name.strip(), entries=stored, created_at=ctx.now())
         s.add(p)
         s.flush()
