@@ -38,8 +38,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         password = args.operator_password or os.environ.get("GENBA_OPERATOR_PASSWORD")
         if not password:
             if not sys.stdin.isatty():
-                print("運用管理者のパスワードを --operator-password か GENBA_OPERATOR_PASSWORD で指定してください",
-                      file=sys.stderr)
+                print(
+                    "運用管理者のパスワードを --operator-password か GENBA_OPERATOR_PASSWORD で指定してください",
+                    file=sys.stderr,
+                )
                 return 2
             password = getpass.getpass(f"運用管理者 {args.operator} のパスワード: ")
         ctx = _context(cfg)
@@ -63,8 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config)
     if migrate.current(cfg.database_url) is None:
-        print("データベースが初期化されていません。先に genba-server init --config FILE を実行してください",
-              file=sys.stderr)
+        print(
+            "データベースが初期化されていません。先に genba-server init --config FILE を実行してください",
+            file=sys.stderr,
+        )
         return 2
     app = create_app(_context(cfg))
     host = args.host or cfg.http.host
@@ -85,11 +89,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"ファイルがありません: {args.file}", file=sys.stderr)
         return 2
     except UnicodeDecodeError:
-        print(f"文字コードを読めません。--encoding cp932（Shift_JIS）か utf-8-sig を指定してください: {args.file}",
-              file=sys.stderr)
+        print(
+            f"文字コードを読めません。--encoding cp932（Shift_JIS）か utf-8-sig を指定してください: {args.file}",
+            file=sys.stderr,
+        )
         return 2
     except importer.ImportFailed as exc:
-        print(f"取り込みを中止しました（何も登録していません）。{len(exc.problems)}件の誤りがあります:", file=sys.stderr)
+        print(
+            f"取り込みを中止しました（何も登録していません）。{len(exc.problems)}件の誤りがあります:", file=sys.stderr
+        )
         for p in exc.problems:
             print(f"  {p.line}行目: {p.message}", file=sys.stderr)
         return 1
@@ -108,8 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--config", metavar="FILE", help="設定ファイル（TOML）。省略時は既定値（./genba.db）")
 
-    sp = sub.add_parser("init", help="データベースを作成・更新し、運用管理者を作る",
-                        description="データベースを最新のスキーマに更新します（何度実行しても安全）。")
+    sp = sub.add_parser(
+        "init",
+        help="データベースを作成・更新し、運用管理者を作る",
+        description="データベースを最新のスキーマに更新します（何度実行しても安全）。",
+    )
     common(sp)
     sp.add_argument("--operator", metavar="LOGIN_ID", help="作成する運用管理者のログインID")
     sp.add_argument("--operator-password", metavar="PASSWORD", help="省略時は GENBA_OPERATOR_PASSWORD か入力を求める")
@@ -122,14 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser(
-        "import", help="CCUSのCSV（事業者・技能者）を取り込む",
+        "import",
+        help="CCUSのCSV（事業者・技能者）を取り込む",
         description="CCUSから出力したCSVを取り込みます。1行でも誤りがあれば何も登録せず、行番号と理由を表示します。"
         " 列は docs/csv-import.md を参照。",
     )
     common(sp)
     sp.add_argument("kind", choices=["companies", "workers"], help="取り込む種類")
     sp.add_argument("file", help="CSVファイル")
-    sp.add_argument("--encoding", default="utf-8-sig", help="文字コード（既定 utf-8-sig。CCUSの出力が Shift_JIS なら cp932）")
+    sp.add_argument(
+        "--encoding", default="utf-8-sig", help="文字コード（既定 utf-8-sig。CCUSの出力が Shift_JIS なら cp932）"
+    )
     sp.set_defaults(func=cmd_import)
     return p
 

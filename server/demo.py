@@ -55,8 +55,12 @@ class DemoBuilder:
         c = companies.create_company(self.ctx, self.operator, companies.CompanyIn(ccus_id=ccus_id, name=name, **extra))
         login = f"{key}-owner"
         created = accounts.create_account(
-            self.ctx, self.operator, login_id=login, display_name=f"{name} 事業者責任者",
-            role=Role.COMPANY_OWNER, company_id=c["id"],
+            self.ctx,
+            self.operator,
+            login_id=login,
+            display_name=f"{name} 事業者責任者",
+            role=Role.COMPANY_OWNER,
+            company_id=c["id"],
         )
         # The demo skips the paper hand-over: set the password the README prints.
         actor = Actor(created["id"], Role.COMPANY_OWNER, c["id"])
@@ -65,21 +69,28 @@ class DemoBuilder:
         self.companies[key] = dc
         return dc
 
-    def workers(self, employer: DemoCompany, names: list[str], trade: tuple[str, str],
-                qualification: str | None = None) -> list[dict[str, object]]:
+    def workers(
+        self, employer: DemoCompany, names: list[str], trade: tuple[str, str], qualification: str | None = None
+    ) -> list[dict[str, object]]:
         out = []
         for name in names:
             self._worker_seq += 1
             quals = [companies.QualificationIn(category="技能講習", name=qualification)] if qualification else []
             w = companies.create_worker(
-                self.ctx, employer.actor,
+                self.ctx,
+                employer.actor,
                 companies.WorkerIn(
-                    ccus_id=f"8{self._worker_seq:013d}", name=name, employer_id=employer.id,
+                    ccus_id=f"8{self._worker_seq:013d}",
+                    name=name,
+                    employer_id=employer.id,
                     birth_date=date(1970 + self._worker_seq, 4, 1 + self._worker_seq % 27),
                     level=1 + self._worker_seq % 4,
-                    health_insurance="enrolled", pension_insurance="enrolled", employment_insurance="enrolled",
+                    health_insurance="enrolled",
+                    pension_insurance="enrolled",
+                    employment_insurance="enrolled",
                     kentaikyo="enrolled" if self._worker_seq % 3 else "not_enrolled",
-                    trades=[trade], qualifications=quals,
+                    trades=[trade],
+                    qualifications=quals,
                 ),
             )
             companies.link_card(self.ctx, employer.actor, w["id"], f"0114{self._worker_seq:012X}", "felica")
@@ -90,8 +101,14 @@ class DemoBuilder:
 def build(ctx: Context) -> dict[str, object]:
     """Lay out the demo site; returns what the printout needs."""
     b = DemoBuilder(ctx)
-    prime = b.company("kihon", "38809523422822", "(株)基本建設", corporate_number=_corporate(100000000001),
-                      address="東京都港区虎ノ門1-1-1", representative="基本 一郎")
+    prime = b.company(
+        "kihon",
+        "38809523422822",
+        "(株)基本建設",
+        corporate_number=_corporate(100000000001),
+        address="東京都港区虎ノ門1-1-1",
+        representative="基本 一郎",
+    )
     up1 = b.company("up1", "20862153068122", "アップ一級工務店(株)", address="東京都千代田区1-2-3")
     denko = b.company("toto", "31245678901222", "東都電設(株)", address="東京都品川区2-3-4")
     sys2 = b.company("sys2", "96131765752422", "システム二次建築(株)", address="東京都千代田区板橋150-150")
@@ -99,11 +116,20 @@ def build(ctx: Context) -> dict[str, object]:
     ccus = b.company("ccus", "00296344578652", "CCUS建設(株)", address="東京都港区虎ノ門4-2-12")
     wangan = b.company("wangan", "77712345678902", "湾岸設備(株)", address="東京都江東区5-6-7")
 
-    site = sites.create_site(ctx, prime.actor, sites.SiteIn(
-        ccus_id="40224614116771", name="エプロ建設工事", order_type="private",
-        period_start=date(2026, 4, 1), period_end=date(2027, 9, 30), address="東京都 港区 虎ノ門",
-        manager_name="現場 太郎", disclosed_items=("address", "manager_name", "period", "prime"),
-    ))
+    site = sites.create_site(
+        ctx,
+        prime.actor,
+        sites.SiteIn(
+            ccus_id="40224614116771",
+            name="エプロ建設工事",
+            order_type="private",
+            period_start=date(2026, 4, 1),
+            period_end=date(2027, 9, 30),
+            address="東京都 港区 虎ノ門",
+            manager_name="現場 太郎",
+            disclosed_items=("address", "manager_name", "period", "prime"),
+        ),
+    )
     sid = int(site["id"])
     root = sites.hierarchy(ctx, prime.actor, sid)["rows"][0]["node_id"]
 
@@ -125,18 +151,30 @@ def build(ctx: Context) -> dict[str, object]:
 
     tobi = b.workers(up1, ["匠野 技", "鳶田 一郎", "高所 次郎", "足場 三郎"], ("06", "01"), "足場の組立て等作業主任者")
     heavy = b.workers(up1, ["重量 四郎", "吊上 五郎"], ("06", "04"), "玉掛け")
-    elec = b.workers(denko, ["電気 花子", "配線 六郎", "盤上 七海", "照明 八雲", "通信 九郎"], ("09", "01"), "高所作業車運転")
+    elec = b.workers(
+        denko, ["電気 花子", "配線 六郎", "盤上 七海", "照明 八雲", "通信 九郎"], ("09", "01"), "高所作業車運転"
+    )
     form = b.workers(sys2, ["型枠 十蔵", "造作 健", "墨出 進"], ("34", "01"))
     rebar = b.workers(tekkin, ["鉄筋 一郎", "結束 二郎", "圧接 三太", "加工 四季"], ("10", "01"), "ガス溶接")
     naisou = b.workers(ccus, ["内装 美咲", "軽鉄 翔", "床張 蓮", "天井 悠"], ("43", "01"))
 
-    def put(by: DemoCompany, ws: list[dict[str, object]], trade: tuple[str, str], leader_first: bool = True,
-            position: str | None = "general", hazardous: tuple[str, ...] = ()) -> None:
+    def put(
+        by: DemoCompany,
+        ws: list[dict[str, object]],
+        trade: tuple[str, str],
+        leader_first: bool = True,
+        position: str | None = "general",
+        hazardous: tuple[str, ...] = (),
+    ) -> None:
         for i, w in enumerate(ws):
             pos = "foreman" if leader_first and i == 0 else position
-            roster.register(ctx, by.actor, sid, int(w["id"]),  # type: ignore[call-overload]
-                            EntryFields(trade=trade, position=pos, hazardous=hazardous,
-                                        work_description="躯体・仕上げ作業"))
+            roster.register(
+                ctx,
+                by.actor,
+                sid,
+                int(w["id"]),  # type: ignore[call-overload]
+                EntryFields(trade=trade, position=pos, hazardous=hazardous, work_description="躯体・仕上げ作業"),
+            )
 
     put(up1, tobi, ("06", "01"))
     put(up1, heavy, ("06", "04"), leader_first=False, position="subforeman")
@@ -150,8 +188,9 @@ def build(ctx: Context) -> dict[str, object]:
     put(ccus, naisou[2:], ("43", "01"), leader_first=False, position=None)
     # 鉄筋 一郎 agrees to show his level and qualifications; so does his employer.
     ichiro = int(rebar[0]["id"])  # type: ignore[call-overload]
-    login = accounts.create_account(ctx, tekkin.actor, login_id="tekkin-ichiro", display_name="鉄筋 一郎",
-                                    role=Role.WORKER, worker_id=ichiro)
+    login = accounts.create_account(
+        ctx, tekkin.actor, login_id="tekkin-ichiro", display_name="鉄筋 一郎", role=Role.WORKER, worker_id=ichiro
+    )
     worker = Actor(login["id"], Role.WORKER, worker_id=ichiro)
     accounts.change_password(ctx, worker, login["initial_password"], DEMO_PASSWORD, SECURITY_CODE)
     consents.set_disclosure(ctx, worker, ichiro, None, {"level": True, "qualifications": True})
@@ -195,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     sid = info["site_id"]
     print(f"""
 == GenbaGate demo ==
-Database : {workdir / 'genba.db'}  (config: {workdir / 'server.toml'})
-Site     : エプロ建設工事 (現場ID 40224614116771, id {sid}) — {info['workers']} workers, 3 tiers,
+Database : {workdir / "genba.db"}  (config: {workdir / "server.toml"})
+Site     : エプロ建設工事 (現場ID 40224614116771, id {sid}) — {info["workers"]} workers, 3 tiers,
            a replaced CCUS未登録 placeholder, and a pending invitation for 湾岸設備(株)
 API      : {base}/api/v1     OpenAPI: {base}/openapi.json     Docs: {base}/docs
 
@@ -208,7 +247,8 @@ Logins (password for all: {DEMO_PASSWORD}):
     print(f"""
 Try (in another terminal):
   TOKEN=$(curl -s -X POST {base}/api/v1/auth/login -H 'Content-Type: application/json' \\
-      -d '{{"login_id": "kihon-owner", "password": "{DEMO_PASSWORD}"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+      -d '{{"login_id": "kihon-owner", "password": "{DEMO_PASSWORD}"}}' \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   curl -s {base}/api/v1/sites/{sid}/hierarchy -H "Authorization: Bearer $TOKEN" | python3 -m json.tool
   curl -s {base}/api/v1/sites/{sid}/roster -H "Authorization: Bearer $TOKEN" | python3 -m json.tool
   # as 湾岸設備 (login wangan-owner): GET /api/v1/approval-requests, then POST /api/v1/hierarchy/NODE/approve

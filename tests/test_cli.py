@@ -99,7 +99,8 @@ def test_run_serves_the_api_on_either_backend(tmp_path: Path, db_url: str) -> No
         assert r.status_code == 200 and r.json()["scope"] == "full"
         spec = httpx.get(base + "/openapi.json").json()
         assert "/api/v1/sites/{site_id}/hierarchy" in spec["paths"]
-        bad = httpx.post(base + "/api/v1/auth/login", content=b"{not json", headers={"Content-Type": "application/json"})
+        bad = httpx.post(base + "/api/v1/auth/login", content=b"{not json",
+                         headers={"Content-Type": "application/json"})
         assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
     finally:
         proc.terminate()

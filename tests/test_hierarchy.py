@@ -564,3 +564,12 @@ def test_the_work_name_is_edited_by_the_company_itself_or_a_company_above(api: A
     rows = {r["node_id"]: r for r in _rows(prime.owner, site)}
     assert (rows[n2]["work_name"], rows[n2]["work_content"]) == ("内装仕上工事（変更）", "全フロア")
     assert rows[site.root]["work_name"] == "新築工事一式" and rows[ns]["work_name"] == "躯体工事"
+
+
+def test_a_hierarchy_pattern_name_is_used_once_per_company(api: Api) -> None:
+    prime = api.company("(株)基本建設")
+    site = api.site(prime)
+    api.registered(site, prime, site.root, api.company("一次(株)"))
+    prime.owner.ok("POST", "/hierarchy-patterns", {"site_id": site.id, "name": "標準"}, status=201)
+    prime.owner.fail("POST", "/hierarchy-patterns", {"site_id": site.id, "name": "標準"}, status=409,
+                     code="pattern_name_taken")

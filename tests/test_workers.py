@@ -327,3 +327,46 @@ def test_overlong_text_is_refused_with_a_4xx_and_changes_nothing(api: Api) -> No
     ]
     assert api.operator.ok("GET", "/companies", name="長すぎ") == []
     assert api.operator.ok("GET", "/companies", name="社社社") == []
+
+
+def test_the_employer_keeps_its_workers_data_current(api: Api) -> None:
+    employer = api.company("鳶田組(株)")
+    worker = api.worker(employer, "鳶田 一郎", trades=[TOBI])
+    updated = employer.owner.ok("PATCH", f"/workers/{worker['id']}", {
+        "kentaikyo": "enrolled", "level": 3, "trades": [TOBI, DAIKU],
+        "add_qualifications": [{"category": "技能講習", "name": "玉掛け"}],
+    })
+    assert updated["kentaikyo"] == "enrolled" and updated["level"] == 3
+    assert [(t["major"], t["minor"]) for t in updated["trades"]] == [("06", "01"), ("34", "01")]
+    assert [q["name"] for q in updated["qualifications"]] == ["玉掛け"]
+
+    other = api.company("他社(株)")
+    other.owner.fail("PATCH", f"/workers/{worker['id']}", {"level": 1}, status=404, code="worker_not_found")
+    me = api.worker_login(employer, worker)
+    me.fail("PATCH", f"/workers/{worker['id']}", {"level": 1}, status=403, code="role_not_allowed")
+    employer.owner.fail("PATCH", f"/workers/{worker['id']}", {"level": 9}, status=422, code="invalid_level")
+    employer.owner.fail("PATCH", f"/workers/{worker['id']}", {"trades": [{"major": "99", "minor": "99"}]},
+                        status=422, code="unknown_trade")
+    employer.owner.fail("PATCH", f"/workers/{worker['id']}", {"kentaikyo": "maybe"}, status=422,
+                        code="invalid_insurance_state")
+    after = employer.owner.ok("GET", f"/workers/{worker['id']}")
+    assert after["level"] == 3 and len(after["trades"]) == 2  # the refusals changed nothing
+    log = api.operator.ok("GET", "/audit")
+    assert any(e["action"] == "worker.update" and e["before"]["level"] is None and e["after"]["level"] == 3
+               for e in log)
+
+
+def test_a_worker_account_does_not_list_its_companys_workers(api: Api) -> None:
+    employer = api.company("鳶田組(株)")
+    worker = api.worker(employer, "鳶田 一郎")
+    me = api.worker_login(employer, worker)
+    me.fail("GET", f"/companies/{employer.id}/workers", status=403, code="role_not_allowed")
+
+
+def test_text_too_long_for_its_column_is_refused_the_same_on_both_backends(api: Api) -> None:
+    prime = api.company("(株)基本建設")
+    site = api.site(prime)
+    prime.owner.fail("PATCH", f"/sites/{site.id}", {"name": "現" * 201}, status=422, code="value_too_long")
+    prime.owner.fail("POST", f"/sites/{site.id}/hierarchy", {"parent_node_id": site.root,
+                     "placeholder_name": "未" * 201}, status=422)
+    assert prime.owner.ok("GET", f"/sites/{site.id}")["name"] == site.name

@@ -35,7 +35,10 @@ def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(
         title="GenbaGate API",
         version="1",
-        description="現場ゲート: 現場・施工体制・作業員名簿・同意・アカウント。エラーは code / message / message_en を返します。",
+        description=(
+            "現場ゲート: 現場・施工体制・作業員名簿・同意・アカウント。"
+            "エラーは code / message / message_en を返します。"
+        ),
         openapi_url="/openapi.json",
     )
     app.state.ctx = ctx

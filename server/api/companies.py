@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from server.api.deps import Ctx, CurrentActor
-from server.api.schemas import CardIn, CardRevokeIn, CompanyIn, WorkerIn
+from server.api.schemas import CardIn, CardRevokeIn, CompanyIn, WorkerIn, WorkerUpdateIn
 from server.services import companies as svc
 
 router = APIRouter(tags=["companies and workers"])
@@ -55,6 +55,23 @@ def create_worker(ctx: Ctx, actor: CurrentActor, body: WorkerIn) -> dict[str, An
 def get_worker(ctx: Ctx, actor: CurrentActor, worker_id: int) -> dict[str, Any]:
     """見える項目は閲覧者によって変わります（visible_items）。"""
     return svc.get_worker(ctx, actor, worker_id)
+
+
+@router.patch("/workers/{worker_id}")
+def update_worker(ctx: Ctx, actor: CurrentActor, worker_id: int, body: WorkerUpdateIn) -> dict[str, Any]:
+    """所属事業者が技能者情報（保険・建退共・職種・資格など）を更新します。"""
+    changes = body.model_dump(exclude_unset=True, exclude={"trades", "add_qualifications"})
+    for key in ("health_insurance", "pension_insurance", "employment_insurance", "kentaikyo"):
+        if key in changes and changes[key] is None:
+            changes[key] = "unknown"
+    return svc.update_worker(
+        ctx,
+        actor,
+        worker_id,
+        changes,
+        trades=[(t.major, t.minor) for t in body.trades] if body.trades is not None else None,
+        add_qualifications=[svc.QualificationIn(**q.model_dump()) for q in body.add_qualifications],
+    )
 
 
 @router.get("/workers/{worker_id}/cards")

@@ -37,9 +37,7 @@ def current_actor(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None
     return accounts.authenticate(ctx, _token(creds))
 
 
-def password_change_actor(
-    ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Actor:
+def password_change_actor(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
     """The one place a first-login token (scope password_change) is accepted."""
     return accounts.authenticate(ctx, _token(creds), allow_password_change=True)
 

@@ -20,8 +20,13 @@ router = APIRouter(tags=["reference"])
 def trades(q: str | None = None) -> list[dict[str, str]]:
     rows = trade_table().search(q) if q else trade_table().all()
     return [
-        {"major": t.major_code, "major_name": t.major_name, "minor": t.minor_code, "minor_name": t.minor_name,
-         "label": t.label}
+        {
+            "major": t.major_code,
+            "major_name": t.major_name,
+            "minor": t.minor_code,
+            "minor_name": t.minor_name,
+            "label": t.label,
+        }
         for t in rows
     ]
 

@@ -84,6 +84,23 @@ class WorkerIn(Body):
     qualifications: list[QualificationIn] = []
 
 
+class WorkerUpdateIn(Body):
+    name: str | None = None
+    name_kana: str | None = None
+    birth_date: date | None = None
+    address: str | None = None
+    phone: str | None = None
+    blood_type: str | None = None
+    level: int | None = None
+    face_photo: str | None = None
+    health_insurance: str | None = None
+    pension_insurance: str | None = None
+    employment_insurance: str | None = None
+    kentaikyo: str | None = None
+    trades: list[TradeIn] | None = Field(None, description="登録職種（一覧を置き換え）")
+    add_qualifications: list[QualificationIn] = Field([], description="追加する資格")
+
+
 class CardIn(Body):
     uid: str = Field(..., description="カードUID（FeliCa IDm など、16進数）")
     tech: str = Field("felica", description="felica | iso14443a | iso14443b")

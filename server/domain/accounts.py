@@ -106,7 +106,7 @@ def check_new_password(password: str, login_id: str) -> None:
         raise InvalidInput(
             "weak_password",
             ja=f"パスワードは{MIN_PASSWORD}文字以上で、英字と数字を含み、ログインIDを含まないものにしてください",
-            en=f"a password needs {MIN_PASSWORD}+ characters with letters and digits, and must not contain the login ID",
+            en=f"a password needs {MIN_PASSWORD}+ characters with letters and digits, and not the login ID",
         )
 
 

@@ -37,8 +37,17 @@ def list_entries(ctx: Context, actor: Actor, site_id: int | None, limit: int = 1
         else:
             q = q.where(t.AuditEntry.account_id == actor.account_id)
         return [
-            {"id": e.id, "at": as_aware(e.at).isoformat(), "account_id": e.account_id, "company_id": e.company_id,
-             "site_id": e.site_id, "action": e.action, "entity": e.entity, "entity_id": e.entity_id,
-             "before": e.before, "after": e.after}
+            {
+                "id": e.id,
+                "at": as_aware(e.at).isoformat(),
+                "account_id": e.account_id,
+                "company_id": e.company_id,
+                "site_id": e.site_id,
+                "action": e.action,
+                "entity": e.entity,
+                "entity_id": e.entity_id,
+                "before": e.before,
+                "after": e.after,
+            }
             for e in s.scalars(q)
         ]

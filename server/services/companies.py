@@ -369,10 +369,16 @@ def get_worker(ctx: Context, actor: Actor, worker_id: int) -> dict[str, Any]:
 
 def list_company_workers(ctx: Context, actor: Actor, company_id: int) -> list[dict[str, Any]]:
     """所属技能者一覧: the employer sees all; a proxy agent sees what registering needs."""
+    if not actor.is_company:
+        raise Forbidden(
+            "role_not_allowed",
+            ja="所属技能者一覧は事業者のIDで表示します",
+            en="the list of a company's workers is for company accounts",
+        )
     with ctx.store.read() as s:
         company_or_404(s, company_id)
-        own = actor.is_company and actor.company_id == company_id
-        if not own and not (actor.is_company and has_proxy_consent(s, company_id, actor.company_id)):
+        own = actor.company_id == company_id
+        if not own and not has_proxy_consent(s, company_id, actor.company_id):
             raise Forbidden(
                 "proxy_consent_required",
                 ja="他社の所属技能者を見るには、その事業者の代理手続きの同意が必要です",
@@ -471,3 +477,77 @@ def list_cards(ctx: Context, actor: Actor, worker_id: int) -> list[dict[str, Any
 
 def count(s: Session, model: Any, *where: Any) -> int:
     return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+WORKER_FIELDS = frozenset(
+    {
+        "name",
+        "name_kana",
+        "birth_date",
+        "address",
+        "phone",
+        "blood_type",
+        "level",
+        "face_photo",
+        "health_insurance",
+        "pension_insurance",
+        "employment_insurance",
+        "kentaikyo",
+    }
+)
+
+
+def update_worker(
+    ctx: Context,
+    actor: Actor,
+    worker_id: int,
+    changes: dict[str, Any],
+    trades: Sequence[tuple[str, str]] | None = None,
+    add_qualifications: Sequence[QualificationIn] = (),
+) -> dict[str, Any]:
+    """The employer keeps its worker's CCUS data current: personal items, insurance, 建退共, trades
+    (the list is replaced) and new qualifications. Roster entries keep what they recorded."""
+    if actor.role != Role.OPERATOR:
+        require_role(actor, COMPANY_ADMIN_ROLES, "技能者情報の変更", "edit workers")
+    unknown = set(changes) - WORKER_FIELDS
+    if unknown:
+        raise InvalidInput(
+            "unknown_field",
+            ja=f"変更できない項目です: {', '.join(sorted(unknown))}",
+            en=f"cannot change {', '.join(sorted(unknown))}",
+        )
+    with ctx.store.write() as s:
+        w = worker_or_404(s, worker_id)
+        if actor.role != Role.OPERATOR and actor.company_id != w.employer_id:
+            raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
+        if "name" in changes and not (changes["name"] or "").strip():
+            raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
+        level = changes.get("level")
+        if level is not None and not 1 <= level <= 4:
+            raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
+        _check_insurance(**{k: v for k, v in changes.items() if k.endswith("insurance") or k == "kentaikyo"})
+        before = snapshot(w) | {"trades": _trades(s, w.id)}
+        for key, value in changes.items():
+            setattr(w, key, value)
+        if trades is not None:
+            checked = list(
+                dict.fromkeys((x.major_code, x.minor_code) for x in (trade_table().get(*tr) for tr in trades))
+            )
+            for row in s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == w.id)):
+                s.delete(row)
+            s.flush()
+            for major, minor in checked:
+                s.add(t.WorkerTrade(worker_id=w.id, major_code=major, minor_code=minor))
+        for q in add_qualifications:
+            if not q.name.strip():
+                raise InvalidInput(
+                    "qualification_name_required", ja="資格名を入力してください", en="name a qualification"
+                )
+            s.add(
+                t.Qualification(
+                    worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
+                )
+            )
+        s.flush()
+        audit(ctx, s, actor, "worker.update", "worker", w.id, before, snapshot(w) | {"trades": _trades(s, w.id)})
+        return _worker_full(s, w)

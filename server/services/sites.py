@@ -476,6 +476,15 @@ def save_pattern(ctx: Context, actor: Actor, site_id: int, name: str) -> dict[st
                 "pattern_empty", ja="自社の下位に事業者がいないため保存できません", en="nothing below your company"
             )
         assert actor.company_id is not None
+        taken = select(t.HierarchyPattern.id).where(
+            t.HierarchyPattern.company_id == actor.company_id, t.HierarchyPattern.name == name.strip()
+        )
+        if s.scalar(taken):
+            raise Conflict(
+                "pattern_name_taken",
+                ja="同じ名前の施工体制パターンがすでにあります。別の名前を付けてください",
+                en="a hierarchy pattern with this name already exists",
+            )
         p = t.HierarchyPattern(
             company_id=actor.company_id, name=name.strip(), tree=_pattern_json(rows), created_at=ctx.now()
         )

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, String, create_engine, event, inspect
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -54,6 +54,26 @@ def _out_of_range(exc: Exception) -> InvalidInput:
     )
 
 
+def _check_lengths(session: Session, _flush: Any, _instances: Any) -> None:
+    """Text longer than its column: PostgreSQL refuses it, SQLite would quietly store it. Refusing
+    it here, for every table, makes both backends give the same 422 (services check their own
+    fields first where a friendlier label helps)."""
+    for obj in (*session.new, *session.dirty):
+        for attr in inspect(obj).mapper.column_attrs:
+            column = attr.columns[0]
+            limit = getattr(column.type, "length", None) if isinstance(column.type, String) else None
+            value = getattr(obj, attr.key, None)
+            if limit and isinstance(value, str) and len(value) > limit:
+                raise InvalidInput(
+                    "value_too_long",
+                    ja=f"入力値が長すぎます（{column.table.name}.{column.key}: {limit}文字まで、"
+                    f"入力は{len(value)}文字）",
+                    en=f"{column.table.name}.{column.key} is longer than {limit} characters",
+                    field=column.key,
+                    max_length=limit,
+                )
+
+
 class Store:
     """The database as the services see it: short units of work, read or write."""
 
@@ -61,6 +81,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _check_lengths)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
 
     @contextmanager
