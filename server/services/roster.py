@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -60,12 +60,32 @@ def _apply_fields(e: t.RosterEntry, f: EntryFields) -> None:
     e.qualification_ids = list(f.qualification_ids)
 
 
-def entry_view(s: Session, e: t.RosterEntry, tree: Tree | None = None) -> dict[str, Any]:
-    w = worker_or_404(s, e.worker_id)
-    employer = s.get(t.Company, w.employer_id)
+@dataclass
+class _Related:
+    """What entry views need besides the entry, loaded once for a whole list (no query per row)."""
+
+    workers: dict[int, t.Worker]
+    companies: dict[int, t.Company]
+    qualifications: dict[int, t.Qualification]
+
+    @classmethod
+    def load(cls, s: Session, worker_ids: Collection[int]) -> _Related:
+        workers = {w.id: w for w in s.scalars(select(t.Worker).where(t.Worker.id.in_(worker_ids)))}
+        employer_ids = {w.employer_id for w in workers.values()}
+        companies = {c.id: c for c in s.scalars(select(t.Company).where(t.Company.id.in_(employer_ids)))}
+        quals = {q.id: q for q in s.scalars(select(t.Qualification).where(t.Qualification.worker_id.in_(worker_ids)))}
+        return cls(workers, companies, quals)
+
+
+def entry_view(
+    s: Session, e: t.RosterEntry, tree: Tree | None = None, related: _Related | None = None
+) -> dict[str, Any]:
+    related = related or _Related.load(s, [e.worker_id])
+    w = related.workers.get(e.worker_id) or worker_or_404(s, e.worker_id)
+    employer = related.companies.get(w.employer_id)
     f = _fields(e)
     v = validity(f)
-    quals = {q.id: q for q in s.scalars(select(t.Qualification).where(t.Qualification.worker_id == w.id))}
+    quals = {q: related.qualifications[q] for q in f.qualification_ids if q in related.qualifications}
     return {
         "id": e.id,
         "site_id": e.site_id,
@@ -262,7 +282,8 @@ def list_roster(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
         visible = [e for e in entries if _sees_entry(actor, tree, e)]
         if not visible and not _on_site(actor, tree):
             raise NotFound("site_not_found", ja="現場が見つかりません", en="no such site", site_id=site_id)
-        rows = [entry_view(s, e, tree) for e in visible]
+        related = _Related.load(s, {e.worker_id for e in visible})
+        rows = [entry_view(s, e, tree, related) for e in visible]
         return {
             "site": {"id": site.id, "ccus_id": site.ccus_id, "name": site.name},
             "entries": rows,

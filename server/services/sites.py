@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.domain import ids
@@ -231,6 +231,13 @@ def hierarchy(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
                 select(t.Company).where(t.Company.id.in_({r.company_id for r in rows.values() if r.company_id}))
             )
         }
+        roster_counts: dict[int, int] = dict(
+            s.execute(  # type: ignore[arg-type]
+                select(t.RosterEntry.node_id, func.count())
+                .where(t.RosterEntry.site_id == site_id)
+                .group_by(t.RosterEntry.node_id)
+            ).all()
+        )
         mine = tree.node_of_company(actor.company_id)
         by_name: dict[str, list[dict[str, Any]]] | None = None
         out = []
@@ -254,7 +261,7 @@ def hierarchy(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
                 "status": r.status,
                 "status_label": STATUS_LABELS[Status(r.status)],
                 "invited_at": as_aware(r.invited_at).isoformat(),
-                "roster_count": count(s, t.RosterEntry, t.RosterEntry.node_id == n.id),
+                "roster_count": roster_counts.get(n.id, 0),
             }
             if (
                 c is None
