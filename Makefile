@@ -36,7 +36,7 @@ system-deps:
 test: system-deps venv
 	$(VENV)/bin/pytest -q
 
-demo: system-deps venv
+demo: venv
 	$(PY) -m server.demo
 
 lint: venv

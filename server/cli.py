@@ -28,22 +28,31 @@ def _context(cfg: config_mod.ServerConfig) -> Context:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from server.domain.accounts import check_new_password
     from server.services import accounts
     from server.store import migrate
 
     cfg = config_mod.load(args.config)
-    migrate.upgrade(cfg.database_url)
-    print(f"データベースを作成・更新しました: {cfg.database_url} (revision {migrate.current(cfg.database_url)})")
+    password = None
     if args.operator:
+        # Ask and check the password before touching the database, so a refusal changes nothing.
         password = args.operator_password or os.environ.get("GENBA_OPERATOR_PASSWORD")
         if not password:
             if not sys.stdin.isatty():
                 print(
-                    "運用管理者のパスワードを --operator-password か GENBA_OPERATOR_PASSWORD で指定してください",
+                    "運用管理者のパスワードを --operator-password か GENBA_OPERATOR_PASSWORD で指定してください"
+                    "\n(give the operator password with --operator-password or GENBA_OPERATOR_PASSWORD)",
                     file=sys.stderr,
                 )
                 return 2
             password = getpass.getpass(f"運用管理者 {args.operator} のパスワード: ")
+            if getpass.getpass("もう一度入力してください: ") != password:
+                print("パスワードが一致しません。もう一度 init を実行してください (passwords differ)", file=sys.stderr)
+                return 2
+        check_new_password(password, args.operator)
+    migrate.upgrade(cfg.database_url)
+    print(f"データベースを作成・更新しました: {cfg.database_url} (revision {migrate.current(cfg.database_url)})")
+    if args.operator and password:
         ctx = _context(cfg)
         try:
             accounts.create_operator(ctx, args.operator, password)
@@ -64,9 +73,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from server.store import migrate
 
     cfg = config_mod.load(args.config)
-    if migrate.current(cfg.database_url) is None:
+    sqlite_file = cfg.database_url.removeprefix("sqlite:///") if cfg.database_url.startswith("sqlite:///") else None
+    if (sqlite_file is not None and not os.path.exists(sqlite_file)) or migrate.current(cfg.database_url) is None:
         print(
-            "データベースが初期化されていません。先に genba-server init --config FILE を実行してください",
+            "データベースが初期化されていません。先に genba-server init --config FILE を実行してください"
+            "\n(the database is not initialised: run genba-server init --config FILE first)",
             file=sys.stderr,
         )
         return 2

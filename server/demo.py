@@ -10,6 +10,7 @@ the same services the API calls, so the demo data obeys every rule the API enfor
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import sys
@@ -115,6 +116,9 @@ def build(ctx: Context) -> dict[str, object]:
     tekkin = b.company("tekkin", "54896344545212", "三次鉄筋工業(株)", address="埼玉県川口市3-4-5")
     ccus = b.company("ccus", "00296344578652", "CCUS建設(株)", address="東京都港区虎ノ門4-2-12")
     wangan = b.company("wangan", "77712345678902", "湾岸設備(株)", address="東京都江東区5-6-7")
+    # Registered in CCUS but not on this site yet: the README's 置換 and 招待 examples use them.
+    b.company("shuto", "66612345678901", "首都塗装(株)", address="東京都足立区6-7-8")
+    b.company("hokuto", "55512345678903", "北斗防水(株)", address="千葉県船橋市7-8-9")
 
     site = sites.create_site(
         ctx,
@@ -219,10 +223,24 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     workdir = Path(args.dir).resolve()
+    pidfile = workdir / "demo.pid"
+    if pidfile.exists():
+        try:
+            other = int(pidfile.read_text())
+            os.kill(other, 0)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        else:
+            print(f"Another demo is running from {workdir} (pid {other}); stop it first (kill {other}).",
+                  file=sys.stderr)
+            return 2
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     url = f"sqlite:///{workdir / 'genba.db'}"
     port = args.port or _port()
+    if not args.port and port != 8080:
+        print(f"NOTE: port 8080 is in use; this demo serves on {port}. In the README's examples use "
+              f"B=http://127.0.0.1:{port}/api/v1", file=sys.stderr)
     (workdir / "server.toml").write_text(
         f'database_url = "{url}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8"
     )
@@ -239,7 +257,7 @@ Site     : エプロ建設工事 (現場ID 40224614116771, id {sid}) — {info["
            a replaced CCUS未登録 placeholder, and a pending invitation for 湾岸設備(株)
 API      : {base}/api/v1     OpenAPI: {base}/openapi.json     Docs: {base}/docs
 
-Logins (password for all: {DEMO_PASSWORD}):
+Logins (password for all: {DEMO_PASSWORD}; security code for a reset: {SECURITY_CODE}):
   admin (運用管理者)""")
     for c in cos.values():
         print(f"  {c.login:<14} {c.name} 事業者責任者")
@@ -249,8 +267,8 @@ Try (in another terminal):
   TOKEN=$(curl -s -X POST {base}/api/v1/auth/login -H 'Content-Type: application/json' \\
       -d '{{"login_id": "kihon-owner", "password": "{DEMO_PASSWORD}"}}' \\
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  curl -s {base}/api/v1/sites/{sid}/hierarchy -H "Authorization: Bearer $TOKEN" | python3 -m json.tool
-  curl -s {base}/api/v1/sites/{sid}/roster -H "Authorization: Bearer $TOKEN" | python3 -m json.tool
+  curl -s {base}/api/v1/sites/{sid}/hierarchy -H "Authorization: Bearer $TOKEN" | python3 -m json.tool --no-ensure-ascii
+  curl -s {base}/api/v1/sites/{sid}/roster -H "Authorization: Bearer $TOKEN" | python3 -m json.tool --no-ensure-ascii
   # as 湾岸設備 (login wangan-owner): GET /api/v1/approval-requests, then POST /api/v1/hierarchy/NODE/approve
 More flows: README.md, "API: main flows".
 """)
@@ -261,8 +279,12 @@ More flows: README.md, "API: main flows".
 
     from server.api.app import create_app
 
+    pidfile.write_text(str(os.getpid()))
     print(f"Serving on {base} — Ctrl-C to stop.", flush=True)
-    uvicorn.run(create_app(Context(Store(url))), host="127.0.0.1", port=port, log_level="warning")
+    try:
+        uvicorn.run(create_app(Context(Store(url))), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        pidfile.unlink(missing_ok=True)
     return 0
 
 

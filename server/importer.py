@@ -1,23 +1,31 @@
 """Load companies (事業者) and workers (技能者) from the CSV files CCUS exports.
 
 A site office moves its registry into GenbaGate by exporting from CCUS and running
-``genba-server import companies|workers FILE``. Three decisions shape this module:
+``genba-server import companies|workers FILE``, and keeps it current by downloading a fresh export
+each month and importing it again. Four decisions shape this module:
 
+* **Re-importing is normal.** A row whose 事業者ID / 技能者ID is already registered updates that
+  company or worker from the file; a new ID is added. Each row is counted as added, updated or
+  unchanged, so running the same file twice changes nothing and says so. An empty cell never erases
+  what is stored (a column emptied by mistake in Excel must not wipe a registry), and a worker's
+  employer is never changed by an import.
 * **All or nothing.** A half-imported file is worse than none: staff cannot tell which rows made
-  it, and re-running the file would then trip over the rows that did. So every row is checked and
-  written inside ONE ``ctx.store.write()`` transaction, and any problem rolls the whole file back.
+  it. So every row is checked and written inside ONE ``ctx.store.write()`` transaction, and any
+  problem rolls the whole file back. A dry run takes the same path and rolls back at the end.
 * **Every problem at once.** Fixing a 2,000-row export one error per run is miserable, so a bad row
   does not stop the import: each row runs in its own SAVEPOINT (a failed flush, e.g. an
   IntegrityError, would otherwise leave the session unusable and, on PostgreSQL, abort the whole
-  transaction), and all problems are reported together with their physical line numbers.
-* **The services decide.** Rows go through ``add_company`` / ``add_worker``, the same code the API
-  uses, so an import can never store something the screens would refuse. This module only turns
-  CSV cells into ``CompanyIn`` / ``WorkerIn`` and explains, in Japanese, what is wrong where.
+  transaction), and all problems are reported together with their physical line numbers. The one
+  exception is a quote that never closes: everything after it is misread, so reading stops there.
+* **The services decide.** New rows go through ``add_company`` / ``add_worker``, the same code the
+  API uses, so an import can never store something the screens would refuse; updates are checked
+  by the same rules and audited (``company.import_update`` / ``worker.import_update``). This module
+  turns CSV cells into ``CompanyIn`` / ``WorkerIn`` and explains, in Japanese, what is wrong where.
 
 Headers are matched after NFKC normalisation and with spaces removed, so 「氏名(カナ)」 (half-width
 parentheses, as Excel or an IME may produce) matches 「氏名（カナ）」. Columns we do not use are
-ignored, because real CCUS exports carry many, but they are named in the result so a typo in a
-header (which would otherwise silently drop a column) can be spotted.
+ignored, because real CCUS exports carry many, but they are named in the result (with the column
+each one resembles, when it looks like a misspelling) so a typo in a header can be spotted.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.api import auth, companies, consents, reference, roster, sites
@@ -22,6 +23,24 @@ from server.services.context import Context
 log = logging.getLogger("genba.api")
 
 API_PREFIX = "/api/v1"
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error this API returns."""
+
+    code: str = Field(..., description="machine code to switch on, e.g. pending_below_placeholder")
+    message: str = Field(..., description="日本語のメッセージ（画面に表示する）")
+    message_en: str = Field(..., description="the same in English")
+    details: dict[str, Any] | None = Field(None, description="what the code refers to (ids, allowed values, ...)")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "ログインが必要 / not logged in (or token expired)"},
+    403: {"model": ErrorBody, "description": "この役割・事業者には許可されていない / role or company may not"},
+    404: {"model": ErrorBody, "description": "存在しない、または見る権限がない / does not exist for you"},
+    409: {"model": ErrorBody, "description": "現在の状態では受け付けられない / the current state refuses it"},
+    422: {"model": ErrorBody, "description": "入力の誤り / invalid input (details.errors lists the fields)"},
+}
 
 
 def _error(status: int, code: str, ja: str, en: str, details: Any = None) -> JSONResponse:
@@ -56,9 +75,9 @@ def create_app(ctx: Context) -> FastAPI:
         return _error(
             422,
             "invalid_request",
-            "入力内容に誤りがあります（details を確認してください）",
-            "the request body or parameters are invalid (see details)",
-            details,
+            "入力内容に誤りがあります（details.errors を確認してください）",
+            "the request body or parameters are invalid (see details.errors)",
+            {"errors": details},
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -75,7 +94,7 @@ def create_app(ctx: Context) -> FastAPI:
         return _error(500, "internal_error", "サーバー内部でエラーが発生しました", "internal server error")
 
     for module in (auth, companies, sites, roster, consents, reference):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

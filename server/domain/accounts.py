@@ -97,16 +97,18 @@ MIN_PASSWORD = 10
 
 def check_new_password(password: str, login_id: str) -> None:
     """Length and variety, and never the login ID: the initial password is handed over on paper."""
-    if (
-        len(password) < MIN_PASSWORD
-        or not re.search(r"[A-Za-z]", password)
-        or not re.search(r"\d", password)
-        or login_id.lower() in password.lower()
-    ):
+    problems: list[tuple[str, str]] = []
+    if len(password) < MIN_PASSWORD:
+        problems.append((f"{MIN_PASSWORD}文字以上にしてください", f"use at least {MIN_PASSWORD} characters"))
+    if not re.search(r"[A-Za-z]", password) or not re.search(r"\d", password):
+        problems.append(("英字と数字の両方を含めてください", "mix letters and digits"))
+    if login_id and login_id.lower() in password.lower():
+        problems.append(("ログインIDを含めないでください", "do not include the login ID"))
+    if problems:
         raise InvalidInput(
             "weak_password",
-            ja=f"パスワードは{MIN_PASSWORD}文字以上で、英字と数字を含み、ログインIDを含まないものにしてください",
-            en=f"a password needs {MIN_PASSWORD}+ characters with letters and digits, and not the login ID",
+            ja="パスワードが条件を満たしていません: " + "、".join(ja for ja, _ in problems),
+            en="weak password: " + "; ".join(en for _, en in problems),
         )
 
 

@@ -158,7 +158,7 @@ class Tree:
         if company_id is not None and self.node_of_company(company_id) is not None:
             raise Conflict(
                 "company_already_on_site",
-                ja="この事業者はすでにこの現場の施工体制に登録されています（1現場に1回のみ）",
+                ja="この事業者はすでにこの現場の施工体制に登録されています",
                 en="this company is already in this site's hierarchy (once per site)",
                 company_id=company_id,
             )

@@ -105,6 +105,7 @@ def check_entry(fields: EntryFields, holdings: WorkerHoldings) -> None:
             ja="この職種は技能者が登録している職種ではありません。技能者の登録職種から選択してください",
             en="the worker is not registered with this trade; pick one of the worker's trades",
             trade=list(fields.trade),
+            held=[list(tr) for tr in sorted(holdings.trades)],
         )
     if fields.position is not None and fields.position not in POSITIONS:
         raise InvalidInput(
