@@ -24,6 +24,7 @@ def _context(cfg: config_mod.ServerConfig) -> Context:
         Store(cfg.database_url),
         token_ttl=timedelta(hours=cfg.auth.token_ttl_hours),
         max_failed_logins=cfg.auth.max_failed_logins,
+        lock_duration=timedelta(minutes=cfg.auth.lock_minutes),
     )
 
 
@@ -89,30 +90,62 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import codecs
+
     from server import importer
 
+    def error(message: str, code: str) -> None:
+        print(f"エラー: {message} ({code})", file=sys.stderr)
+
+    def warn_ignored(ignored: Sequence[str], hints: dict[str, str]) -> None:
+        warning = importer.ignored_columns_warning(ignored, hints)
+        if warning:
+            print(f"警告: {warning} (ignored_columns)", file=sys.stderr)
+
+    try:
+        codecs.lookup(args.encoding)
+    except LookupError:
+        error(
+            f"文字コード名が正しくありません: {args.encoding}（cp932 か utf-8-sig を指定してください）",
+            "unknown_encoding",
+        )
+        return 2
     cfg = config_mod.load(args.config)
     ctx = _context(cfg)
     try:
         with open(args.file, encoding=args.encoding, newline="") as fh:
-            result = importer.import_csv(ctx, args.kind, fh)
+            result = importer.import_csv(ctx, args.kind, fh, dry_run=args.dry_run)
     except FileNotFoundError:
-        print(f"ファイルがありません: {args.file}", file=sys.stderr)
+        error(f"ファイルがありません: {args.file}", "file_not_found")
         return 2
     except UnicodeDecodeError:
-        print(
+        error(
             f"文字コードを読めません。--encoding cp932（Shift_JIS）か utf-8-sig を指定してください: {args.file}",
-            file=sys.stderr,
+            "undecodable_file",
         )
         return 2
+    except OSError as exc:
+        error(f"ファイルを読めません: {args.file}（{exc.strerror}）", "file_unreadable")
+        return 2
     except importer.ImportFailed as exc:
+        warn_ignored(exc.ignored_columns, exc.typo_hints)
         print(
-            f"取り込みを中止しました（何も登録していません）。{len(exc.problems)}件の誤りがあります:", file=sys.stderr
+            f"エラー: 取り込みを中止しました（何も登録・更新していません）。{len(exc.problems)}件の誤りがあります"
+            f" ({exc.code}):",
+            file=sys.stderr,
         )
         for p in exc.problems:
-            print(f"  {p.line}行目: {p.message}", file=sys.stderr)
+            print(f"  {p.line}行目: {p.message} ({p.code})", file=sys.stderr)
         return 1
-    print(f"{result.added}件を登録しました（{args.kind}）")
+    finally:
+        ctx.store.dispose()
+    warn_ignored(result.ignored_columns, result.typo_hints)
+    counts = f"追加 {result.added}件、更新 {result.updated}件、変更なし {result.unchanged}件"
+    label = importer.KIND_LABELS[args.kind]
+    if result.dry_run:
+        print(f"確認のみ（--dry-run）、何も書き込んでいません。{label}を取り込むと: {counts}")
+    else:
+        print(f"{label}を取り込みました: {counts}")
     return 0
 
 
@@ -146,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "import",
         help="CCUSのCSV（事業者・技能者）を取り込む",
-        description="CCUSから出力したCSVを取り込みます。1行でも誤りがあれば何も登録せず、行番号と理由を表示します。"
+        description="CCUSから出力したCSVを取り込みます。新しいIDの行は登録し、登録済みのIDの行はファイルの内容で更新します"
+        "（毎月の出力をそのまま取り込めます）。1行でも誤りがあれば何も登録・更新せず、行番号と理由を表示します。"
         " 列は docs/csv-import.md を参照。",
     )
     common(sp)
@@ -154,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file", help="CSVファイル")
     sp.add_argument(
         "--encoding", default="utf-8-sig", help="文字コード（既定 utf-8-sig。CCUSの出力が Shift_JIS なら cp932）"
+    )
+    sp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="誤りの確認と件数（追加・更新・変更なし）の表示だけを行い、何も書き込まない",
     )
     sp.set_defaults(func=cmd_import)
     return p

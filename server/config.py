@@ -6,6 +6,8 @@
     port = 8080
     [auth]
     token_ttl_hours = 12
+    max_failed_logins = 10
+    lock_minutes = 15
 
 ``GENBA_DATABASE_URL`` overrides database_url (for containers and CI).
 """
@@ -33,6 +35,7 @@ class HttpConfig(Strict):
 class AuthConfig(Strict):
     token_ttl_hours: float = Field(12, gt=0, le=24 * 30)
     max_failed_logins: int = Field(10, ge=3, le=100)
+    lock_minutes: float = Field(15, gt=0, le=24 * 60)
 
 
 class ServerConfig(Strict):

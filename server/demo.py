@@ -231,16 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, ProcessLookupError, PermissionError):
             pass
         else:
-            print(f"Another demo is running from {workdir} (pid {other}); stop it first (kill {other}).",
-                  file=sys.stderr)
+            print(
+                f"Another demo is running from {workdir} (pid {other}); stop it first (kill {other}).", file=sys.stderr
+            )
             return 2
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     url = f"sqlite:///{workdir / 'genba.db'}"
     port = args.port or _port()
     if not args.port and port != 8080:
-        print(f"NOTE: port 8080 is in use; this demo serves on {port}. In the README's examples use "
-              f"B=http://127.0.0.1:{port}/api/v1", file=sys.stderr)
+        print(
+            f"NOTE: port 8080 is in use; this demo serves on {port}. In the README's examples use "
+            f"B=http://127.0.0.1:{port}/api/v1",
+            file=sys.stderr,
+        )
     (workdir / "server.toml").write_text(
         f'database_url = "{url}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8"
     )

@@ -56,3 +56,13 @@ class Conflict(GenbaError):
     """The request is valid but the current state refuses it (already approved, has children, ...)."""
 
     http_status = 409
+
+
+def site_not_found() -> NotFound:
+    """One answer for "no such site" and "not yours to see": the two must be indistinguishable."""
+    return NotFound("site_not_found", ja="現場が見つかりません", en="no such site")
+
+
+def worker_not_found() -> NotFound:
+    """One answer for "no such worker" and "not yours to see"."""
+    return NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")

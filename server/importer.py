@@ -31,29 +31,44 @@ each one resembles, when it looks like a misspelling) so a typo in a header can 
 from __future__ import annotations
 
 import csv
+import difflib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from typing import Any, Literal, TextIO
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from server.domain import ids
 from server.domain.trades import trade_table
-from server.errors import GenbaError, InvalidInput
-from server.services.companies import INSURANCE_STATES, CompanyIn, QualificationIn, WorkerIn, add_company, add_worker
+from server.errors import Conflict, GenbaError, InvalidInput
+from server.services.common import audit, snapshot
+from server.services.companies import (
+    INSURANCE_STATES,
+    CompanyIn,
+    QualificationIn,
+    WorkerIn,
+    add_company,
+    add_worker,
+    too_long,
+)
 from server.services.context import Context
 from server.store import tables as t
 
 Kind = Literal["companies", "workers"]
+Outcome = Literal["added", "updated", "unchanged"]
 
 #: The CCUS word for each insurance state, mapped to the value the services store.
 INSURANCE_VALUES: dict[str, str] = {label: key for key, label in INSURANCE_STATES.items()}
+
+#: What each kind is called in messages.
+KIND_LABELS: dict[str, str] = {"companies": "事業者", "workers": "技能者"}
 
 
 # --- results and errors ---------------------------------------------------------------------------
@@ -70,28 +85,62 @@ class Problem:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What was registered, and which header columns were not used (to catch header typos)."""
+    """How many rows were added, updated or already up to date, and which header columns were not used.
+
+    ``typo_hints`` maps an ignored column to the column we know that it resembles (「代表社名」 →
+    「代表者名」), so a misspelt header is caught instead of silently losing the column. With
+    ``dry_run`` the counts say what an import would do; nothing was written.
+    """
 
     added: int
+    updated: int = 0
+    unchanged: int = 0
     ignored_columns: tuple[str, ...] = ()
+    typo_hints: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
 
 
 class ImportFailed(InvalidInput):
     """The file was refused and nothing was written; ``problems`` says where and why, in line order.
 
     A GenbaError so that an HTTP upload can return it as a 422 with the problems in ``details``,
-    exactly as the CLI prints them.
+    exactly as the CLI prints them. ``ignored_columns`` / ``typo_hints`` are as in ``ImportResult``
+    when the header could be read: a misspelt column is worth knowing about while fixing the file.
     """
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(
+        self,
+        problems: Sequence[Problem],
+        ignored_columns: Sequence[str] = (),
+        typo_hints: dict[str, str] | None = None,
+    ) -> None:
         self.problems: tuple[Problem, ...] = tuple(sorted(problems, key=lambda p: p.line))
+        self.ignored_columns = tuple(ignored_columns)
+        self.typo_hints = dict(typo_hints or {})
         n = len(self.problems)
         super().__init__(
             "csv_import_failed",
-            ja=f"CSVに{n}件の誤りがあるため、何も登録しませんでした",
-            en=f"the CSV file has {n} problem(s); nothing was imported",
+            ja=f"CSVに{n}件の誤りがあるため、何も取り込みませんでした（登録も更新もしていません）",
+            en=f"the CSV file has {n} problem(s); nothing was imported or updated",
             problems=[{"line": p.line, "code": p.code, "message": p.message} for p in self.problems],
         )
+
+
+def ignored_columns_warning(ignored: Sequence[str], typo_hints: dict[str, str] | None = None) -> str | None:
+    """The warning to show for unused header columns, or None when every column was used."""
+    if not ignored:
+        return None
+    hints = typo_hints or {}
+    names = "、".join(f"{c}（{hints[c]}？）" if c in hints else c for c in ignored)
+    return f"次の列は取り込みませんでした: {names}（列名の誤りではありませんか）"
+
+
+class _DryRun(Exception):
+    """Raised inside the write transaction to roll a dry run back; carries what it would have done."""
+
+    def __init__(self, counts: Counter[str]) -> None:
+        super().__init__("dry run")
+        self.counts = counts
 
 
 # --- columns --------------------------------------------------------------------------------------
@@ -133,6 +182,21 @@ WORKER_COLUMNS: tuple[Column, ...] = (
 
 COLUMNS: dict[str, tuple[Column, ...]] = {"companies": COMPANY_COLUMNS, "workers": WORKER_COLUMNS}
 
+#: The company fields a re-import updates (each is a column key and a CompanyIn / t.Company attribute).
+COMPANY_UPDATE_FIELDS = ("name", "name_kana", "permit_number", "corporate_number", "address", "representative")
+
+#: The worker fields a re-import updates; trades and qualifications are handled apart.
+WORKER_UPDATE_FIELDS = (
+    "name",
+    "name_kana",
+    "birth_date",
+    "level",
+    "health_insurance",
+    "pension_insurance",
+    "employment_insurance",
+    "kentaikyo",
+)
+
 
 def _header_key(text: str) -> str:
     """Fold a header cell so IME and Excel variants match: BOM, NFKC (（）→()), no whitespace."""
@@ -146,6 +210,22 @@ class _Header:
     positions: dict[str, int]
     width: int
     ignored: tuple[str, ...]
+    typo_hints: dict[str, str]
+
+
+def _typo_hints(kind: Kind, ignored: Sequence[str], found: set[str]) -> dict[str, str]:
+    """For each ignored column, the known column it resembles, among those the header lacks.
+
+    A column the header already has cannot have been misspelt, so it is never suggested: a real
+    export's 「所属事業者名」 next to 「所属事業者ID」 is just an extra column.
+    """
+    absent = {_header_key(c.header): c.header for c in COLUMNS[kind] if c.key not in found}
+    hints: dict[str, str] = {}
+    for name in ignored:
+        match = difflib.get_close_matches(_header_key(name), list(absent), n=1, cutoff=0.7)
+        if match:
+            hints[name] = absent[match[0]]
+    return hints
 
 
 def _read_header(kind: Kind, cells: list[str]) -> _Header:
@@ -163,66 +243,143 @@ def _read_header(kind: Kind, cells: list[str]) -> _Header:
             if cell.strip():
                 ignored.append(cell.strip().replace("\ufeff", ""))
         elif col.key in positions:
-            problems.append(Problem(1, "duplicate_column", f"列「{col.header}」がヘッダーに2回あります"))
+            message = f"列「{col.header}」がヘッダーに2回あります（どちらを使うか決められません）"
+            problems.append(Problem(1, "duplicate_column", message))
         else:
             positions[col.key] = i
+    hints = _typo_hints(kind, ignored, set(positions))
     missing = [c.header for c in COLUMNS[kind] if c.required and c.key not in positions]
     if missing:
         message = f"必須の列がありません: {'、'.join(missing)}"
         other: Kind = "workers" if kind == "companies" else "companies"
         other_keys = {_header_key(c) for c in cells}
         if all(_header_key(c.header) in other_keys for c in COLUMNS[other] if c.required):
-            label = "技能者" if other == "workers" else "事業者"
-            message += f"（このファイルは{label}のCSVのようです。種類の指定を確認してください）"
+            message += f"（このファイルは{KIND_LABELS[other]}のCSVのようです。種類の指定を確認してください）"
         problems.append(Problem(1, "missing_columns", message))
     if problems:
-        raise ImportFailed(problems)
-    return _Header(positions, len(cells), tuple(ignored))
+        raise ImportFailed(problems, ignored, hints)
+    return _Header(positions, len(cells), tuple(ignored), hints)
 
 
 # --- reading records ------------------------------------------------------------------------------
 
 
-def _records(reader: Iterator[list[str]], line_num: Callable[[], int]) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank records with the physical line each starts on.
+@dataclass(frozen=True)
+class _Record:
+    """One CSV record, the physical line it starts on, and the physical lines it was read from."""
 
-    ``csv.reader.line_num`` counts lines read so far, so a record starts one after where the previous
-    one ended; that stays right when a quoted cell (an address, say) spans several lines.
+    line: int
+    cells: list[str]
+    raw: tuple[str, ...]
+
+
+class _PhysicalLines:
+    """The file's lines as csv.reader takes them, kept until the record they belong to is complete."""
+
+    def __init__(self, fh: TextIO) -> None:
+        self._it = iter(fh)
+        self.pending: list[str] = []
+
+    def __iter__(self) -> _PhysicalLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._it)
+        self.pending.append(line)
+        return line
+
+    def take(self) -> tuple[str, ...]:
+        lines, self.pending = tuple(self.pending), []
+        return lines
+
+
+class _Records:
+    """Non-blank records with the physical line each starts on (line 1 is the header).
+
+    Lines are counted as the file has them, so a quoted cell spanning several lines (an address,
+    say) and skipped blank lines still leave the numbers matching what a text editor shows.
     """
-    next_line = 1
-    for cells in reader:
-        line = next_line
-        next_line = line_num() + 1
-        if any(c.strip() for c in cells):
-            yield line, cells
+
+    def __init__(self, fh: TextIO) -> None:
+        self._lines = _PhysicalLines(fh)
+        self.reader = csv.reader(self._lines)
+        self.next_line = 1
+
+    def __iter__(self) -> Iterator[_Record]:
+        for cells in self.reader:
+            raw = self._lines.take()
+            line, self.next_line = self.next_line, self.next_line + len(raw)
+            if any(c.strip() for c in cells):
+                yield _Record(line, cells, raw)
+
+    def unfinished(self) -> _Record:
+        """The record being read when csv.reader gave up, for explaining its error."""
+        return _Record(self.next_line, [], tuple(self._lines.pending))
 
 
-def _too_long(label: str, value: str | None, column: ColumnElement[Any]) -> None:
-    """Refuse what the column cannot hold: SQLite would store it anyway, PostgreSQL would fail.
+def _wrong_width(cells: Sequence[str], width: int) -> bool:
+    """Fewer cells than the header, or more that are not empty (Excel adds empty ones; those are fine)."""
+    return len(cells) < width or any(c.strip() for c in cells[width:])
 
-    Checking here keeps both backends giving the same, readable answer.
+
+def _open_quote(raw: Sequence[str]) -> tuple[int, str] | None:
+    """Where a quote was opened that the end of its line left open: (index in ``raw``, text after it).
+
+    A ``""`` inside a quoted cell counts twice, so it does not change the state.
     """
-    limit = getattr(column.type, "length", None)
-    if value is not None and limit is not None and len(value) > limit:
-        raise InvalidInput(
-            "value_too_long",
-            ja=f"{label}が長すぎます（{limit}文字まで、入力は{len(value)}文字）",
-            en=f"{label} is longer than {limit} characters",
-        )
+    quotes = 0
+    for offset, text in enumerate(raw):
+        opened_at = -1
+        for i, char in enumerate(text):
+            if char == '"':
+                quotes += 1
+                if quotes % 2:
+                    opened_at = i
+        if quotes % 2:
+            return offset, text[opened_at + 1 :].rstrip("\r\n")
+    return None
+
+
+def _unclosed_quote(record: _Record, width: int | None) -> Problem | None:
+    """A quote that never closed swallowed the lines after it into one cell; say where it opened.
+
+    Only a record read from several lines can be one. It is one when its quotes do not pair up (the
+    quote ran to the end of the file, or was "closed" by a quote meant for another cell), or when the
+    swallowed lines leave it with the wrong number of cells. A correctly quoted multi-line address
+    has neither, and is left alone.
+    """
+    if len(record.raw) < 2:
+        return None
+    unpaired = sum(text.count('"') for text in record.raw) % 2 == 1
+    if not (unpaired or (width is not None and _wrong_width(record.cells, width))):
+        return None
+    offset, start = _open_quote(record.raw) or (0, "")
+    start = start.strip()
+    shown = f'「"{start[:15]}{"…" if len(start) > 15 else ""}」で始まるセルの' if start else ""
+    return Problem(
+        record.line + offset,
+        "unclosed_quote",
+        f'CSVの書式が正しくありません（引用符が閉じていません）: この行で開いた{shown}引用符「"」が閉じていないため、'
+        'これ以降の行を読めません。セルの先頭の「"」を消すか、閉じる「"」を加えてください',
+    )
 
 
 class _Row:
     """One record's cells by column key, collecting problems so a row reports all it has wrong."""
 
-    def __init__(self, line: int, cells: list[str], header: _Header) -> None:
-        self.line = line
+    def __init__(self, record: _Record, header: _Header) -> None:
+        self.line = record.line
         self.problems: list[Problem] = []
-        self._cells = cells
+        self._cells = record.cells
         self._header = header
-        if len(cells) < header.width or any(c.strip() for c in cells[header.width :]):
+        if _wrong_width(record.cells, header.width):
             # A short row is usually a record broken by an unquoted line break; guessing which cells
             # moved would store data under the wrong column.
-            self.fail("column_count", f"列の数がヘッダー（{header.width}列）と合いません（{len(cells)}列）")
+            self.fail(
+                "column_count",
+                f"列の数がヘッダー（{header.width}列）と合いません（{len(record.cells)}列）。"
+                'セルの中の改行やカンマは、セル全体を「"」で囲んでください',
+            )
 
     def fail(self, code: str, message: str) -> None:
         self.problems.append(Problem(self.line, code, message))
@@ -238,6 +395,10 @@ class _Row:
         value = self._cells[i].strip()
         return value or None
 
+    def given(self, keys: Sequence[str]) -> list[str]:
+        """Those of ``keys`` whose cell has a value: only these may change a registered row."""
+        return [key for key in keys if self.text(key) is not None]
+
     def parse(self, key: str, parser: Callable[[str], Any], default: Any = None) -> Any:
         """Apply ``parser`` to a non-empty cell, recording its InvalidInput instead of raising."""
         value = self.text(key)
@@ -251,6 +412,32 @@ class _Row:
 
 
 # --- cell parsers ---------------------------------------------------------------------------------
+
+_EXCEL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?E\+?[0-9]+", re.IGNORECASE)
+
+EXCEL_HINT = "Excelで数値として保存され、桁が失われています。元のCSVから作り直し、Excelで列の書式を文字列にしてください"
+
+
+def _excel_safe(parser: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parser``, with a hint added to its refusal when the value is an Excel exponent (1.23457E+13).
+
+    The digits are gone by then, so the ID is refused, never guessed at.
+    """
+
+    def parse(value: str) -> Any:
+        try:
+            return parser(value)
+        except InvalidInput as exc:
+            if not _EXCEL_NUMBER.fullmatch(unicodedata.normalize("NFKC", value).strip()):
+                raise
+            raise InvalidInput(
+                exc.code,
+                ja=f"{exc.message_ja}。{EXCEL_HINT}",
+                en=f"{exc.message_en}; Excel saved it as a number and lost digits: format the column as text",
+                **exc.details,
+            ) from None
+
+    return parse
 
 
 def _birth_date(value: str) -> date:
@@ -300,7 +487,7 @@ def _split_list(value: str) -> list[str]:
 
 
 def _trades(row: _Row, value: str) -> list[tuple[str, str]]:
-    """「06-01;09-01」 into code pairs, each checked against the trade table now.
+    """「06-01;09-01」 into code pairs, each checked against the trade table now, each once, in order.
 
     add_worker checks them too, but stops at the first; checking here lists every bad pair.
     """
@@ -321,7 +508,7 @@ def _trades(row: _Row, value: str) -> list[tuple[str, str]]:
             row.error(exc)
             continue
         pairs.append((trade.major_code, trade.minor_code))
-    return pairs
+    return list(dict.fromkeys(pairs))
 
 
 def _qualifications(row: _Row, value: str) -> list[QualificationIn]:
@@ -337,8 +524,8 @@ def _qualifications(row: _Row, value: str) -> list[QualificationIn]:
             )
             continue
         try:
-            _too_long("資格の区分", category, t.Qualification.__table__.c.category)
-            _too_long("資格の名称", name, t.Qualification.__table__.c.name)
+            too_long("資格の区分", category, t.Qualification.__table__.c.category)
+            too_long("資格の名称", name, t.Qualification.__table__.c.name)
         except GenbaError as exc:
             row.error(exc)
             continue
@@ -359,7 +546,7 @@ def _partition(item: str) -> tuple[str, str, str]:
 
 def _company(row: _Row) -> tuple[str | None, CompanyIn | None]:
     """The row's normalised 事業者ID (for duplicate checks) and its CompanyIn, or None if it has problems."""
-    ccus = row.parse("ccus_id", lambda v: ids.ccus_id("company", v))
+    ccus = row.parse("ccus_id", _excel_safe(lambda v: ids.ccus_id("company", v)))
     if row.text("ccus_id") is None:
         row.fail("required", "事業者IDが空です")
     if row.text("name") is None:
@@ -369,14 +556,14 @@ def _company(row: _Row) -> tuple[str | None, CompanyIn | None]:
         name=row.text("name") or "",
         name_kana=row.text("name_kana"),
         permit_number=row.text("permit_number"),
-        corporate_number=row.parse("corporate_number", ids.corporate_number),
+        corporate_number=row.parse("corporate_number", _excel_safe(ids.corporate_number)),
         address=row.text("address"),
         representative=row.text("representative"),
     )
     labels = {c.key: c.header for c in COMPANY_COLUMNS}
     for key in ("name", "name_kana", "permit_number", "address", "representative"):
         try:
-            _too_long(labels[key], getattr(data, key), t.Company.__table__.c[key])
+            too_long(labels[key], getattr(data, key), t.Company.__table__.c[key])
         except GenbaError as exc:
             row.error(exc)
     return ccus, (None if row.problems else data)
@@ -405,11 +592,11 @@ class _Employers:
 
 def _worker(row: _Row, employers: _Employers) -> tuple[str | None, WorkerIn | None]:
     """The row's normalised 技能者ID and its WorkerIn, or None if any cell is wrong (all are reported)."""
-    ccus = row.parse("ccus_id", lambda v: ids.ccus_id("worker", v))
+    ccus = row.parse("ccus_id", _excel_safe(lambda v: ids.ccus_id("worker", v)))
     for key, label in (("ccus_id", "技能者ID"), ("name", "氏名"), ("employer", "所属事業者ID")):
         if row.text(key) is None:
             row.fail("required", f"{label}が空です")
-    employer_id = row.parse("employer", employers)
+    employer_id = row.parse("employer", _excel_safe(employers))
     insurance = {
         c.key: row.parse(c.key, _insurance(c.header), default="unknown")
         for c in WORKER_COLUMNS
@@ -428,14 +615,114 @@ def _worker(row: _Row, employers: _Employers) -> tuple[str | None, WorkerIn | No
     )
     for key, label in (("name", "氏名"), ("name_kana", "氏名（カナ）")):
         try:
-            _too_long(label, getattr(data, key), t.Worker.__table__.c[key])
+            too_long(label, getattr(data, key), t.Worker.__table__.c[key])
         except GenbaError as exc:
             row.error(exc)
     return ccus, (None if row.problems else data)
 
 
-def _add(session: Session, row: _Row, add: Callable[[], object]) -> bool:
-    """Run one service call in a SAVEPOINT, turning its refusal into the row's problem.
+def _save_company(ctx: Context, s: Session, row: _Row, data: CompanyIn) -> Outcome:
+    """Add a new company through the service, or update a registered one from the row's non-empty cells."""
+    company = s.scalars(select(t.Company).where(t.Company.ccus_id == data.ccus_id)).one_or_none()
+    if company is None:
+        add_company(ctx, s, None, data)
+        return "added"
+    checked = data.checked()  # the rules add_company applies (lengths, 法人番号), and their normal forms
+    changes = {
+        key: getattr(checked, key)
+        for key in row.given(COMPANY_UPDATE_FIELDS)
+        if getattr(company, key) != getattr(checked, key)
+    }
+    if not changes:
+        return "unchanged"
+    before = snapshot(company)
+    for key, value in changes.items():
+        setattr(company, key, value)
+    s.flush()
+    audit(ctx, s, None, "company.import_update", "company", company.id, before, snapshot(company))
+    return "updated"
+
+
+def _fold(text: str) -> str:
+    """Compare qualification words as a person would: width and spacing variants are the same word."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def _worker_lists(s: Session, worker_id: int) -> tuple[list[t.WorkerTrade], list[t.Qualification]]:
+    trades = s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == worker_id).order_by(t.WorkerTrade.id))
+    quals = s.scalars(
+        select(t.Qualification).where(t.Qualification.worker_id == worker_id).order_by(t.Qualification.id)
+    )
+    return list(trades), list(quals)
+
+
+def _worker_audit_view(s: Session, w: t.Worker) -> dict[str, Any]:
+    """The worker row plus its trades and qualifications, for the audit entry's before and after."""
+    trades, quals = _worker_lists(s, w.id)
+    return snapshot(w) | {
+        "trades": [f"{r.major_code}-{r.minor_code}" for r in trades],
+        "qualifications": [f"{q.category}:{q.name}" for q in quals],
+    }
+
+
+def _save_worker(ctx: Context, s: Session, row: _Row, data: WorkerIn) -> Outcome:
+    """Add a new worker through the service, or update a registered one from the row's non-empty cells.
+
+    Trades are replaced by the file's list; qualifications the worker does not hold yet (by 区分 and
+    名称) are added, none removed. The employer is never changed here: moving a worker between
+    companies changes who may see their data, which is not something a file should do unnoticed.
+    """
+    w = s.scalars(select(t.Worker).where(t.Worker.ccus_id == data.ccus_id)).one_or_none()
+    if w is None:
+        add_worker(ctx, s, None, data)
+        return "added"
+    if w.employer_id != data.employer_id:
+        registered = s.get(t.Company, w.employer_id)
+        in_file = s.get(t.Company, data.employer_id)
+        old = registered.ccus_id if registered else w.employer_id
+        new = in_file.ccus_id if in_file else data.employer_id
+        raise Conflict(
+            "employer_change_not_allowed",
+            ja=f"所属事業者の変更は取り込みではできません（登録済みの所属事業者ID {old}、ファイルでは {new}）",
+            en=f"an import cannot change a worker's employer (registered {old}, file {new})",
+        )
+    given = set(row.given((*WORKER_UPDATE_FIELDS, "trades", "qualifications")))
+    changes = {
+        key: getattr(data, key)
+        for key in WORKER_UPDATE_FIELDS
+        if key in given and getattr(w, key) != getattr(data, key)
+    }
+    current_trades, current_quals = _worker_lists(s, w.id)
+    new_trades: list[tuple[str, str]] | None = None
+    if "trades" in given and [(r.major_code, r.minor_code) for r in current_trades] != list(data.trades):
+        new_trades = list(data.trades)
+    held = {(_fold(q.category), _fold(q.name)) for q in current_quals}
+    new_quals: list[QualificationIn] = []
+    for q in data.qualifications if "qualifications" in given else ():
+        words = (_fold(q.category), _fold(q.name))
+        if words not in held:
+            held.add(words)
+            new_quals.append(q)
+    if not (changes or new_trades is not None or new_quals):
+        return "unchanged"
+    before = _worker_audit_view(s, w)
+    for key, value in changes.items():
+        setattr(w, key, value)
+    if new_trades is not None:
+        for r in current_trades:
+            s.delete(r)
+        s.flush()  # the unique (worker, trade) index must see the old rows gone before the new ones
+        for major, minor in new_trades:
+            s.add(t.WorkerTrade(worker_id=w.id, major_code=major, minor_code=minor))
+    for q in new_quals:
+        s.add(t.Qualification(worker_id=w.id, category=q.category, name=q.name.strip()))
+    s.flush()
+    audit(ctx, s, None, "worker.import_update", "worker", w.id, before, _worker_audit_view(s, w))
+    return "updated"
+
+
+def _in_savepoint(session: Session, row: _Row, save: Callable[[], Outcome]) -> Outcome | None:
+    """Run one row's writes in a SAVEPOINT, turning a refusal into the row's problem.
 
     The savepoint is what lets the next row be checked after this one failed in the database: the
     rollback undoes just this row's flushes and leaves the outer transaction usable (on PostgreSQL a
@@ -443,70 +730,95 @@ def _add(session: Session, row: _Row, add: Callable[[], object]) -> bool:
     """
     try:
         with session.begin_nested():
-            add()
+            return save()
     except GenbaError as exc:
         row.error(exc)
-        return False
     except (IntegrityError, DataError) as exc:
         detail = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
         row.fail("database_refused", f"データベースに登録できません（{detail}）")
-        return False
-    return True
+    return None
 
 
 def _import_rows(
-    ctx: Context, session: Session, kind: Kind, header: _Header, records: Iterator[tuple[int, list[str]]]
-) -> tuple[int, list[Problem]]:
-    """Check and add every record inside the caller's transaction; count the added, collect the problems.
+    ctx: Context, session: Session, kind: Kind, header: _Header, records: Iterator[_Record]
+) -> tuple[Counter[str], list[Problem]]:
+    """Check and save every record inside the caller's transaction; count the outcomes, collect the problems.
 
-    Rows after a bad one are still added (in their savepoints) so that their own problems, such as
-    an ID already in the database, are found in the same run.
+    Rows after a bad one are still saved (in their savepoints) so that their own problems are found
+    in the same run. A quote that never closes ends the reading: what follows it cannot be trusted.
     """
     label = "事業者ID" if kind == "companies" else "技能者ID"
     employers = _Employers(session)
     seen: dict[str, int] = {}
-    added = 0
+    counts: Counter[str] = Counter()
     problems: list[Problem] = []
-    for line, cells in records:
-        row = _Row(line, cells, header)
+    for record in records:
+        broken = _unclosed_quote(record, header.width)
+        if broken is not None:
+            problems.append(broken)
+            break
+        row = _Row(record, header)
         ccus, data = _company(row) if kind == "companies" else _worker(row, employers)
         if ccus is not None and ccus in seen:
             row.fail("duplicate_in_file", f"{label} {ccus} が同じファイルの{seen[ccus]}行目と重複しています")
             data = None
         elif ccus is not None:
-            seen[ccus] = line
+            seen[ccus] = row.line
+        outcome: Outcome | None = None
         if isinstance(data, CompanyIn):
-            added += _add(session, row, partial(add_company, ctx, session, None, data))
+            outcome = _in_savepoint(session, row, partial(_save_company, ctx, session, row, data))
         elif isinstance(data, WorkerIn):
-            added += _add(session, row, partial(add_worker, ctx, session, None, data))
+            outcome = _in_savepoint(session, row, partial(_save_worker, ctx, session, row, data))
+        if outcome is not None:
+            counts[outcome] += 1
         problems.extend(row.problems)
-    return added, problems
+    return counts, problems
 
 
-def import_csv(ctx: Context, kind: Kind, fh: TextIO) -> ImportResult:
-    """Register every row of a CCUS export, or nothing at all.
+def import_csv(ctx: Context, kind: Kind, fh: TextIO, dry_run: bool = False) -> ImportResult:
+    """Add or update every row of a CCUS export, or change nothing at all.
 
     ``fh`` is a text stream (open files with ``newline=""`` so line breaks inside quoted cells
     survive). Raises ``ImportFailed`` listing every problem by line; the transaction is then rolled
-    back, so fixing the file and running it again is always safe. The header is checked before the
-    write transaction opens, so a wrong file never takes the database's write lock.
+    back, so fixing the file and running it again is always safe. With ``dry_run`` everything is
+    checked and counted exactly as in a real import, then rolled back. The header is checked before
+    the write transaction opens, so a wrong file never takes the database's write lock.
     """
     if kind not in COLUMNS:
         raise ValueError(f"kind must be one of {', '.join(COLUMNS)}, not {kind!r}")
-    reader = csv.reader(fh)
-    records = _records(reader, lambda: reader.line_num)
-    problems: list[Problem] = []
+    records = _Records(fh)
+    rows = iter(records)
+    header: _Header | None = None
     try:
-        first = next(records, None)
+        first = next(rows, None)
         if first is None:
             raise ImportFailed([Problem(1, "empty_file", "ファイルが空です（ヘッダー行がありません）")])
-        header = _read_header(kind, first[1])
-        with ctx.store.write() as session:
-            added, problems = _import_rows(ctx, session, kind, header, records)
-            if problems:
-                raise ImportFailed(problems)  # leaving the block with an error rolls everything back
+        broken = _unclosed_quote(first, None)
+        if broken is not None:
+            raise ImportFailed([broken])
+        header = _read_header(kind, first.cells)
+        try:
+            with ctx.store.write() as session:
+                counts, problems = _import_rows(ctx, session, kind, header, rows)
+                if problems:
+                    raise ImportFailed(problems, header.ignored, header.typo_hints)  # rolls everything back
+                if dry_run:
+                    raise _DryRun(counts)
+        except _DryRun as done:
+            counts = done.counts
     except csv.Error as exc:
-        # Typically an unterminated quote or a NUL byte: the rest of the file cannot be trusted.
-        line = max(reader.line_num, 1)
-        raise ImportFailed([Problem(line, "csv_syntax", f"CSVの書式が正しくありません（{exc}）")]) from None
-    return ImportResult(added=added, ignored_columns=header.ignored)
+        # A NUL byte, or a field past csv's size limit (a runaway quote swallowing the file does that).
+        unfinished = records.unfinished()
+        problem = _unclosed_quote(unfinished, None) or Problem(
+            max(records.reader.line_num, 1), "csv_syntax", f"CSVの書式が正しくありません（{exc}）"
+        )
+        ignored, hints = (header.ignored, header.typo_hints) if header else ((), {})
+        raise ImportFailed([problem], ignored, hints) from None
+    return ImportResult(
+        added=counts["added"],
+        updated=counts["updated"],
+        unchanged=counts["unchanged"],
+        ignored_columns=header.ignored,
+        typo_hints=header.typo_hints,
+        dry_run=dry_run,
+    )

@@ -542,3 +542,43 @@ def test_out_of_range_ids_are_refused_not_a_crash(api: Api) -> None:
     assert r.status_code in (404, 422) or r.json() == [], r.text
     assert {a["login_id"] for a in company.owner.ok("GET", f"/companies/{company.id}/accounts")} == {
         company.owner.account["login_id"]}
+
+
+def test_a_lock_ends_by_itself_after_the_lock_time(api: Api) -> None:
+    api.ctx.max_failed_logins = 3
+    company = api.company("(株)基本建設")
+    login_id = company.owner.account["login_id"]
+    for _ in range(3):
+        _login_fails(api, login_id, "genba-Wrong-0000", "login_failed")
+    _login_fails(api, login_id, PASSWORD, "account_locked")
+    later = datetime.now(UTC) + api.ctx.lock_duration + timedelta(seconds=1)
+    api.ctx.clock = lambda: later
+    assert Api.login_as(api.client, login_id, PASSWORD).ok("GET", "/me")["login_id"] == login_id
+
+
+def test_parallel_wrong_passwords_are_all_counted(api: Api) -> None:
+    """Guessing in parallel must not slip past the lock by losing increments (PostgreSQL's race)."""
+    import threading
+
+    from server.errors import Unauthorized
+    from server.services import accounts as svc
+
+    api.ctx.max_failed_logins = 1000
+    company = api.company("(株)基本建設")
+    login_id = company.owner.account["login_id"]
+    barrier = threading.Barrier(8)
+
+    def guess() -> None:
+        barrier.wait()
+        for _ in range(3):
+            try:
+                svc.login(api.ctx, login_id, "genba-Wrong-0000")
+            except Unauthorized:
+                pass
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert _account_row(api.ctx, login_id).failed_logins == 24

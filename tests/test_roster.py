@@ -122,10 +122,16 @@ def test_another_companys_worker_is_refused_without_consent(api: Api) -> None:
     def body(worker: dict[str, Any]) -> dict[str, Any]:
         return {"worker_id": worker["id"], "trade": TOBI, "position": "general"}
 
-    # A company beside or below the employer: never, consent or not.
+    # A company beside or below the employer does not see the worker: the same answer as for a worker
+    # that does not exist, so the roster endpoint tells nobody whose worker is whose.
+    missing = sibling.owner.fail("POST", f"/sites/{site.id}/roster", {**body(first_worker), "worker_id": 999999},
+                                 status=404, code="worker_not_found")
+    for company, worker in ((sibling, first_worker), (second, first_worker), (second, prime_worker)):
+        refused = company.owner.fail("POST", f"/sites/{site.id}/roster", body(worker), status=404)
+        assert refused == missing
+    # With consent but not above the employer: told why, since the consent says the worker is known.
+    first.owner.ok("PUT", f"/companies/{first.id}/proxy-consents/{sibling.id}", {"consented": True})
     sibling.owner.fail("POST", f"/sites/{site.id}/roster", body(first_worker), status=403, code="not_your_worker")
-    second.owner.fail("POST", f"/sites/{site.id}/roster", body(first_worker), status=403, code="not_your_worker")
-    second.owner.fail("POST", f"/sites/{site.id}/roster", body(prime_worker), status=403, code="not_your_worker")
     # A company above it: only with the employer's proxy consent (参考資料4).
     prime.owner.fail("POST", f"/sites/{site.id}/roster", body(first_worker), status=403,
                      code="proxy_consent_required")

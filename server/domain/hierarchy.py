@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from server.domain.accounts import INVITE_ROLES, Actor, require_role, require_site_access
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
 
 
 class Status(StrEnum):
@@ -118,16 +118,14 @@ class Tree:
 
     # --- who acts --------------------------------------------------------------------------
     def actor_node(self, actor: Actor) -> Node:
-        """The actor's own registered node on this site, or a refusal saying why not."""
-        require_site_access(actor, self.site_id)
+        """The actor's own registered node on this site, or a refusal saying why not.
+
+        A company not on the site is told the site does not exist (the same answer as for a
+        missing one); only then is a 現場管理者 of a company that is on it told it is not bound."""
         node = self.node_of_company(actor.company_id)
         if node is None:
-            raise NotFound(
-                "site_not_found",
-                ja="この現場は見つからないか、自社が施工体制に登録されていません",
-                en="no such site, or your company is not in its hierarchy",
-                site_id=self.site_id,
-            )
+            raise site_not_found()
+        require_site_access(actor, self.site_id)
         if node.status != Status.REGISTERED:
             raise Conflict(
                 "own_invitation_pending",

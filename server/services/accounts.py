@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from argon2.exceptions import VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from server.domain.accounts import (
     COMPANY_ADMIN_ROLES,
@@ -20,7 +22,7 @@ from server.domain.accounts import (
     require_company_member,
     require_role,
 )
-from server.errors import Conflict, Forbidden, GenbaError, InvalidInput, NotFound, Unauthorized
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from server.services.common import as_aware, audit, company_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
@@ -213,57 +215,72 @@ _BAD_LOGIN = dict(
     ja="ログインIDまたはパスワードが正しくありません",
     en="wrong login ID or password",
 )
+_PW_TTL = timedelta(minutes=30)
+
+
+def _count_failure(s: Session, ctx: Context, account_id: int, column: Any, limit: int | None) -> None:
+    """Count one failure atomically (UPDATE … SET n = n + 1 RETURNING n): parallel guesses on
+    PostgreSQL cannot lose increments, and reaching ``limit`` starts a timed lock."""
+    n = s.execute(
+        update(t.Account).where(t.Account.id == account_id).values({column: column + 1}).returning(column)
+    ).scalar_one()
+    if limit is not None and n >= limit:
+        s.execute(
+            update(t.Account)
+            .where(t.Account.id == account_id)
+            .values(failed_logins=0, locked_until=ctx.now() + ctx.lock_duration)
+        )
+
+
+def _locked(ctx: Context, acc: t.Account) -> bool:
+    return acc.disabled or (acc.locked_until is not None and as_aware(acc.locked_until) > ctx.now())
 
 
 def login(ctx: Context, login_id: str, password: str) -> dict[str, Any]:
-    """A token; while the initial password is unchanged it only allows changing it."""
-    with ctx.store.write() as s:
+    """A token; while the initial password is unchanged it only allows changing it.
+
+    The password hash is checked outside any transaction: on SQLite a write transaction holds the
+    database's one write lock, and argon2 takes a noticeable fraction of a second by design.
+    """
+    with ctx.store.read() as s:
         acc = s.scalar(select(t.Account).where(t.Account.login_id == login_id))
-        if acc is None:
-            ctx.hasher.hash(password)  # same cost as a real check: no timing hint that the ID is unknown
-            raise Unauthorized(**_BAD_LOGIN)
-        if acc.disabled or acc.failed_logins >= ctx.max_failed_logins:
-            raise Unauthorized(
-                "account_locked",
-                ja="このIDはロックされています。セキュリティコードでパスワードを再設定してください",
-                en="this login is locked; reset the password with the security code",
-            )
-        try:
-            ctx.hasher.verify(acc.password_hash, password)
-        except VerificationError:
-            acc.failed_logins += 1
-            # Commit the count but still refuse: leave the unit of work normally, then raise.
-            failed = True
-        else:
-            failed = False
-            acc.failed_logins = 0
-            if ctx.hasher.check_needs_rehash(acc.password_hash):
-                acc.password_hash = ctx.hasher.hash(password)
-            token = secrets.token_urlsafe(32)
-            now = ctx.now()
-            scope = PASSWORD_CHANGE if acc.must_change_password else FULL
-            expires = now + (min(ctx.token_ttl, _PW_TTL) if scope == PASSWORD_CHANGE else ctx.token_ttl)
-            s.add(
-                t.Token(
-                    token_hash=_hash_token(token), account_id=acc.id, scope=scope, created_at=now, expires_at=expires
-                )
-            )
-            result = {
-                "token": token,
-                "token_type": "bearer",
-                "scope": scope,
-                "expires_at": expires.isoformat(),
-                "must_change_password": acc.must_change_password,
-                "account": account_view(acc),
-            }
-    if failed:
+    if acc is None:
+        ctx.hasher.hash(password)  # same cost as a real check: no timing hint that the ID is unknown
         raise Unauthorized(**_BAD_LOGIN)
-    return result
-
-
-from datetime import timedelta  # noqa: E402
-
-_PW_TTL = timedelta(minutes=30)
+    if _locked(ctx, acc):
+        minutes = int(ctx.lock_duration.total_seconds() // 60)
+        raise Unauthorized(
+            "account_locked",
+            ja=f"このIDはロックされています。{minutes}分ほど待つか、セキュリティコードでパスワードを再設定してください",
+            en=f"this login is locked; wait about {minutes} minutes or reset the password with the security code",
+        )
+    try:
+        ctx.hasher.verify(acc.password_hash, password)
+    except VerificationError:
+        with ctx.store.write() as s:
+            _count_failure(s, ctx, acc.id, t.Account.failed_logins, ctx.max_failed_logins)
+        raise Unauthorized(**_BAD_LOGIN) from None
+    rehashed = ctx.hasher.hash(password) if ctx.hasher.check_needs_rehash(acc.password_hash) else None
+    token = secrets.token_urlsafe(32)
+    now = ctx.now()
+    scope = PASSWORD_CHANGE if acc.must_change_password else FULL
+    expires = now + (min(ctx.token_ttl, _PW_TTL) if scope == PASSWORD_CHANGE else ctx.token_ttl)
+    with ctx.store.write() as s:
+        values: dict[str, Any] = {"failed_logins": 0}
+        if rehashed:
+            values["password_hash"] = rehashed
+        s.execute(update(t.Account).where(t.Account.id == acc.id).values(values))
+        s.add(
+            t.Token(token_hash=_hash_token(token), account_id=acc.id, scope=scope, created_at=now, expires_at=expires)
+        )
+    return {
+        "token": token,
+        "token_type": "bearer",
+        "scope": scope,
+        "expires_at": expires.isoformat(),
+        "must_change_password": acc.must_change_password,
+        "account": account_view(acc),
+    }
 
 
 def authenticate(ctx: Context, token: str, allow_password_change: bool = False) -> Actor:
@@ -338,40 +355,46 @@ def reset_password(ctx: Context, login_id: str, security_code: str, new_password
 
     A security code is short, so wrong codes are counted: after MAX_RESET_ATTEMPTS the reset is
     closed too and only a new initial password from the company (or the operator) opens the ID.
+    Every path costs one hash check, so timing does not tell whether the ID exists.
     """
-    refused: GenbaError | None = None
-    with ctx.store.write() as s:
+    with ctx.store.read() as s:
         acc = s.scalar(select(t.Account).where(t.Account.login_id == login_id))
-        if acc is not None and acc.failed_resets >= MAX_RESET_ATTEMPTS:
-            raise Unauthorized(
-                "reset_locked",
-                ja="セキュリティコードの誤りが続いたため再設定できません。事業者責任者（または運用管理者）に初期パスワードの再発行を依頼してください",
-                en="too many wrong security codes; ask the company owner (or operator) to reissue an initial password",
-            )
-        ok = False
-        if acc is not None and acc.security_code_hash is not None and not acc.disabled:
-            try:
-                ok = ctx.hasher.verify(acc.security_code_hash, security_code)
-            except VerificationError:
-                ok = False
-        if not ok or acc is None:
-            if acc is not None:
-                acc.failed_resets += 1  # committed: leave the unit of work normally, then refuse
-            refused = Unauthorized(
-                "reset_failed",
-                ja="ログインIDまたはセキュリティコードが正しくありません",
-                en="wrong login ID or security code",
-            )
-        else:
-            check_new_password(new_password, acc.login_id)
-            acc.password_hash = ctx.hasher.hash(new_password)
-            acc.failed_logins = 0
-            acc.failed_resets = 0
-            acc.must_change_password = False
-            s.execute(delete(t.Token).where(t.Token.account_id == acc.id))
-            audit(ctx, s, None, "account.reset_password", "account", acc.id)
-    if refused is not None:
-        raise refused
+    if acc is not None and acc.failed_resets >= MAX_RESET_ATTEMPTS:
+        raise Unauthorized(
+            "reset_locked",
+            ja="セキュリティコードの誤りが続いたため再設定できません。"
+            "事業者責任者（または運用管理者）に初期パスワードの再発行を依頼してください",
+            en="too many wrong security codes; ask the company owner (or operator) to reissue an initial password",
+        )
+    ok = False
+    if acc is not None and acc.security_code_hash is not None and not acc.disabled:
+        try:
+            ok = ctx.hasher.verify(acc.security_code_hash, security_code)
+        except VerificationError:
+            ok = False
+    else:
+        ctx.hasher.hash(security_code)
+    if not ok or acc is None:
+        if acc is not None:
+            with ctx.store.write() as s:
+                _count_failure(s, ctx, acc.id, t.Account.failed_resets, None)
+        raise Unauthorized(
+            "reset_failed",
+            ja="ログインIDまたはセキュリティコードが正しくありません",
+            en="wrong login ID or security code",
+        )
+    check_new_password(new_password, acc.login_id)
+    new_hash = ctx.hasher.hash(new_password)
+    with ctx.store.write() as s:
+        row = s.get(t.Account, acc.id, with_for_update=True)
+        assert row is not None
+        row.password_hash = new_hash
+        row.failed_logins = 0
+        row.failed_resets = 0
+        row.locked_until = None
+        row.must_change_password = False
+        s.execute(delete(t.Token).where(t.Token.account_id == row.id))
+        audit(ctx, s, None, "account.reset_password", "account", row.id, after={"account_id": row.id})
 
 
 def reissue(ctx: Context, actor: Actor, account_id: int) -> dict[str, Any]:
@@ -403,6 +426,8 @@ def reissue(ctx: Context, actor: Actor, account_id: int) -> dict[str, Any]:
         acc.must_change_password = True
         acc.failed_logins = 0
         acc.failed_resets = 0
+        acc.locked_until = None
+        acc.security_code_hash = None  # a reissue may follow a leak: the old code must not undo it
         s.execute(delete(t.Token).where(t.Token.account_id == acc.id))
         audit(ctx, s, actor, "account.reissue", "account", acc.id, before, snapshot(acc))
         return account_view(acc) | {"initial_password": initial}

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from server.domain.accounts import Actor
 from server.domain.hierarchy import Node, Status, Tree
-from server.errors import NotFound
+from server.errors import NotFound, site_not_found, worker_not_found
 from server.services.context import Context
 from server.store import tables as t
 
@@ -20,16 +20,22 @@ M = TypeVar("M", bound=t.Base)
 def get(session: Session, model: type[M], ident: int, code: str, ja: str, en: str, lock: bool = False) -> M:
     obj = session.get(model, ident, with_for_update=lock or None)
     if obj is None:
-        raise NotFound(code, ja=ja, en=en, id=ident)
+        raise NotFound(code, ja=ja, en=en)
     return obj
 
 
 def site_or_404(session: Session, site_id: int, lock: bool = False) -> t.Site:
-    return get(session, t.Site, site_id, "site_not_found", "現場が見つかりません", "no such site", lock)
+    site = session.get(t.Site, site_id, with_for_update=lock or None)
+    if site is None:
+        raise site_not_found()
+    return site
 
 
 def worker_or_404(session: Session, worker_id: int) -> t.Worker:
-    return get(session, t.Worker, worker_id, "worker_not_found", "技能者が見つかりません", "no such worker")
+    worker = session.get(t.Worker, worker_id)
+    if worker is None:
+        raise worker_not_found()
+    return worker
 
 
 def company_or_404(session: Session, company_id: int) -> t.Company:
@@ -43,7 +49,7 @@ def load_tree(session: Session, site_id: int, lock: bool = False) -> Tree:
         q = q.with_for_update()
     rows = session.scalars(q).all()
     if not rows:
-        raise NotFound("site_not_found", ja="現場が見つかりません", en="no such site", site_id=site_id)
+        raise site_not_found()
     return Tree(
         site_id,
         (Node(r.id, r.parent_id, r.company_id, r.placeholder_name, Status(r.status)) for r in rows),

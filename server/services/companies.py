@@ -15,7 +15,7 @@ from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_com
 from server.domain.consent import ItemAgreement, disclosed_items
 from server.domain.trades import trade_table
 from server.domain.visibility import worker_items
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, worker_not_found
 from server.services.common import audit, company_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
@@ -363,7 +363,7 @@ def get_worker(ctx: Context, actor: Actor, worker_id: int) -> dict[str, Any]:
         w = s.get(t.Worker, worker_id)
         items = visible_items(s, actor, w) if w is not None else None
         if w is None or items is None:
-            raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker", id=worker_id)
+            raise worker_not_found()
         return _base(w) | _personal(s, w, items) | {"visible_items": sorted(items)}
 
 
@@ -415,7 +415,7 @@ def _employer_or_operator(s: Session, actor: Actor, worker_id: int) -> t.Worker:
     if actor.role != Role.OPERATOR:
         require_role(actor, COMPANY_ADMIN_ROLES, "カードの登録", "manage cards")
         if actor.company_id != w.employer_id:
-            raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
+            raise worker_not_found()
     return w
 
 
@@ -519,7 +519,7 @@ def update_worker(
     with ctx.store.write() as s:
         w = worker_or_404(s, worker_id)
         if actor.role != Role.OPERATOR and actor.company_id != w.employer_id:
-            raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
+            raise worker_not_found()
         if "name" in changes and not (changes["name"] or "").strip():
             raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
         level = changes.get("level")

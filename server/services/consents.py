@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 
 from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_company_member, require_role
 from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, requested_settings
-from server.errors import Forbidden, InvalidInput, NotFound
+from server.errors import Forbidden, InvalidInput, worker_not_found
 from server.services.common import as_aware, audit, company_or_404, snapshot, worker_or_404
 from server.services.companies import agreements
 from server.services.context import Context
@@ -82,7 +82,7 @@ def _side(actor: Actor, worker: t.Worker) -> str:
     if actor.is_company and actor.company_id == worker.employer_id:
         require_role(actor, COMPANY_ADMIN_ROLES, "開示設定", "set disclosure")
         return "employer"
-    raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
+    raise worker_not_found()
 
 
 def get_disclosure(ctx: Context, actor: Actor, worker_id: int) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def get_disclosure(ctx: Context, actor: Actor, worker_id: int) -> dict[str, Any]
             (actor.role == Role.WORKER and actor.worker_id == w.id)
             or (actor.is_company and actor.company_id == w.employer_id)
         ):
-            raise NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
+            raise worker_not_found()
         return _disclosure_view(agreements(s, w.id))
 
 

@@ -24,6 +24,7 @@ class Context:
     # Tests may trade hashing cost for speed; production keeps RFC 9106's low-memory profile.
     fast_hashing: bool = False
     max_failed_logins: int = 10
+    lock_duration: timedelta = timedelta(minutes=15)
     hasher: PasswordHasher = field(init=False)
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ from server.domain.roster import (
     validity,
 )
 from server.domain.trades import trade_table
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
 from server.services.common import as_aware, audit, get, load_tree, site_or_404, snapshot, worker_or_404
 from server.services.companies import has_proxy_consent, too_long
 from server.services.context import Context
@@ -118,29 +118,36 @@ def entry_view(
     }
 
 
-def _authorize(s: Session, actor: Actor, tree: Tree, employer_id: int) -> int:
-    """The employer itself, or an upper company with the employer's proxy consent. Returns the employer's node."""
+def _authorize(s: Session, actor: Actor, tree: Tree, worker: t.Worker) -> int:
+    """The employer itself, or an upper company with the employer's proxy consent. Returns the employer's node.
+
+    Who asks is checked before anything about the worker is said: an account that may not see the
+    worker gets the same 404 as for a worker that does not exist."""
+    if not actor.is_company:
+        raise Forbidden("role_not_allowed", ja="作業員名簿の登録はできません", en="this account cannot edit rosters")
+    employer_id = worker.employer_id
     employer_node = tree.node_of_company(employer_id)
+    if actor.company_id == employer_id:
+        require_site_access(actor, tree.site_id)
+    else:
+        mine = tree.actor_node(actor)  # 404 when the actor's company is not on this site
+        consent = has_proxy_consent(s, employer_id, actor.company_id)
+        below = employer_node is not None and tree.in_subtree(mine.id, employer_node.id)
+        if not below and not consent:
+            raise worker_not_found()
+        if not below:
+            raise Forbidden(
+                "not_your_worker",
+                ja="この技能者の所属事業者は自社より下位にいないため、代わりに登録できません",
+                en="the worker's employer is not below your company on this site",
+            )
     if employer_node is None or employer_node.status != Status.REGISTERED:
         raise Conflict(
             "employer_not_registered_on_site",
             ja="所属事業者がこの現場の施工体制に登録（承認済み）されていないため、技能者を登録できません",
             en="the worker's employer is not a registered (approved) company on this site",
-            employer_id=employer_id,
         )
-    if not actor.is_company:
-        raise Forbidden("role_not_allowed", ja="作業員名簿の登録はできません", en="this account cannot edit rosters")
-    require_site_access(actor, tree.site_id)
-    if actor.company_id == employer_id:
-        return employer_node.id
-    mine = tree.actor_node(actor)
-    if not tree.in_subtree(mine.id, employer_node.id):
-        raise Forbidden(
-            "not_your_worker",
-            ja="他社の技能者は登録できません",
-            en="you can only register your own workers",
-        )
-    if not has_proxy_consent(s, employer_id, actor.company_id):
+    if actor.company_id != employer_id and not has_proxy_consent(s, employer_id, actor.company_id):
         raise Forbidden(
             "proxy_consent_required",
             ja="所属事業者の代理手続きの同意がないため、代わりに登録・編集できません。所属事業者に同意を依頼してください",
@@ -170,7 +177,7 @@ def _checked(s: Session, worker_id: int, f: EntryFields) -> EntryFields:
 
 def add_entry(ctx: Context, s: Session, actor: Actor, tree: Tree, worker_id: int, f: EntryFields) -> t.RosterEntry:
     w = worker_or_404(s, worker_id)
-    node_id = _authorize(s, actor, tree, w.employer_id)
+    node_id = _authorize(s, actor, tree, w)
     f = _checked(s, w.id, f)
     if s.scalar(select(t.RosterEntry.id).where(t.RosterEntry.site_id == tree.site_id, t.RosterEntry.worker_id == w.id)):
         raise Conflict(
@@ -210,10 +217,10 @@ def _entry(s: Session, entry_id: int) -> t.RosterEntry:
     )
 
 
-def _authorize_entry(s: Session, actor: Actor, tree: Tree, e: t.RosterEntry, employer_id: int) -> None:
+def _authorize_entry(s: Session, actor: Actor, tree: Tree, e: t.RosterEntry, worker: t.Worker) -> None:
     """Editing or removing an entry: refused with the reason to those who see it, as not found to the rest."""
     try:
-        _authorize(s, actor, tree, employer_id)
+        _authorize(s, actor, tree, worker)
     except (Forbidden, NotFound, Conflict):
         if not _sees_entry(actor, tree, e):
             raise NotFound(
@@ -229,7 +236,7 @@ def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -
         site_or_404(s, e.site_id, lock=True)
         tree = load_tree(s, e.site_id)
         w = worker_or_404(s, e.worker_id)
-        _authorize_entry(s, actor, tree, e, w.employer_id)
+        _authorize_entry(s, actor, tree, e, w)
         current = _fields(e).__dict__ | {}
         unknown = set(changes) - set(current)
         if unknown:
@@ -252,7 +259,7 @@ def remove(ctx: Context, actor: Actor, entry_id: int) -> None:
         site_or_404(s, e.site_id, lock=True)
         tree = load_tree(s, e.site_id)
         w = worker_or_404(s, e.worker_id)
-        _authorize_entry(s, actor, tree, e, w.employer_id)
+        _authorize_entry(s, actor, tree, e, w)
         before = snapshot(e)
         s.delete(e)
         audit(ctx, s, actor, "roster.remove", "roster_entry", entry_id, before, None, site_id=before["site_id"])
@@ -281,7 +288,7 @@ def list_roster(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
         ).all()
         visible = [e for e in entries if _sees_entry(actor, tree, e)]
         if not visible and not _on_site(actor, tree):
-            raise NotFound("site_not_found", ja="現場が見つかりません", en="no such site", site_id=site_id)
+            raise site_not_found()
         related = _Related.load(s, {e.worker_id for e in visible})
         rows = [entry_view(s, e, tree, related) for e in visible]
         return {

@@ -31,7 +31,7 @@ from server.domain.hierarchy import (
     pattern_companies,
     pattern_from_tree,
 )
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
 from server.services.common import as_aware, audit, company_or_404, get, load_tree, site_or_404, snapshot
 from server.services.companies import count
 from server.services.context import Context
@@ -95,7 +95,7 @@ def _require_on_site(s: Session, actor: Actor, site_id: int) -> Tree:
             pass
         elif any(n.company_id == actor.company_id for n in tree.all_nodes.values() if n.status != Status.DECLINED):
             return tree
-    raise NotFound("site_not_found", ja="現場が見つかりません", en="no such site", site_id=site_id)
+    raise site_not_found()
 
 
 def create_site(ctx: Context, actor: Actor, data: SiteIn) -> dict[str, Any]:
