@@ -7,6 +7,7 @@ sites its ID is bound to; 招待 by any company role, 承認 by 事業者責任�
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -571,10 +572,8 @@ def test_parallel_wrong_passwords_are_all_counted(api: Api) -> None:
     def guess() -> None:
         barrier.wait()
         for _ in range(3):
-            try:
+            with contextlib.suppress(Unauthorized):
                 svc.login(api.ctx, login_id, "genba-Wrong-0000")
-            except Unauthorized:
-                pass
 
     threads = [threading.Thread(target=guess) for _ in range(8)]
     for th in threads:

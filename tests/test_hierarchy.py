@@ -573,3 +573,22 @@ def test_a_hierarchy_pattern_name_is_used_once_per_company(api: Api) -> None:
     prime.owner.ok("POST", "/hierarchy-patterns", {"site_id": site.id, "name": "標準"}, status=201)
     prime.owner.fail("POST", "/hierarchy-patterns", {"site_id": site.id, "name": "標準"}, status=409,
                      code="pattern_name_taken")
+
+
+def test_a_node_whose_invitee_declined_can_still_be_removed(api: Api) -> None:
+    prime = api.company("(株)基本建設")
+    site = api.site(prime)
+    first, second = api.company("一次(株)"), api.company("二次(株)")
+    n1 = api.registered(site, prime, site.root, first)
+    n2 = api.invite(site, first, n1, second)
+    second.owner.ok("POST", f"/hierarchy/{n2}/decline")
+    prime.owner.ok("DELETE", f"/hierarchy/{n1}")
+    names = [r["name"] for r in prime.owner.ok("GET", f"/sites/{site.id}/hierarchy")["rows"]]
+    assert names == ["(株)基本建設"]
+
+
+def test_control_characters_are_refused_alike_on_both_backends(api: Api) -> None:
+    prime = api.company("(株)基本建設")
+    site = api.site(prime)
+    prime.owner.fail("POST", f"/sites/{site.id}/hierarchy", {"parent_node_id": site.root,
+                     "placeholder_name": "未登録\x00建設"}, status=422, code="invalid_request")

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.domain.accounts import Role
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """NUL and other control characters: PostgreSQL refuses NUL, SQLite stores it; refuse both alike."""
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and _CONTROL.search(v) for v in items):
+            raise ValueError("制御文字は使えません (control characters are not allowed)")
+        return value
 
 
 class LoginIn(Body):

@@ -113,9 +113,6 @@ class Tree:
     def in_subtree(self, top_id: int, node_id: int) -> bool:
         return node_id == top_id or any(a.id == top_id for a in self.ancestors(node_id))
 
-    def is_prime(self, company_id: int | None) -> bool:
-        return company_id is not None and self.root.company_id == company_id
-
     # --- who acts --------------------------------------------------------------------------
     def actor_node(self, actor: Actor) -> Node:
         """The actor's own registered node on this site, or a refusal saying why not.
@@ -267,12 +264,6 @@ class Tree:
             return set(self.nodes)
         return {mine.id} | {d.id for d in self.descendants(mine.id)} | {a.id for a in self.ancestors(mine.id)}
 
-    def subtree_company_ids(self, node_id: int) -> set[int]:
-        ids = {d.company_id for d in self.descendants(node_id) if d.company_id is not None}
-        own = self.node(node_id).company_id
-        if own is not None:
-            ids.add(own)
-        return ids
 
 
 def check_placeholder_name(name: str) -> str:

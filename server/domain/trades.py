@@ -166,6 +166,14 @@ class TradeTable:
             )
         return trade
 
+    def label_of(self, major_code: str, minor_code: str) -> str:
+        """The label of a stored pair for display. A pair the table no longer has (a newer or
+        corrected table) is shown by its codes: a read must never fail on data it once accepted."""
+        try:
+            return self.get(major_code, minor_code).label
+        except InvalidInput:
+            return f"{major_code}-{minor_code}（コード表にありません）"
+
     def majors(self) -> list[tuple[str, str]]:
         """Every 大分類 as (code, name), in code order: the first drop-down of a trade picker."""
         return list(self._major_names.items())

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from server.domain import ids
 from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_company_member, require_role
-from server.domain.consent import ItemAgreement, disclosed_items
+from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, disclosed_items
 from server.domain.trades import trade_table
 from server.domain.visibility import worker_items
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, worker_not_found
-from server.services.common import audit, company_or_404, snapshot, worker_or_404
+from server.services.common import audit, company_or_404, load_tree, snapshot, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
 
@@ -255,8 +255,8 @@ def _trades(s: Session, worker_id: int) -> list[dict[str, str]]:
     rows = s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == worker_id).order_by(t.WorkerTrade.id))
     out = []
     for r in rows:
-        tr = trade_table().get(r.major_code, r.minor_code)
-        out.append({"major": r.major_code, "minor": r.minor_code, "label": tr.label})
+        label = trade_table().label_of(r.major_code, r.minor_code)
+        out.append({"major": r.major_code, "minor": r.minor_code, "label": label})
     return out
 
 
@@ -306,8 +306,6 @@ def _base(w: t.Worker) -> dict[str, Any]:
 
 
 def _worker_full(s: Session, w: t.Worker) -> dict[str, Any]:
-    from server.domain.consent import PERSONAL_ITEMS
-
     return _base(w) | _personal(s, w, PERSONAL_ITEMS) | {"visible_items": sorted(PERSONAL_ITEMS)}
 
 
@@ -327,8 +325,6 @@ def has_proxy_consent(s: Session, employer_id: int, agent_id: int | None) -> boo
 
 def sees_on_roster(s: Session, actor: Actor, worker_id: int) -> bool:
     """Whether the actor's company is the 元請 or above the worker on a site where the worker is on the roster."""
-    from server.services.common import load_tree
-
     if actor.company_id is None:
         return False
     entries = s.scalars(select(t.RosterEntry).where(t.RosterEntry.worker_id == worker_id)).all()

@@ -93,7 +93,7 @@ def entry_view(
         "tier": tree.tier(e.node_id) if tree and e.node_id in tree.nodes else None,
         "worker": {"id": w.id, "ccus_id": w.ccus_id, "name": w.name, "name_kana": w.name_kana},
         "employer": {"id": employer.id, "ccus_id": employer.ccus_id, "name": employer.name} if employer else None,
-        "trade": {"major": f.trade[0], "minor": f.trade[1], "label": trade_table().get(*f.trade).label}
+        "trade": {"major": f.trade[0], "minor": f.trade[1], "label": trade_table().label_of(*f.trade)}
         if f.trade
         else None,
         "position": f.position,

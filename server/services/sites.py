@@ -65,7 +65,7 @@ def _site_full(site: t.Site, prime: t.Company) -> dict[str, Any]:
     }
 
 
-def site_view_for(s: Session, actor: Actor, site: t.Site, tree: Tree | None = None) -> dict[str, Any]:
+def site_view_for(s: Session, actor: Actor, site: t.Site) -> dict[str, Any]:
     """帳票 4-1: the 元請 sees everything; anyone else on the site only what the 元請 discloses."""
     full = _site_full(site, company_or_404(s, site.prime_id))
     if actor.is_company and actor.company_id == site.prime_id:
@@ -273,7 +273,7 @@ def hierarchy(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
                 key = normalize_company_name(r.placeholder_name or "")
                 row["replacement_candidates"] = by_name.get(key, []) if key else []
             out.append(row)
-        return {"site": site_view_for(s, actor, site_or_404(s, site_id), tree), "rows": out}
+        return {"site": site_view_for(s, actor, site_or_404(s, site_id)), "rows": out}
 
 
 def _companies_by_name(s: Session) -> dict[str, list[dict[str, Any]]]:
@@ -350,7 +350,7 @@ def approval_requests(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
                     if inviter
                     else None,
                     "tier": tree.tier(r.id),
-                    "site": site_view_for(s, actor, site, tree),
+                    "site": site_view_for(s, actor, site),
                 }
             )
         return out
@@ -449,6 +449,13 @@ def remove(ctx: Context, actor: Actor, node_id: int) -> None:
         tree = load_tree(s, row.site_id)
         tree.check_remove(actor, node_id, count(s, t.RosterEntry, t.RosterEntry.node_id == node_id))
         before = snapshot(row)
+        # Declined invitations below it are history, not children: they go with it (and are logged),
+        # or the foreign key would refuse the removal forever.
+        for declined in s.scalars(select(t.HierarchyNode).where(t.HierarchyNode.parent_id == node_id)):
+            audit(ctx, s, actor, "hierarchy.remove", "hierarchy_node", declined.id, snapshot(declined), None,
+                  site_id=declined.site_id)
+            s.delete(declined)
+        s.flush()
         s.delete(row)
         audit(ctx, s, actor, "hierarchy.remove", "hierarchy_node", node_id, before, None, site_id=before["site_id"])
 
