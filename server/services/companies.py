@@ -251,40 +251,56 @@ def create_worker(ctx: Context, actor: Actor, data: WorkerIn) -> dict[str, Any]:
         return _worker_full(s, w)
 
 
+@dataclass
+class _Holdings:
+    """Trades and qualifications of many workers, loaded in two queries for a list."""
+
+    trades: dict[int, list[dict[str, str]]]
+    qualifications: dict[int, list[dict[str, Any]]]
+
+    @classmethod
+    def load(cls, s: Session, worker_ids: Iterable[int]) -> _Holdings:
+        ids = list(worker_ids)
+        trades: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
+        for r in s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id.in_(ids)).order_by(t.WorkerTrade.id)):
+            label = trade_table().label_of(r.major_code, r.minor_code)
+            trades[r.worker_id].append({"major": r.major_code, "minor": r.minor_code, "label": label})
+        quals: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        q_rows = s.scalars(
+            select(t.Qualification).where(t.Qualification.worker_id.in_(ids)).order_by(t.Qualification.id)
+        )
+        for q in q_rows:
+            quals[q.worker_id].append(
+                {
+                    "id": q.id,
+                    "category": q.category,
+                    "name": q.name,
+                    "number": q.number,
+                    "acquired_on": q.acquired_on.isoformat() if q.acquired_on else None,
+                }
+            )
+        return cls(trades, quals)
+
+
 def _trades(s: Session, worker_id: int) -> list[dict[str, str]]:
-    rows = s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == worker_id).order_by(t.WorkerTrade.id))
-    out = []
-    for r in rows:
-        label = trade_table().label_of(r.major_code, r.minor_code)
-        out.append({"major": r.major_code, "minor": r.minor_code, "label": label})
-    return out
+    return _Holdings.load(s, [worker_id]).trades[worker_id]
 
 
-def _qualifications(s: Session, worker_id: int) -> list[dict[str, Any]]:
-    rows = s.scalars(select(t.Qualification).where(t.Qualification.worker_id == worker_id).order_by(t.Qualification.id))
-    return [
-        {
-            "id": q.id,
-            "category": q.category,
-            "name": q.name,
-            "number": q.number,
-            "acquired_on": q.acquired_on.isoformat() if q.acquired_on else None,
-        }
-        for q in rows
-    ]
-
-
-def _personal(s: Session, w: t.Worker, items: Iterable[str]) -> dict[str, Any]:
+def _personal(s: Session, w: t.Worker, items: Iterable[str], held: _Holdings | None = None) -> dict[str, Any]:
     items = set(items)
+    if held is None and items & {"trades", "qualifications"}:
+        held = _Holdings.load(s, [w.id])
     out: dict[str, Any] = {}
     if "face_photo" in items:
         out["face_photo"] = w.face_photo
     if "level" in items:
         out["level"] = w.level
     if "trades" in items:
-        out["trades"] = _trades(s, w.id)
+        assert held is not None
+        out["trades"] = held.trades[w.id]
     if "qualifications" in items:
-        out["qualifications"] = _qualifications(s, w.id)
+        assert held is not None
+        out["qualifications"] = held.qualifications[w.id]
     if "social_insurance" in items:
         out["social_insurance"] = {
             "health": w.health_insurance,
@@ -382,10 +398,12 @@ def list_company_workers(ctx: Context, actor: Actor, company_id: int) -> list[di
                 company_id=company_id,
             )
         rows = s.scalars(select(t.Worker).where(t.Worker.employer_id == company_id).order_by(t.Worker.id)).all()
+        held = _Holdings.load(s, [w.id for w in rows])
         out = []
         for w in rows:
-            items = visible_items(s, actor, w) or frozenset()
-            out.append(_base(w) | _personal(s, w, items) | {"visible_items": sorted(items)})
+            # The employer sees everything without asking per worker; an agent's view is per worker.
+            items = frozenset(PERSONAL_ITEMS) if own else (visible_items(s, actor, w) or frozenset())
+            out.append(_base(w) | _personal(s, w, items, held) | {"visible_items": sorted(items)})
         return out
 
 

@@ -76,6 +76,15 @@ def _disclosure_view(agree: Mapping[str, ItemAgreement]) -> dict[str, Any]:
     return {"items": items, "disclosed_items": [i["item"] for i in items if i["disclosed"]]}
 
 
+def _audit_view(view: dict[str, Any]) -> dict[str, Any]:
+    """Each side's agreement per item, so a one-sided change is visible in the log, not just the result."""
+    return {
+        "disclosed_items": view["disclosed_items"],
+        "worker_agrees": [i["item"] for i in view["items"] if i["worker_agrees"]],
+        "employer_agrees": [i["item"] for i in view["items"] if i["employer_agrees"]],
+    }
+
+
 def _side(actor: Actor, worker: t.Worker) -> str:
     if actor.role == Role.WORKER and actor.worker_id == worker.id:
         return "worker"
@@ -124,7 +133,7 @@ def set_disclosure(
             f"disclosure.set_by_{side}",
             "worker",
             w.id,
-            {"disclosed_items": before["disclosed_items"]},
-            {"disclosed_items": after["disclosed_items"]},
+            _audit_view(before),
+            _audit_view(after),
         )
         return after
