@@ -1,0 +1,65 @@
+"""The README's "API: main flows" run as written against `python -m server.demo` (a real server process).
+
+A new user pastes these commands; if one breaks, this test says which.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _flows() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## API: main flows", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_the_readme_flows_work_against_the_demo(tmp_path: Path) -> None:
+    port = _free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "server.demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the demo server did not come up")
+        blocks = _flows()
+        assert len(blocks) >= 8
+        script = "\n".join(blocks).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+        # Run block by block in one shell, printing a marker after each so a failure names its block.
+        marked = "\n".join(f"{b}\necho '@@ block {i} done'" for i, b in enumerate(script.split("\n\n")))
+        r = subprocess.run(["bash", "-c", "set -o pipefail\n" + marked], capture_output=True, text=True, timeout=300)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out
+        assert "Traceback" not in out and "internal_error" not in out, out
+        # What the README says each flow shows.
+        assert '"status":"registered","work_name":"給排水設備工事"' in out  # 湾岸設備 approved
+        assert '"work_name":"防水工事"' in out  # 北斗防水 invited by ID, then approved
+        assert "首都塗装 [{" in out and '"replaced_placeholder_name":"首都塗装"' in out  # suggestion, then 置換
+        assert "['no_position']" in out  # roster entries without 立場 are flagged
+        assert "proxy_consent_required" in out  # consent withdrawn
+        assert '"worker":{"id":18' in out  # 三次鉄筋 registers its own worker
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
