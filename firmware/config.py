@@ -1,0 +1,126 @@
+"""The gate's configuration: one TOML file, every key checked, unknown keys refused at start.
+
+    device_id = "gate-01"
+    broker_url = "mqtts://broker.example:8883"      # or mqtt://host:port
+    username = "gate-01"
+    password = "…"
+    ca_file = "/etc/genbagate/ca.pem"
+    data_dir = "/var/lib/genbagate"
+    direction = "in"                                  # in | out | auto
+    debounce_s = 5
+
+    [pins]            # BCM numbers; omit a pin the gate does not have
+    led_red = 17
+    led_green = 27
+    led_blue = 22     # RGB LED; with led_amber instead, a three-colour tower
+    buzzer = 18
+    motion = 4
+    direction_button = 23
+
+    [voice]
+    enabled = true
+    volume = 0.8
+    renderer = "pyttsx3"    # or "open_jtalk" where installed
+    [voice.phrases]          # override the spoken (kana) form of a phrase
+    entry = "にゅうじょうを きろくしました"
+
+    [quiet_hours]
+    start = "20:00"
+    end = "06:00"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from firmware.errors import ConfigError
+from protocol.topics import check_device_id
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pins(Strict):
+    led_red: int | None = Field(17, ge=0, le=27)
+    led_green: int | None = Field(27, ge=0, le=27)
+    led_blue: int | None = Field(None, ge=0, le=27)
+    led_amber: int | None = Field(22, ge=0, le=27)
+    buzzer: int | None = Field(18, ge=0, le=27)
+    motion: int | None = Field(4, ge=0, le=27)
+    direction_button: int | None = Field(None, ge=0, le=27)
+    direction_led: int | None = Field(None, ge=0, le=27)  # lit while the toggle says 退場 (out)
+
+
+class Voice(Strict):
+    enabled: bool = True
+    volume: float = Field(0.8, ge=0.0, le=1.0)
+    renderer: Literal["pyttsx3", "open_jtalk"] = "pyttsx3"
+    player: str = "aplay"
+    phrases: dict[str, str] = Field(default_factory=dict)  # phrase key → spoken (kana) form
+    prompt_cooldown_s: float = Field(30, ge=0)
+    prompt_after_tap_s: float = Field(10, ge=0)
+
+
+class QuietHours(Strict):
+    start: time | None = None
+    end: time | None = None
+
+
+class GateConfig(Strict):
+    device_id: str
+    broker_url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    data_dir: Path = Path("/var/lib/genbagate")
+    direction: Literal["in", "out", "auto"] = "auto"
+    debounce_s: float = Field(5, ge=0, le=3600)
+    reader: str = "usb"  # nfcpy device path: usb, usb:054c:06c3, tty:AMA0:pn532, udp:host:port
+    retention_days: int = Field(30, ge=1, le=3650)
+    ack_timeout_s: float = Field(10, gt=0, le=600)
+    batch_size: int = Field(50, ge=1, le=1000)
+    pins: Pins = Pins()
+    voice: Voice = Voice()
+    quiet_hours: QuietHours = QuietHours()
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id(cls, v: str) -> str:
+        return check_device_id(v)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, v: str) -> str:
+        u = urlsplit(v)
+        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+            raise ValueError("use mqtt://HOST:PORT or mqtts://HOST:PORT")
+        return v
+
+    @property
+    def broker(self) -> tuple[str, int, bool]:
+        """(host, port, tls)."""
+        u = urlsplit(self.broker_url)
+        tls = u.scheme == "mqtts"
+        return u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883), tls
+
+
+def load(path: str | Path) -> GateConfig:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return GateConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{p}: {problems}") from None

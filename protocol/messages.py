@@ -1,0 +1,162 @@
+"""The messages on the wire, version 1. Strict: unknown fields, unknown versions and malformed
+bodies are refused with a reason (ProtocolError), never guessed at.
+
+Both sides import these; a change here is a change of the contract, so add a version rather than
+alter the meaning of a field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from protocol.errors import ProtocolError
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024  # taps, acks, status, commands
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a config carries a whole site's roster digests
+
+DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{2,62}$")]
+CardUid = Annotated[str, StringConstraints(pattern=r"^([0-9A-F]{2}){4,10}$")]
+Tech = Literal["felica", "iso14443a", "iso14443b"]
+Direction = Literal["in", "out", "auto"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Card(Message):
+    tech: Tech
+    uid: CardUid  # upper-case hex: FeliCa IDm (8 bytes) or ISO 14443 UID (4, 7 or 10 bytes)
+
+
+class TapEvent(Message):
+    """One card tap, as the gate recorded it. ``seq`` is per device, strictly increasing, never reused."""
+
+    v: Literal[1] = 1
+    device_id: DeviceId
+    seq: int = Field(..., ge=1)
+    card: Card
+    direction: Direction
+    at: AwareDatetime  # the gate's wall clock (RFC 3339 with offset)
+    clock_synced: bool  # was that clock NTP-synchronised when the tap was taken
+    boot_id: str = Field(..., min_length=1, max_length=64)
+    mono_ms: int = Field(..., ge=0)  # CLOCK_MONOTONIC in ms within boot_id: lets the server fix ``at`` later
+    shown: str | None = Field(None, max_length=40)  # what the gate told the worker (feedback signal name)
+
+
+Outcome = Literal["recorded", "duplicate", "rejected"]
+
+
+class AckItem(Message):
+    seq: int = Field(..., ge=1)
+    outcome: Outcome  # all three are final: the gate stops re-sending
+    reason: str | None = Field(None, max_length=200)
+
+
+class Ack(Message):
+    """Sent by the server after its database commit, never before."""
+
+    v: Literal[1] = 1
+    device_id: DeviceId
+    acks: list[AckItem] = Field(..., min_length=1, max_length=1000)
+
+
+ReaderState = Literal["ok", "starting", "missing", "failed"]
+
+
+class DeviceStatus(Message):
+    """Retained; the Last Will is the same with state=offline."""
+
+    v: Literal[1] = 1
+    device_id: DeviceId
+    state: Literal["online", "offline"]
+    at: AwareDatetime
+    firmware: str = Field("", max_length=40)
+    uptime_s: int = Field(0, ge=0)
+    buffer_depth: int = Field(0, ge=0)  # taps not yet acknowledged by the server
+    oldest_unacked_seq: int | None = None
+    oldest_unacked_at: AwareDatetime | None = None
+    last_tap_at: AwareDatetime | None = None
+    reader: ReaderState = "starting"
+    clock_synced: bool = False
+    boot_id: str = Field("", max_length=64)
+    mono_ms: int = Field(0, ge=0)
+    disk_ok: bool = True
+    direction: Direction = "auto"
+    config_version: int | None = None
+
+
+RosterStatus = Literal["ok", "incomplete"]  # incomplete: on the roster without 職種 or 立場
+
+
+class SiteRef(Message):
+    id: int
+    name: str = Field(..., max_length=200)
+
+
+class DeviceConfig(Message):
+    """Retained, from the server. The roster holds keyed digests of card UIDs, never names: enough
+    for offline feedback, useless if the SD card is stolen."""
+
+    v: Literal[1] = 1
+    device_id: DeviceId
+    version: int = Field(..., ge=0)
+    site: SiteRef | None = None
+    direction: Direction = "auto"
+    name: str = Field("", max_length=100)  # spoken by ``identify``
+    roster_key: str = Field("", pattern=r"^([0-9a-f]{2}){0,64}$")
+    roster: dict[str, RosterStatus] = Field(default_factory=dict)  # card_digest(key, uid) → status
+
+
+class Command(Message):
+    v: Literal[1] = 1
+    id: str = Field(..., min_length=1, max_length=64)
+    name: Literal["identify", "selftest", "resync"]
+    issued_at: AwareDatetime | None = None
+
+
+def card_digest(roster_key_hex: str, uid: str) -> str:
+    """HMAC-SHA256 of the upper-case UID under the config's key, first 16 bytes, hex."""
+    mac = hmac.new(bytes.fromhex(roster_key_hex), uid.upper().encode("ascii"), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+M = TypeVar("M", bound=Message)
+
+
+def decode(model: type[M], payload: bytes | str, max_bytes: int | None = None) -> M:
+    """Parse and validate one message, or raise ProtocolError with a short reason."""
+    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    limit = max_bytes or (MAX_CONFIG_BYTES if model is DeviceConfig else MAX_MESSAGE_BYTES)
+    if len(raw) > limit:
+        raise ProtocolError("too_large", f"{len(raw)} bytes > {limit}")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("not_json", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise ProtocolError("not_an_object", type(data).__name__)
+    if data.get("v") != VERSION:
+        raise ProtocolError("unsupported_version", f"v={data.get('v')!r}, this side speaks v={VERSION}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ProtocolError("invalid", f"{where}: {first.get('msg')}"[:200]) from None
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json(exclude_none=False).encode("utf-8")
+
+
+__all__ = [
+    "Ack", "AckItem", "Card", "Command", "DeviceConfig", "DeviceStatus", "SiteRef", "TapEvent",
+    "card_digest", "decode", "encode",
+]

@@ -1,0 +1,92 @@
+"""The wire contract: strict, versioned, and the same on both sides."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from protocol import topics
+from protocol.errors import ProtocolError
+from protocol.messages import (
+    Ack,
+    AckItem,
+    Card,
+    Command,
+    DeviceConfig,
+    DeviceStatus,
+    TapEvent,
+    card_digest,
+    decode,
+    encode,
+)
+
+NOW = datetime(2026, 11, 25, 7, 58, 12, tzinfo=UTC)
+
+
+def tap(**kw: object) -> TapEvent:
+    fields: dict[str, object] = dict(device_id="gate-01", seq=42, card=Card(tech="felica", uid="0114A1B2C3D4E5F6"),
+                                     direction="in", at=NOW, clock_synced=True, boot_id="b1", mono_ms=1234)
+    fields.update(kw)
+    return TapEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_every_message_survives_the_wire() -> None:
+    for message in (
+        tap(),
+        Ack(device_id="gate-01", acks=[AckItem(seq=42, outcome="recorded")]),
+        DeviceStatus(device_id="gate-01", state="online", at=NOW, buffer_depth=3),
+        DeviceConfig(device_id="gate-01", version=7, roster_key="00ff", roster={"ab" * 16: "ok"}),
+        Command(id="c1", name="identify"),
+    ):
+        assert decode(type(message), encode(message)) == message
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        (b"{not json", "not_json"),
+        (b"\xff\xfe", "not_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'{"v": 2, "device_id": "gate-01"}', "unsupported_version"),
+        (b'{"device_id": "gate-01"}', "unsupported_version"),
+        (b'{"v": 1, "device_id": "gate-01"}', "invalid"),
+        (b'{"v": 1, "device_id": "GATE 01", "seq": 1}', "invalid"),
+    ],
+)
+def test_a_bad_body_is_refused_with_a_reason(body: bytes, code: str) -> None:
+    with pytest.raises(ProtocolError) as err:
+        decode(TapEvent, body)
+    assert err.value.code == code
+
+
+def test_unknown_fields_and_bad_values_are_refused() -> None:
+    good = tap().model_dump(mode="json")
+    for change in ({"extra": 1}, {"seq": 0}, {"direction": "sideways"}, {"at": "2026-11-25T07:58:12"},
+                   {"card": {"tech": "felica", "uid": "0114a1b2"}}, {"card": {"tech": "felica", "uid": "ABC"}}):
+        with pytest.raises(ProtocolError):
+            decode(TapEvent, json.dumps(good | change).encode())
+
+
+def test_an_oversized_body_is_refused_before_parsing() -> None:
+    with pytest.raises(ProtocolError) as err:
+        decode(Ack, b" " * (64 * 1024 + 1))
+    assert err.value.code == "too_large"
+
+
+def test_topics_are_per_device_and_parse_back() -> None:
+    assert topics.topic("gate-01", "tap") == "genba/v1/devices/gate-01/tap"
+    assert topics.parse("genba/v1/devices/gate-01/ack") == ("gate-01", "ack")
+    assert topics.parse("genba/v1/devices/gate-01/other") is None
+    assert topics.parse("genba/v1/devices/../tap") is None
+    assert topics.TAP_SUBSCRIPTION == "$share/genba-ingest/genba/v1/devices/+/tap"
+    with pytest.raises(ValueError):
+        topics.topic("Gate/01", "tap")
+
+
+def test_card_digests_are_keyed_and_case_insensitive() -> None:
+    a = card_digest("00" * 16, "0114a1b2c3d4e5f6")
+    assert a == card_digest("00" * 16, "0114A1B2C3D4E5F6")
+    assert a != card_digest("01" * 16, "0114A1B2C3D4E5F6")
+    assert len(a) == 32
