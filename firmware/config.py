@@ -9,7 +9,7 @@
     direction = "in"                                  # in | out | auto
     debounce_s = 5
 
-    [pins]            # BCM numbers; omit a pin the gate does not have
+    [pins]            # BCM numbers; `false` for a part the gate does not have
     led_red = 17
     led_green = 27
     led_blue = 22     # RGB LED; with led_amber instead, a three-colour tower
@@ -56,6 +56,12 @@ class Pins(Strict):
     motion: int | None = Field(4, ge=0, le=27)
     direction_button: int | None = Field(None, ge=0, le=27)
     direction_led: int | None = Field(None, ge=0, le=27)  # lit while the toggle says 退場 (out)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _absent(cls, v: object) -> object:
+        """TOML has no null: `buzzer = false` says the gate has no buzzer."""
+        return None if v is False else v
 
 
 class Voice(Strict):

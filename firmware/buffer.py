@@ -1,0 +1,403 @@
+"""The gate's local buffer: the SD card's truth about every tap.
+
+A tap is written here, durably, before the worker gets any feedback, and stays until the server has
+acknowledged it (after its own database commit) and the retention period has passed. The publisher
+reads the unacknowledged taps from here in ``seq`` order; paho's in-memory queue is never the truth.
+
+Why it is built the way it is:
+
+- SQLite through sqlite-utils, in WAL mode with ``synchronous=FULL`` on *every* connection: with
+  ``NORMAL``, WAL mode skips the fsync at commit and a power cut can lose the last commits, i.e. taps
+  the worker already heard 「入場を記録しました」 for. ``FULL`` fsyncs the WAL on each commit.
+- ``seq`` is an ``INTEGER PRIMARY KEY AUTOINCREMENT``: SQLite then never hands out a rowid again, even
+  after the rows with the highest ids were pruned, so (device_id, seq) stays a unique key on the server.
+- One Buffer per thread: each opens its own connection (sqlite3 refuses use from another thread).
+  The tap thread and the publisher thread work on the same file at once; WAL lets readers run
+  alongside the single writer and ``busy_timeout`` makes a writer wait for the other instead of failing.
+- Every write is its own short transaction that starts with the write (never read-then-write), so a
+  busy writer only ever waits, it never gets a stale-snapshot error.
+- A full disk is an alarm, never a crash: SQLITE_FULL / ENOSPC becomes ``BufferFull`` and the
+  connection stays usable, so the next tap is recorded as soon as space is back.
+
+Timestamps: ``at`` is the gate's wall clock as given (ISO 8601 with its offset); the bookkeeping
+columns (created_at, last_sent_at, acked_at) are UTC ISO 8601 with a fixed width, so they compare as text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, get_args
+
+from sqlite_utils import Database
+
+from firmware.errors import BufferFull
+from protocol.messages import Card, Direction, Outcome, TapEvent
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000  # writes take milliseconds; a writer waits this long for the other connection
+CONFIG_KEY = "device_config"
+_DIRECTIONS = frozenset(get_args(Direction))
+_OUTCOMES = frozenset(get_args(Outcome))
+
+
+@dataclass(frozen=True)
+class TapRecord:
+    """One row of the buffer, as the tap path and the publisher see it."""
+
+    seq: int
+    card_tech: str
+    card_uid: str
+    direction: str
+    at: datetime
+    clock_synced: bool
+    boot_id: str
+    mono_ms: int
+    shown: str | None
+    acked: bool
+    outcome: str | None
+    sent_count: int
+    reason: str | None = None
+    last_sent_at: datetime | None = None
+
+    def to_event(self, device_id: str) -> TapEvent:
+        """The wire form of this tap (raises pydantic.ValidationError if device_id is not a valid id)."""
+        return TapEvent(
+            device_id=device_id,
+            seq=self.seq,
+            card=Card(tech=self.card_tech, uid=self.card_uid),  # type: ignore[arg-type]
+            direction=self.direction,  # type: ignore[arg-type]
+            at=self.at,
+            clock_synced=self.clock_synced,
+            boot_id=self.boot_id,
+            mono_ms=self.mono_ms,
+            shown=self.shown,
+        )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> TapRecord:
+        return cls(
+            seq=row["seq"],
+            card_tech=row["card_tech"],
+            card_uid=row["card_uid"],
+            direction=row["direction"],
+            at=datetime.fromisoformat(row["at"]),
+            clock_synced=bool(row["clock_synced"]),
+            boot_id=row["boot_id"],
+            mono_ms=row["mono_ms"],
+            shown=row["shown"],
+            acked=row["acked_at"] is not None,
+            outcome=row["outcome"],
+            sent_count=row["sent_count"],
+            reason=row["reason"],
+            last_sent_at=datetime.fromisoformat(row["last_sent_at"]) if row["last_sent_at"] else None,
+        )
+
+
+# --- schema -------------------------------------------------------------------------------------------
+
+# sqlite-utils' public Table.create() has no AUTOINCREMENT option (simonw/sqlite-utils#664; only
+# transform() preserves an existing one), and without it SQLite may hand a pruned seq out again.
+# So this one table is created with plain SQL; everything else goes through sqlite-utils.
+_TAPS_SQL = """
+CREATE TABLE IF NOT EXISTS taps (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    card_tech    TEXT    NOT NULL,
+    card_uid     TEXT    NOT NULL,
+    direction    TEXT    NOT NULL,
+    at           TEXT    NOT NULL,
+    clock_synced INTEGER NOT NULL,
+    boot_id      TEXT    NOT NULL,
+    mono_ms      INTEGER NOT NULL,
+    shown        TEXT,
+    created_at   TEXT    NOT NULL,
+    sent_count   INTEGER NOT NULL DEFAULT 0,
+    last_sent_at TEXT,
+    acked_at     TEXT,
+    outcome      TEXT,
+    reason       TEXT
+)
+"""
+
+
+def _schema_v1(db: Database) -> None:
+    db.execute(_TAPS_SQL)
+    # (acked_at, seq) order: unacked rows (acked_at NULL) come first in seq order; prune ranges on acked_at.
+    db["taps"].create_index(["acked_at"], index_name="taps_acked_at", if_not_exists=True)
+    db["meta"].create({"key": str, "value": bytes}, pk="key", if_not_exists=True)
+
+
+# MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version). Add a function to move
+# on; only ever add nullable columns or new tables, so an older firmware can still read a newer file.
+MIGRATIONS: list[Callable[[Database], None]] = [_schema_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF == sqlite3.SQLITE_FULL
+        return "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+@contextlib.contextmanager
+def _disk_full_is_buffer_full() -> Iterator[None]:
+    """Turn SQLITE_FULL / ENOSPC into BufferFull. sqlite-utils has already rolled the transaction back."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        if _is_disk_full(exc):
+            raise BufferFull(f"tap buffer: {exc}") from exc
+        raise
+
+
+def _utc_text(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- the buffer -----------------------------------------------------------------------------------------
+
+
+class Buffer:
+    """The SD card's truth: every tap, durably, before any feedback. SQLite (sqlite-utils) in WAL mode with
+    synchronous=FULL on every connection; seq from an AUTOINCREMENT key so it is never reused, even after
+    pruning or a crash. One Buffer per thread (each opens its own connection)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        """Open (creating or migrating) the buffer at ``path``. ``clock`` stamps created_at / last_sent_at /
+        acked_at. Raises BufferFull if the disk is too full even to open the file."""
+        self.path = Path(path)
+        self._clock = clock
+        with _disk_full_is_buffer_full():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = Database(self.path)
+            try:
+                # busy_timeout first: switching to WAL takes a lock another connection may hold right now.
+                self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                self._enable_wal()
+                self.db.execute("PRAGMA synchronous = FULL")
+                self._migrate()
+            except BaseException:
+                self.db.close()
+                raise
+        self._taps = self.db.table("taps")
+        self._meta = self.db.table("meta")
+
+    def _enable_wal(self) -> None:
+        """WAL is a property of the file, set once by whichever connection gets there first. SQLite does not
+        call the busy handler for that switch, so two connections opening a new file at the same moment
+        can see SQLITE_BUSY (or the old mode): retry until the file is in WAL mode."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self.db.enable_wal()
+                if self.db.journal_mode == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(f"{self.path}: could not switch to WAL mode")
+            time.sleep(0.01)
+
+    def _migrate(self) -> None:
+        # BEGIN IMMEDIATE (sqlite-utils' atomic() uses a deferred BEGIN): two connections opening a new
+        # file at once must not both read user_version 0 and then race to write.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                log.warning("buffer %s has schema %d, newer than this firmware's %d; using it as is",
+                            self.path, version, SCHEMA_VERSION)
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](self.db)
+                log.info("buffer %s: schema %d -> %d", self.path, step, step + 1)
+            if version < SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    # -- the tap path --
+
+    def record(self, *, tech: str, uid: str, direction: str, at: datetime, clock_synced: bool,
+               boot_id: str, mono_ms: int, shown: str | None = None) -> TapRecord:
+        """Insert one tap in its own transaction; it is committed (fsynced) when this returns.
+
+        Raises BufferFull when the disk is full (the buffer stays usable). A card or direction the wire
+        contract would refuse, or a naive ``at``, is a caller bug and raises ValueError: better at once
+        than a tap the publisher can never send.
+        """
+        card = Card(tech=tech, uid=uid.upper())  # type: ignore[arg-type]
+        if direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(_DIRECTIONS)}, not {direction!r}")
+        if at.tzinfo is None:
+            raise ValueError("at must be timezone-aware")
+        row = {
+            "card_tech": card.tech,
+            "card_uid": card.uid,
+            "direction": direction,
+            "at": at.isoformat(),
+            "clock_synced": int(clock_synced),
+            "boot_id": boot_id,
+            "mono_ms": int(mono_ms),
+            "shown": shown,
+            "created_at": _utc_text(self._clock()),
+        }
+        with _disk_full_is_buffer_full():
+            seq = self._taps.insert(row).last_pk
+        return TapRecord(seq=seq, card_tech=card.tech, card_uid=card.uid, direction=direction, at=at,
+                         clock_synced=clock_synced, boot_id=boot_id, mono_ms=int(mono_ms), shown=shown,
+                         acked=False, outcome=None, sent_count=0)
+
+    def set_shown(self, seq: int, shown: str) -> None:
+        """Note what the worker was told for this tap (decided after the durable insert)."""
+        with _disk_full_is_buffer_full():
+            self._taps.update(seq, {"shown": shown})
+
+    # -- the publisher --
+
+    def unacked(self, limit: int = 100, after_seq: int = 0) -> list[TapRecord]:
+        """Taps the server has not acknowledged, oldest (lowest seq) first."""
+        rows = self._taps.rows_where("acked_at IS NULL AND seq > ?", [after_seq], order_by="seq", limit=limit)
+        return [TapRecord.from_row(r) for r in rows]
+
+    def mark_sent(self, seqs: Iterable[int]) -> None:
+        """Count a (re)send of these taps; acknowledged ones are left alone."""
+        seqs = list(seqs)
+        if not seqs:
+            return
+        now = _utc_text(self._clock())
+        # Plain SQL: Table.update() sets values per row; it cannot increment a column for a set of rows.
+        with _disk_full_is_buffer_full(), self.db.atomic():
+            for seq in seqs:
+                self.db.execute(
+                    "UPDATE taps SET sent_count = sent_count + 1, last_sent_at = ? WHERE seq = ? AND acked_at IS NULL",
+                    [now, seq],
+                )
+
+    def mark_acked(self, items: Iterable[tuple[int, str, str | None]]) -> int:
+        """Record the server's final word on taps: (seq, outcome, reason). Acks for seqs this buffer does not
+        hold (never had, or pruned) and repeated acks change nothing. Returns how many taps changed."""
+        items = list(items)
+        for _, outcome, _ in items:
+            if outcome not in _OUTCOMES:
+                raise ValueError(f"outcome must be one of {sorted(_OUTCOMES)}, not {outcome!r}")
+        if not items:
+            return 0
+        now = _utc_text(self._clock())
+        changed = 0
+        # Plain SQL: the "only if not acked yet" condition is what makes a duplicate ack harmless, and
+        # Table.update() has no WHERE beyond the primary key.
+        with _disk_full_is_buffer_full(), self.db.atomic():
+            for seq, outcome, reason in items:
+                cur = self.db.execute(
+                    "UPDATE taps SET acked_at = ?, outcome = ?, reason = ? WHERE seq = ? AND acked_at IS NULL",
+                    [now, outcome, reason, seq],
+                )
+                changed += cur.rowcount
+        return changed
+
+    # -- status --
+
+    def depth(self) -> int:
+        """How many taps wait for the server's ack."""
+        return self._taps.count_where("acked_at IS NULL")
+
+    def oldest_unacked(self) -> TapRecord | None:
+        found = self.unacked(limit=1)
+        return found[0] if found else None
+
+    def last_tap(self) -> TapRecord | None:
+        for row in self._taps.rows_where(order_by="seq DESC", limit=1):
+            return TapRecord.from_row(row)
+        return None
+
+    # -- housekeeping --
+
+    def prune(self, acked_before: datetime) -> int:
+        """Delete taps acknowledged before ``acked_before``; unacknowledged taps are never deleted, however
+        old. seq keeps counting up (AUTOINCREMENT). Returns how many rows went."""
+        cutoff = _utc_text(acked_before)
+        before = self.db.conn.total_changes  # Table.delete_where() does not report a count
+        with _disk_full_is_buffer_full():
+            self._taps.delete_where("acked_at IS NOT NULL AND acked_at < ?", [cutoff])
+        return self.db.conn.total_changes - before
+
+    # -- the last DeviceConfig, so feedback works offline after a reboot --
+
+    def save_config(self, payload: bytes) -> None:
+        with _disk_full_is_buffer_full():
+            self._meta.upsert({"key": CONFIG_KEY, "value": bytes(payload)}, pk="key")
+
+    def load_config(self) -> bytes | None:
+        for row in self._meta.rows_where("key = ?", [CONFIG_KEY], limit=1):
+            return bytes(row["value"])
+        return None
+
+    def close(self) -> None:
+        """Close this connection; safe to call twice."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+    def __enter__(self) -> Buffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- benchmark helpers (for `make bench`, not tests) ----------------------------------------------------
+
+
+def bench_record(path: Path, n: int) -> list[float]:
+    """Seconds per Buffer.record() for ``n`` taps into the buffer at ``path`` (the real tap-path write)."""
+    latencies: list[float] = []
+    with Buffer(path) as buf:
+        at = datetime.now(UTC)
+        for i in range(n):
+            t0 = time.perf_counter()
+            buf.record(tech="felica", uid=f"0123{i % 0xFFFFFFFF:08X}AAAA", direction="in", at=at,
+                       clock_synced=True, boot_id="bench", mono_ms=i, shown="entry")
+            latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
+def bench_bare_insert(path: Path, n: int) -> list[float]:
+    """The physical floor on this disk: seconds per bare stdlib-sqlite3 INSERT + COMMIT, same durability
+    settings as the buffer (WAL, synchronous=FULL), no library, no schema beyond one table."""
+    latencies: list[float] = []
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, payload TEXT)")
+        for i in range(n):
+            t0 = time.perf_counter()
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO t (payload) VALUES (?)", [f"tap {i}"])
+            conn.execute("COMMIT")
+            latencies.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+    return latencies

@@ -1,0 +1,403 @@
+"""What a worker and site staff see and hear at the gate: status LED, buzzer, voice.
+
+Feedback table (this is the README's):
+
+| signal | situation | LED | beep | voice |
+| --- | --- | --- | --- | --- |
+| `entry` | entry recorded | green | short | 入場を記録しました |
+| `exit` | exit recorded | green, double blink | short | 退場を記録しました |
+| `duplicate` | same card again within the debounce window | green, brief | – | 記録済みです |
+| `unknown_card` | card not linked to a worker | red | long | カードが登録されていません |
+| `not_on_roster` | not on the site roster ¹ | amber | – | 作業員名簿に登録されていません。職長に連絡してください |
+| `incomplete` | on the roster without 職種・立場 ¹ | amber | – | (as `not_on_roster`) |
+| `unreadable_card` | random-ID card ² | red | – | このカードは使えません。CCUSカードをタッチしてください |
+| `tap_not_saved` | disk full, not saved | red, fast blink | long | 記録できませんでした。現場事務所に連絡してください |
+
+¹ the tap is still recorded and sent. ² an ISO 14443 card with a random UID (Type B PUPI, Type A 0x08…):
+it cannot identify a worker, so nothing is recorded.
+
+Between taps the LED shows the most important idle state (precedence top to bottom):
+
+| idle state | situation | LED | voice |
+| --- | --- | --- | --- |
+| `reader_failed` | reader missing or failed | red, fast blink | カードリーダーを確認してください ³ |
+| `disk_full` | SD card full | red, steady | – |
+| `clock_unsynced` | clock not synchronised (taps flagged) | amber and red alternating | – |
+| `offline` | broker unreachable, taps buffered | amber, slow blink | – |
+| `ready` | ready for a card | off | – |
+
+³ at once, then every 60 s while the reader is missing.
+
+Timings: a tap's steady colour holds 1.5 s (green) or 2 s (red, amber); brief = 0.3 s; double blink =
+0.3 on, 0.2 off, twice; fast blink = 0.15 on, 0.15 off (3 s after a failed save, for ever when idle); slow
+blink = 1 s on, 1 s off; alternating = 0.5 s each. Beeps: short 0.1 s, long 0.8 s, double 0.1 on, 0.1 off,
+twice (an active buzzer through gpiozero's `Buzzer`: on/off, no tone).
+
+READY is *off*, not steady green: a steady green at rest would make "entry recorded" look like nothing
+happened, and a dark gate with a lit LED meaning "something is wrong" is what site staff learn fastest.
+A tap's pattern starts at once and interrupts whatever was showing (a previous tap's pattern, beep and
+voice included); when it ends the idle pattern resumes. `identify` blinks every lamp fast for 5 s with a
+double beep and says the gate's name; `selftest` lights each lamp in turn (0.5 s each), beeps double and
+says スピーカーのテストです.
+
+LED wiring, from `[pins]`, in this order of precedence:
+1. `led_blue` set → one RGB LED on `led_red`/`led_green`/`led_blue` (amber = red + green; `led_amber` is
+   ignored, so its default pin may be reused for blue);
+2. else `led_amber` set → a three-lamp tower on `led_red`/`led_amber`/`led_green`;
+3. else no status LED (logged). A wiring with `led_red` or `led_green` missing is a ConfigError.
+Both wirings drive one gpiozero `RGBLED(pwm=False)`: on a tower its third channel is the amber lamp, so
+every pattern (alternating colours included) runs in gpiozero's own blink thread.
+
+Events: every output is also one line to the EventSink (how `genba-gate run --simulate` prints what the
+gate shows), in this format:
+
+    led <colour> [<mode>]      colour: green | red | amber | all | off | amber/red
+                               mode: blink-slow | blink-fast | double | brief | alternate | cycle;
+                               no mode = steady
+    beep short | long | double
+    say <display text>         (emitted by Voice, when the voice is enabled)
+
+A tap emits its lines in the order led, beep, say. Idle states emit a `led` line when the shown idle
+pattern changes (not each time a tap's pattern ends and it resumes). A gate without a buzzer pin emits
+no `beep` lines; one without LED pins no `led` lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from gpiozero import RGBLED, Buzzer
+
+from firmware.config import Pins
+from firmware.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gpiozero import Factory
+
+    from firmware.voice import Voice
+
+log = logging.getLogger("genba.gate.feedback")
+
+EventSink = Callable[[str], None]
+
+READER_REMINDER_S = 60.0
+
+
+class Signal(StrEnum):
+    """One per row of the feedback table; the value is also the voice phrase key."""
+
+    ENTRY = "entry"
+    EXIT = "exit"
+    DUPLICATE = "duplicate"
+    UNKNOWN_CARD = "unknown_card"
+    NOT_ON_ROSTER = "not_on_roster"
+    INCOMPLETE = "incomplete"  # on the roster without 職種/立場: shown like not_on_roster
+    UNREADABLE_CARD = "unreadable_card"  # random-ID card
+    TAP_NOT_SAVED = "tap_not_saved"  # disk full
+
+
+class Idle(StrEnum):
+    """Background states; several may hold, the LED shows the first in IDLE_PRECEDENCE."""
+
+    READY = "ready"
+    OFFLINE = "offline"
+    READER_FAILED = "reader_failed"
+    CLOCK_UNSYNCED = "clock_unsynced"
+    DISK_FULL = "disk_full"
+
+
+IDLE_PRECEDENCE = (Idle.READER_FAILED, Idle.DISK_FULL, Idle.CLOCK_UNSYNCED, Idle.OFFLINE, Idle.READY)
+
+SLOW = (1.0, 1.0)
+FAST = (0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """An LED pattern. steady: `on_s` is how long it holds (None: until replaced); otherwise blink
+    `n` times (None: for ever) between `colour` and `off_colour`."""
+
+    colour: str
+    mode: str = "steady"
+    on_s: float | None = None
+    off_s: float = 0.0
+    n: int | None = None
+    off_colour: str = "off"
+
+    @property
+    def duration(self) -> float | None:
+        if self.mode == "steady":
+            return self.on_s
+        if self.n is None or self.on_s is None:
+            return None
+        return self.n * (self.on_s + self.off_s)
+
+    @property
+    def event(self) -> str:
+        colour = self.colour if self.off_colour == "off" else f"{self.colour}/{self.off_colour}"
+        return f"led {colour}" if self.mode == "steady" else f"led {colour} {self.mode}"
+
+
+@dataclass(frozen=True)
+class Response:
+    """One row of the feedback table."""
+
+    led: Pattern
+    beep: str | None
+    phrase: str
+
+
+BEEPS: dict[str, tuple[float, float, int]] = {  # name → (on_s, off_s, n)
+    "short": (0.1, 0.0, 1),
+    "long": (0.8, 0.0, 1),
+    "double": (0.1, 0.1, 2),
+}
+
+_ROSTER = Response(Pattern("amber", on_s=2.0), None, "not_on_roster")
+
+RESPONSES: dict[Signal, Response] = {
+    Signal.ENTRY: Response(Pattern("green", on_s=1.5), "short", "entry"),
+    Signal.EXIT: Response(Pattern("green", "double", 0.3, 0.2, 2), "short", "exit"),
+    Signal.DUPLICATE: Response(Pattern("green", "brief", 0.3, 0.2, 1), None, "duplicate"),
+    Signal.UNKNOWN_CARD: Response(Pattern("red", on_s=2.0), "long", "unknown_card"),
+    Signal.NOT_ON_ROSTER: _ROSTER,
+    Signal.INCOMPLETE: Response(_ROSTER.led, None, "incomplete"),
+    Signal.UNREADABLE_CARD: Response(Pattern("red", on_s=2.0), None, "unreadable_card"),
+    Signal.TAP_NOT_SAVED: Response(Pattern("red", "blink-fast", *FAST, 10), "long", "tap_not_saved"),
+}
+
+IDLE_PATTERNS: dict[Idle, Pattern] = {
+    Idle.READER_FAILED: Pattern("red", "blink-fast", *FAST),
+    Idle.DISK_FULL: Pattern("red"),
+    Idle.CLOCK_UNSYNCED: Pattern("amber", "alternate", 0.5, 0.5, off_colour="red"),
+    Idle.OFFLINE: Pattern("amber", "blink-slow", *SLOW),
+    Idle.READY: Pattern("off"),
+}
+
+IDENTIFY = Pattern("all", "blink-fast", 0.25, 0.25, 10)
+SELFTEST_STEP_S = 0.5
+
+_CHANNELS = {  # colour → (channel 1, channel 2, channel 3) of the RGBLED device
+    "rgb": {
+        "off": (0, 0, 0),
+        "red": (1, 0, 0),
+        "green": (0, 1, 0),
+        "blue": (0, 0, 1),
+        "amber": (1, 1, 0),
+        "all": (1, 1, 1),
+    },
+    "tower": {"off": (0, 0, 0), "red": (1, 0, 0), "green": (0, 1, 0), "amber": (0, 0, 1), "all": (1, 1, 1)},
+}
+_LAMPS = {"rgb": ("red", "green", "blue"), "tower": ("red", "amber", "green")}
+
+
+def led_wiring(pins: Pins) -> tuple[str, tuple[int, int, int]] | None:
+    """("rgb" | "tower", (channel pins)) or None; see the module docstring for the precedence."""
+    third, kind = (pins.led_blue, "rgb") if pins.led_blue is not None else (pins.led_amber, "tower")
+    if third is None and pins.led_red is None and pins.led_green is None:
+        return None
+    if third is None or pins.led_red is None or pins.led_green is None:
+        raise ConfigError("pins: the status LED needs led_red, led_green and led_blue (RGB) or led_amber (tower)")
+    return kind, (pins.led_red, pins.led_green, third)
+
+
+class Feedback:
+    """LED + buzzer + voice. `show()` and `set_idle()` return at once; patterns run in gpiozero's
+    background blink threads, and one timer per tap puts the idle pattern back when the tap's ends."""
+
+    def __init__(
+        self,
+        pins: Pins,
+        voice: Voice,
+        events: EventSink | None = None,
+        pin_factory: Factory | None = None,
+        *,
+        reader_reminder_s: float = READER_REMINDER_S,
+    ) -> None:
+        self._voice = voice
+        self._events = events
+        self._reminder_s = reader_reminder_s
+        self._lock = threading.RLock()
+        wiring = led_wiring(pins)
+        used = [p for p in ((wiring[1] if wiring else ()) + (pins.buzzer,)) if p is not None]
+        if len(used) != len(set(used)):
+            raise ConfigError(f"pins: the LED and buzzer pins must differ (got {used})")
+        self.wiring = wiring[0] if wiring else None
+        self._colours = _CHANNELS[self.wiring] if self.wiring else {}
+        self._led: RGBLED | None = None
+        self._buzzer: Buzzer | None = None
+        if wiring is None:
+            log.warning("feedback: no status LED pins configured")
+        else:
+            self._led = RGBLED(*wiring[1], pwm=False, pin_factory=pin_factory)
+        if pins.buzzer is not None:
+            self._buzzer = Buzzer(pins.buzzer, pin_factory=pin_factory)
+        self._idle: set[Idle] = {Idle.READY}
+        self._shown_idle = Idle.READY
+        self._generation = 0  # bumped by every tap pattern; a stale timer sees it and does nothing
+        self._busy = False  # a tap's (or identify/selftest) pattern is on the LED
+        self._timer: threading.Timer | None = None
+        self._reminder: _Reminder | None = None
+        self._closed = False
+
+    # --- the table -------------------------------------------------------------------------------
+    def show(self, signal: Signal) -> None:
+        """A tap's feedback: LED pattern + beep + voice, interrupting whatever was showing."""
+        response = RESPONSES[signal]
+        with self._lock:
+            if self._closed:
+                return
+            self._begin(response.led, response.led.duration)
+            self._beep(response.beep)
+        self._voice.say(response.phrase)
+
+    def set_idle(self, states: set[Idle]) -> None:
+        """The LED between taps: the first of `states` in IDLE_PRECEDENCE (READY when empty)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._idle = set(states)
+            top = next((s for s in IDLE_PRECEDENCE if s in self._idle), Idle.READY)
+            changed = top != self._shown_idle
+            self._shown_idle = top
+            if changed:
+                if not self._busy:
+                    self._apply(IDLE_PATTERNS[top])
+                self._emit_led(IDLE_PATTERNS[top])
+            self._set_reminder(Idle.READER_FAILED in self._idle)
+
+    @property
+    def idle(self) -> Idle:
+        """The idle state the LED shows between taps."""
+        return self._shown_idle
+
+    def identify(self, name: str) -> None:
+        """Server command: which gate is this? Every lamp blinks fast, double beep, says its name."""
+        with self._lock:
+            if self._closed:
+                return
+            self._begin(IDENTIFY, IDENTIFY.duration)
+            self._beep("double")
+        self._voice.say("identify", text=name)
+
+    def selftest(self) -> None:
+        """Each lamp in turn, the buzzer, a test phrase: site staff check every output at once."""
+        with self._lock:
+            if self._closed:
+                return
+            lamps = _LAMPS[self.wiring] if self.wiring else ()
+            self._generation += 1
+            self._busy = True
+            if self._led is not None:
+                self._led.source = None
+                self._led.source_delay = SELFTEST_STEP_S
+                self._led.source = [self._colours[lamp] for lamp in lamps] + [self._colours["off"]]
+                self._emit("led all cycle")
+            self._schedule_resume(SELFTEST_STEP_S * (len(lamps) + 1))
+            self._beep("double")
+        self._voice.say("selftest")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._set_reminder(False)
+            for device in (self._led, self._buzzer):
+                if device is not None:
+                    device.close()
+
+    # --- internals -------------------------------------------------------------------------------
+    def _begin(self, pattern: Pattern, duration: float | None) -> None:
+        self._generation += 1
+        self._busy = True
+        self._apply(pattern)
+        self._emit_led(pattern)
+        self._schedule_resume(duration)
+
+    def _schedule_resume(self, duration: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if duration is None:
+            return
+        self._timer = threading.Timer(duration, self._resume, args=(self._generation,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _resume(self, generation: int) -> None:
+        with self._lock:
+            if self._closed or generation != self._generation:
+                return  # a newer pattern took over
+            self._busy = False
+            self._apply(IDLE_PATTERNS[self._shown_idle])
+
+    def _apply(self, pattern: Pattern) -> None:
+        led = self._led
+        if led is None:
+            return
+        led.source = None  # a running selftest cycle
+        colour = self._colours[pattern.colour]
+        if pattern.mode == "steady":
+            led.value = colour
+        else:
+            led.blink(
+                on_time=pattern.on_s,
+                off_time=pattern.off_s,
+                on_color=colour,
+                off_color=self._colours[pattern.off_colour],
+                n=pattern.n,
+                background=True,
+            )
+
+    def _beep(self, kind: str | None) -> None:
+        if self._buzzer is None:
+            return
+        if kind is None:
+            self._buzzer.off()  # silence a previous tap's beep at once
+            return
+        on_s, off_s, n = BEEPS[kind]
+        self._buzzer.beep(on_time=on_s, off_time=off_s, n=n, background=True)
+        self._emit(f"beep {kind}")
+
+    def _emit_led(self, pattern: Pattern) -> None:
+        if self._led is not None:
+            self._emit(pattern.event)
+
+    def _emit(self, line: str) -> None:
+        if self._events is not None:
+            try:
+                self._events(line)
+            except Exception:  # printing must not break feedback
+                log.exception("feedback: event sink failed")
+
+    def _set_reminder(self, on: bool) -> None:
+        if on and self._reminder is None:
+            self._reminder = _Reminder(self._reminder_s, lambda: self._voice.say("reader_check"))
+        elif not on and self._reminder is not None:
+            self._reminder.stop()
+            self._reminder = None
+
+
+class _Reminder:
+    """Says something at once and then every `interval_s` until stopped (the reader-failed warning)."""
+
+    def __init__(self, interval_s: float, action: Callable[[], None]) -> None:
+        self._interval_s = interval_s
+        self._action = action
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="feedback-reminder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._action()
+            if self._stop.wait(self._interval_s):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()

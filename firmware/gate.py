@@ -1,0 +1,346 @@
+"""The gate: a card read becomes a durable tap, feedback, and a message to the server.
+
+The tap path, in this order, on the reader's thread:
+
+    read card → debounce → decide what to show (cached roster, in memory) → durable insert
+    (seq assigned, synchronous=FULL) → feedback (LED, beep, voice; returns at once) → kick the publisher
+
+Feedback never waits for the network, and a worker is only told 「記録しました」 after the tap is on
+the SD card. Where a crash can happen and why it is safe:
+
+- before the insert commits: no feedback was given, the worker taps again;
+- after the commit, before feedback: the tap is kept and sent; the worker sees nothing and may tap
+  again, which the debounce or the server's one-record-per-day rule absorbs;
+- after feedback, before the publish: the publisher re-sends everything unacknowledged on start;
+- after the publish, before the server's Ack: the tap stays unacknowledged and is sent again; the
+  server deduplicates on (device_id, seq).
+
+Everything that is not the tap path (config, commands, statistics, pruning, status, the watchdog)
+runs on the housekeeping thread with its own buffer connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from firmware.buffer import Buffer
+from firmware.clock import Clock
+from firmware.config import GateConfig
+from firmware.errors import BufferFull
+from firmware.feedback import Feedback, Idle, Signal
+from firmware.reader.base import CardRead, Reader, ReaderLoop, ReaderState
+from protocol.errors import ProtocolError
+from protocol.messages import Command, DeviceConfig, DeviceStatus, card_digest, decode, encode
+
+log = logging.getLogger("genba.gate")
+
+FIRMWARE_VERSION = "0.1.0"
+STALL_S = 30.0  # a tap path stuck this long stops the watchdog pings: systemd restarts the gate
+
+
+@dataclass
+class Stats:
+    """What the status shows, refreshed by the housekeeping thread (the only reader of the buffer there)."""
+
+    depth: int = 0
+    oldest_unacked_seq: int | None = None
+    oldest_unacked_at: datetime | None = None
+    last_tap_at: datetime | None = None
+    disk_ok: bool = True
+    connected: bool = False
+    reader: ReaderState = ReaderState.STARTING
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Gate:
+    def __init__(
+        self,
+        cfg: GateConfig,
+        *,
+        reader: Reader,
+        feedback: Feedback,
+        clock: Clock,
+        publisher_factory: Any = None,
+        motion: Any = None,
+        direction: Any = None,
+        notify: Any = None,
+        events: Any = None,
+    ) -> None:
+        self.cfg = cfg
+        self.reader = reader
+        self.events = events  # simulation: one line per tap, `tap <seq> <signal>`
+        self.feedback = feedback
+        self.clock = clock
+        self.motion = motion
+        self.direction_switch = direction
+        self.notify = notify  # sdnotify.SystemdNotifier or None
+        self.buffer_path = Path(cfg.data_dir) / "buffer.db"
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+        self.stats = Stats()
+        self.started = time.monotonic()
+        self._tap_buffer: Buffer | None = None  # opened on the reader thread, used only there
+        self._last_recorded: dict[str, float] = {}  # uid → monotonic time of its last recorded tap
+        self._last_direction: dict[str, tuple[str, str]] = {}  # uid → (local date, direction) for 'auto'
+        self._tap_started: float | None = None
+        self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._config: DeviceConfig | None = None
+        self._disk_full = False
+        self.reader_loop = ReaderLoop(reader, self.on_card, self._on_reader_state)
+        from firmware.publisher import Publisher
+
+        factory = publisher_factory or Publisher
+        self.publisher = factory(
+            cfg,
+            self.buffer_path,
+            on_config=lambda c: self._control.put(("config", c)),
+            on_command=lambda c: self._control.put(("cmd", c)),
+            on_connection=self._on_connection,
+            status=self.status,
+        )
+        self._housekeeping = threading.Thread(target=self._housekeep, name="housekeeping", daemon=True)
+
+    # --- life cycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        buf = Buffer(self.buffer_path)
+        try:
+            cached = buf.load_config()
+            self._refresh_stats(buf)
+        finally:
+            buf.close()
+        if cached:
+            try:
+                self._config = decode(DeviceConfig, cached)
+                log.info("using cached config version %s", self._config.version)
+            except ProtocolError as exc:
+                log.warning("cached config unusable (%s); waiting for the server's", exc.code)
+        self.clock.start()
+        self._update_idle()
+        self.publisher.start()
+        self.reader_loop.start()
+        self._housekeeping.start()
+        if self.notify is not None:
+            self.notify.notify("READY=1")
+
+    def stop(self) -> None:
+        if self.notify is not None:
+            self.notify.notify("STOPPING=1")
+        self._stop.set()
+        self.reader_loop.stop()
+        self._housekeeping.join(timeout=10)
+        self.publisher.stop()
+        if self.motion is not None:
+            self.motion.close()
+        self.feedback.close()
+        self.clock.stop()
+
+    # --- the tap path (reader thread) ------------------------------------------------------------
+    @property
+    def direction(self) -> str:
+        if self.direction_switch is not None:
+            return str(self.direction_switch.current)
+        if self._config is not None and self.cfg.direction == "auto":
+            return self._config.direction
+        return self.cfg.direction
+
+    def _decide(self, card: CardRead, direction: str, today: str) -> Signal:
+        cfg = self._config
+        if cfg is not None and cfg.roster_key:
+            status = cfg.roster.get(card_digest(cfg.roster_key, card.uid))
+            if status is None:
+                return Signal.UNKNOWN_CARD
+            if status != "ok":
+                return Signal.INCOMPLETE
+        if direction == "out":
+            return Signal.EXIT
+        if direction == "in":
+            return Signal.ENTRY
+        # 'auto': the server pairs taps; for the worker, the first tap of the day reads as entry.
+        last = self._last_direction.get(card.uid)
+        return Signal.EXIT if last is not None and last[0] == today and last[1] == "in" else Signal.ENTRY
+
+    def on_card(self, card: CardRead) -> None:
+        self._tap_started = time.monotonic()
+        try:
+            self._tap(card)
+        except Exception:  # the reader thread must survive anything a tap can raise
+            log.exception("tap path failed for a card")
+            self.feedback.show(Signal.TAP_NOT_SAVED)
+        finally:
+            self._tap_started = None
+
+    def _tap(self, card: CardRead) -> None:
+        if card.random_id:
+            self.feedback.show(Signal.UNREADABLE_CARD)
+            return
+        now_mono = time.monotonic()
+        last = self._last_recorded.get(card.uid)
+        if last is not None and now_mono - last < self.cfg.debounce_s:
+            self.feedback.show(Signal.DUPLICATE)
+            return
+        stamp = self.clock.stamp()
+        direction = self.direction
+        today = stamp.at.astimezone().date().isoformat()
+        signal = self._decide(card, direction, today)
+        if self._tap_buffer is None:
+            self._tap_buffer = Buffer(self.buffer_path)
+        try:
+            record = self._tap_buffer.record(
+                tech=card.tech, uid=card.uid, direction=direction, at=stamp.at, clock_synced=stamp.clock_synced,
+                boot_id=stamp.boot_id, mono_ms=stamp.mono_ms, shown=signal.value,
+            )
+        except BufferFull:
+            log.error("buffer full: tap of %s not saved", card.uid)
+            self._disk_full = True
+            self.feedback.show(Signal.TAP_NOT_SAVED)
+            self._update_idle()
+            return
+        # Durable from here on.
+        if self._disk_full:
+            self._disk_full = False
+            self._update_idle()
+        self._last_recorded[card.uid] = now_mono
+        if signal in (Signal.ENTRY, Signal.EXIT):
+            self._last_direction[card.uid] = (today, "in" if signal == Signal.ENTRY else "out")
+        self.feedback.show(signal)
+        if self.events is not None:
+            self.events(f"tap {record.seq} {signal.value}")
+        if self.motion is not None:
+            self.motion.tapped()
+        self.publisher.kick()
+
+    # --- state -----------------------------------------------------------------------------------
+    def _on_reader_state(self, state: ReaderState) -> None:
+        self.stats.reader = state
+        self._update_idle()
+        self._control.put(("status", None))
+
+    def _on_connection(self, connected: bool) -> None:
+        self.stats.connected = connected
+        self._update_idle()
+
+    def _update_idle(self) -> None:
+        states = {Idle.READY}
+        if self.stats.reader in (ReaderState.MISSING, ReaderState.FAILED):
+            states.add(Idle.READER_FAILED)
+        if self._disk_full or not self.stats.disk_ok:
+            states.add(Idle.DISK_FULL)
+        if not self.clock.synced:
+            states.add(Idle.CLOCK_UNSYNCED)
+        if not self.stats.connected:
+            states.add(Idle.OFFLINE)
+        self.feedback.set_idle(states)
+
+    def status(self) -> DeviceStatus:
+        """Called from the publisher's thread: built from memory only."""
+        stamp = self.clock.stamp()
+        return DeviceStatus(
+            device_id=self.cfg.device_id,
+            state="online",
+            at=stamp.at,
+            firmware=FIRMWARE_VERSION,
+            uptime_s=int(time.monotonic() - self.started),
+            buffer_depth=self.stats.depth,
+            oldest_unacked_seq=self.stats.oldest_unacked_seq,
+            oldest_unacked_at=self.stats.oldest_unacked_at,
+            last_tap_at=self.stats.last_tap_at,
+            reader=self.stats.reader.value,  # type: ignore[arg-type]
+            clock_synced=stamp.clock_synced,
+            boot_id=stamp.boot_id,
+            mono_ms=stamp.mono_ms,
+            disk_ok=not self._disk_full,
+            direction=self.direction,  # type: ignore[arg-type]
+            config_version=self._config.version if self._config else None,
+        )
+
+    # --- housekeeping thread ---------------------------------------------------------------------
+    def _refresh_stats(self, buf: Buffer) -> None:
+        self.stats.depth = buf.depth()
+        oldest = buf.oldest_unacked()
+        self.stats.oldest_unacked_seq = oldest.seq if oldest else None
+        self.stats.oldest_unacked_at = oldest.at if oldest else None
+        last = buf.last_tap()
+        self.stats.last_tap_at = last.at if last else None
+
+    def _housekeep(self) -> None:
+        buf = Buffer(self.buffer_path)
+        last_status = 0.0
+        last_prune = 0.0
+        synced = self.clock.synced
+        try:
+            while not self._stop.is_set():
+                try:
+                    kind, item = self._control.get(timeout=1.0)
+                except queue.Empty:
+                    kind, item = "tick", None
+                try:
+                    if kind == "config":
+                        self._apply_config(buf, item)
+                    elif kind == "cmd":
+                        self._command(item)
+                    now = time.monotonic()
+                    self._refresh_stats(buf)
+                    if self.clock.synced != synced:
+                        synced = self.clock.synced
+                        self._update_idle()
+                        kind = "status"
+                    if kind == "status" or now - last_status > 60:
+                        self.publisher.publish_status()
+                        self._write_status_file()
+                        last_status = now
+                    if now - last_prune > 3600:
+                        cutoff = datetime.now(UTC) - timedelta(days=self.cfg.retention_days)
+                        pruned = buf.prune(cutoff)
+                        if pruned:
+                            log.info("pruned %d delivered taps older than %s", pruned, cutoff.date())
+                        last_prune = now
+                except Exception:  # housekeeping must go on: log and continue
+                    log.exception("housekeeping step failed")
+                self._watchdog()
+        finally:
+            buf.close()
+
+    def _watchdog(self) -> None:
+        """Ping systemd only while the tap path is not stuck (a stuck SD card write, a wedged reader call)."""
+        if self.notify is None:
+            return
+        started = self._tap_started
+        if started is not None and time.monotonic() - started > STALL_S:
+            log.error("tap path stalled for %.0f s: not pinging the watchdog", time.monotonic() - started)
+            return
+        self.notify.notify("WATCHDOG=1")
+
+    def _apply_config(self, buf: Buffer, cfg: DeviceConfig) -> None:
+        if cfg.device_id != self.cfg.device_id:
+            log.warning("ignored a config for %s", cfg.device_id)
+            return
+        self._config = cfg
+        buf.save_config(encode(cfg))
+        log.info("config version %s: %d cards on the roster", cfg.version, len(cfg.roster))
+
+    def _command(self, cmd: Command) -> None:
+        log.info("command %s (%s)", cmd.name, cmd.id)
+        if cmd.name == "identify":
+            self.feedback.identify(self._config.name if self._config and self._config.name else self.cfg.device_id)
+        elif cmd.name == "selftest":
+            self.feedback.selftest()
+        elif cmd.name == "resync":
+            self.publisher.kick()
+            self.publisher.publish_status()
+
+    def _write_status_file(self) -> None:
+        """For `genba-gate status`: the running gate's view, replaced atomically."""
+        path = Path(self.cfg.data_dir) / "status.json"
+        tmp = path.with_suffix(".tmp")
+        body = self.status().model_dump(mode="json") | {"connected": self.stats.connected}
+        tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)

@@ -1,0 +1,503 @@
+"""The gate's publisher against a real Mosquitto and a stand-in for the server's ingest.
+
+The stand-in (``Ingest``) is a paho client on the server's shared tap subscription that answers with
+Acks as the real server does after its commit, with knobs for the ways a real one misbehaves: late,
+twice, never, or for seqs the gate never had. The gate side is the real Buffer on a temp file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from mosquitto import PrivateMosquitto, TlsFiles
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from firmware.buffer import Buffer, TapRecord
+from firmware.config import GateConfig
+from firmware.publisher import Publisher
+from protocol.messages import Ack, AckItem, Command, DeviceConfig, DeviceStatus, SiteRef, TapEvent, decode, encode
+from protocol.topics import TAP_SUBSCRIPTION, topic
+
+REPO = Path(__file__).resolve().parent.parent
+JST = timezone(timedelta(hours=9))
+MORNING = datetime(2026, 11, 25, 7, 58, 12, tzinfo=JST)
+DEVICE = "gate-01"
+ACK_TIMEOUT_S = 0.5
+RECONNECT = (1, 2)  # paho's reconnect backoff in these tests: min 1 s, max 2 s
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll until ``check()`` is truthy; the timeout only guards against a hung test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def mqtt_client(broker: PrivateMosquitto, client_id: str, *, persistent: bool = False,
+                username: str | None = None, password: str | None = None) -> mqtt.Client:
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=MQTTProtocolVersion.MQTTv5)
+    client.reconnect_delay_set(*RECONNECT)
+    if username:
+        client.username_pw_set(username, password)
+    if broker.tls:
+        client.tls_set(ca_certs=str(broker.tls.ca_file))
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600 if persistent else 0
+    client.connect_async(broker.host, broker.port, clean_start=not persistent, properties=props)
+    return client
+
+
+class Ingest:
+    """The server's side of the wire, reduced to what the gate can observe: Acks after 'commit'."""
+
+    def __init__(self, broker: PrivateMosquitto, *, acking: bool = True, ack_delay_s: float = 0.0,
+                 duplicate_acks: bool = False, unknown_seq_in_acks: bool = False, **login: str) -> None:
+        self.acking = acking
+        self.ack_delay_s = ack_delay_s
+        self.duplicate_acks = duplicate_acks
+        self.unknown_seq_in_acks = unknown_seq_in_acks
+        self.received: list[TapEvent] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt_client(broker, "test-ingest", persistent=True, **login)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.loop_start()
+        wait_for(self._subscribed.is_set, "the ingest's subscription")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        client.subscribe(TAP_SUBSCRIPTION, qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        event = decode(TapEvent, message.payload)
+        with self._lock:
+            self.received.append(event)
+        if not self.acking:
+            return
+        items = [AckItem(seq=event.seq, outcome="recorded")]
+        if self.unknown_seq_in_acks:
+            items.append(AckItem(seq=event.seq + 100_000, outcome="recorded"))
+        body = encode(Ack(device_id=event.device_id, acks=items))
+        for _ in range(2 if self.duplicate_acks else 1):
+            timer = threading.Timer(self.ack_delay_s, self.send_ack, (event.device_id, body))
+            timer.daemon = True
+            timer.start()
+
+    def send_ack(self, device_id: str, body: bytes | str) -> None:
+        self.client.publish(topic(device_id, "ack"), body, qos=1)
+
+    def ack(self, *seqs: int, device_id: str = DEVICE, outcome: str = "recorded") -> None:
+        self.send_ack(DEVICE, encode(Ack(device_id=device_id, acks=[AckItem(seq=s, outcome=outcome)  # type: ignore[arg-type]
+                                                                    for s in seqs])))
+
+    def seqs(self) -> list[int]:
+        with self._lock:
+            return [e.seq for e in self.received]
+
+    def first_seen(self) -> list[int]:
+        seen: list[int] = []
+        for seq in self.seqs():
+            if seq not in seen:
+                seen.append(seq)
+        return seen
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Watcher:
+    """Someone on the broker looking at one of the gate's topics (retained messages included)."""
+
+    def __init__(self, broker: PrivateMosquitto, topic_name: str, client_id: str = "test-watcher") -> None:
+        self.messages: list[tuple[bytes, bool]] = []
+        self._subscribed = threading.Event()
+        self.client = mqtt_client(broker, client_id)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic_name, qos=1)
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = lambda c, u, m: self.messages.append((bytes(m.payload), bool(m.retain)))
+        self.client.loop_start()
+        wait_for(self._subscribed.is_set, f"a subscription to {topic_name}")
+
+    def statuses(self) -> list[DeviceStatus]:
+        return [decode(DeviceStatus, payload) for payload, _ in list(self.messages)]
+
+    def last_status(self) -> DeviceStatus | None:
+        found = self.statuses()
+        return found[-1] if found else None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class GateSide:
+    """What the gate does around the publisher: records taps in the Buffer, kicks, collects the callbacks."""
+
+    def __init__(self, cfg: GateConfig) -> None:
+        self.cfg = cfg
+        self.buffer = Buffer(cfg.data_dir / "buffer.db")
+        self.configs: list[DeviceConfig] = []
+        self.commands: list[Command] = []
+        self.connection: list[bool] = []
+        self.publisher = Publisher(
+            cfg, cfg.data_dir / "buffer.db",
+            on_config=self.configs.append, on_command=self.commands.append, on_connection=self.connection.append,
+            status=self.status, reconnect_delay_s=RECONNECT,
+        )
+        self._n = 0
+
+    def status(self) -> DeviceStatus:
+        return DeviceStatus(device_id=self.cfg.device_id, state="online", at=datetime.now(JST), firmware="test-fw",
+                            reader="ok", clock_synced=True, boot_id="boot-1", direction="in", buffer_depth=999)
+
+    def tap(self, *, uid: str | None = None, tech: str = "felica", direction: str = "in", shown: str | None = "entry",
+            clock_synced: bool = True) -> TapRecord:
+        self._n += 1
+        record = self.buffer.record(tech=tech, uid=uid or f"0114A1B2C3D4{self._n:04X}", direction=direction,
+                                    at=MORNING + timedelta(seconds=self._n), clock_synced=clock_synced,
+                                    boot_id="boot-1", mono_ms=1000 * self._n, shown=shown)
+        self.publisher.kick()
+        return record
+
+    def unacked(self) -> dict[int, TapRecord]:
+        return {r.seq: r for r in self.buffer.unacked(limit=1000)}
+
+    def delivered(self) -> bool:
+        return self.buffer.depth() == 0
+
+    def close(self) -> None:
+        self.publisher.stop()
+        self.buffer.close()
+
+
+def outcomes(gate: GateSide) -> dict[int, str | None]:
+    """The server's final word per tap, as the buffer holds it."""
+    return {row["seq"]: row["outcome"] for row in gate.buffer.db["taps"].rows}
+
+
+def gate_config(broker: PrivateMosquitto, data_dir: Path, **kw: Any) -> GateConfig:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fields: dict[str, Any] = dict(device_id=DEVICE, broker_url=broker.url, data_dir=data_dir,
+                                  ack_timeout_s=ACK_TIMEOUT_S, batch_size=10)
+    fields.update(kw)
+    return GateConfig(**fields)
+
+
+@pytest.fixture
+def ingest(mosquitto: PrivateMosquitto) -> Iterator[Ingest]:
+    server = Ingest(mosquitto)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def gate(mosquitto: PrivateMosquitto, tmp_path: Path) -> Iterator[GateSide]:
+    side = GateSide(gate_config(mosquitto, tmp_path / "gate"))
+    yield side
+    side.close()
+
+
+# --- delivery ------------------------------------------------------------------------------------
+
+
+def test_a_tap_reaches_the_server_with_every_field_and_is_delivered_on_its_ack(
+        gate: GateSide, ingest: Ingest) -> None:
+    gate.publisher.start()
+    first = gate.tap(tech="iso14443a", uid="04A1B2C3D4E5F6", direction="out", shown="exit", clock_synced=False)
+    second = gate.tap(shown=None)
+
+    wait_for(gate.delivered, "both taps acknowledged")
+    assert ingest.received[:2] == [first.to_event(DEVICE), second.to_event(DEVICE)]
+    assert ingest.received[0].card.tech == "iso14443a" and ingest.received[0].clock_synced is False
+    assert outcomes(gate) == {first.seq: "recorded", second.seq: "recorded"}
+    assert gate.connection == [True]
+
+
+def test_the_brokers_puback_alone_does_not_deliver_a_tap_and_it_is_sent_again(
+        gate: GateSide, ingest: Ingest) -> None:
+    ingest.acking = False
+    gate.publisher.start()
+    tap = gate.tap()
+
+    wait_for(lambda: ingest.seqs().count(tap.seq) >= 2, "the unacknowledged tap sent again after the ack timeout")
+    pending = gate.unacked()
+    assert tap.seq in pending and not pending[tap.seq].acked
+    assert pending[tap.seq].sent_count >= 2
+
+    ingest.ack(tap.seq)
+    wait_for(gate.delivered, "the tap delivered once the server acknowledges it")
+
+
+def test_taps_taken_while_the_broker_is_down_all_arrive_in_order_after_it_restarts(
+        mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
+    ingest = Ingest(mosquitto, ack_delay_s=0.2, duplicate_acks=True, unknown_seq_in_acks=True)
+    gate = GateSide(gate_config(mosquitto, tmp_path / "gate", batch_size=4))
+    try:
+        gate.publisher.start()
+        for _ in range(3):
+            gate.tap()
+        wait_for(gate.delivered, "the first taps delivered")
+
+        mosquitto.stop()
+        wait_for(lambda: not gate.publisher.connected, "the publisher noticing the broker is gone")
+        offline = [gate.tap() for _ in range(10)]  # the gate keeps recording while offline
+        assert gate.buffer.depth() == 10
+        mosquitto.start()
+
+        wait_for(gate.delivered, "every tap delivered after the restart")
+        assert sorted(set(ingest.seqs())) == list(range(1, 14))
+        assert ingest.first_seen() == list(range(1, 14))  # in seq order, none lost
+        assert gate.connection == [True, False, True]
+        assert all(e == r.to_event(DEVICE) for r in offline for e in ingest.received if e.seq == r.seq)
+    finally:
+        gate.close()
+        ingest.close()
+
+
+def test_a_tap_in_flight_when_the_connection_drops_is_sent_again_after_the_reconnect(
+        mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
+    ingest = Ingest(mosquitto, acking=False)
+    # An ack timeout far beyond this test: only the reconnect can cause the second send.
+    gate = GateSide(gate_config(mosquitto, tmp_path / "gate", ack_timeout_s=600))
+    try:
+        gate.publisher.start()
+        tap = gate.tap()
+        wait_for(lambda: tap.seq in ingest.seqs(), "the tap at the server, its Ack never sent")
+
+        mosquitto.stop()
+        wait_for(lambda: not gate.publisher.connected, "the disconnect")
+        mosquitto.start()
+        wait_for(lambda: ingest.seqs().count(tap.seq) >= 2, "the tap sent again after the reconnect")
+        assert tap.seq in gate.unacked()
+
+        ingest.ack(tap.seq)
+        wait_for(gate.delivered, "the tap delivered")
+    finally:
+        gate.close()
+        ingest.close()
+
+
+def test_late_repeated_unknown_and_foreign_acks_are_harmless(gate: GateSide, ingest: Ingest) -> None:
+    ingest.acking = False
+    gate.publisher.start()
+    one, two = gate.tap(), gate.tap()
+    wait_for(lambda: {one.seq, two.seq} <= set(ingest.seqs()), "both taps at the server")
+
+    ingest.ack(one.seq, two.seq, device_id="gate-99")  # on our topic, but addressed to another gate
+    ingest.ack(999_999)  # a seq this gate never had
+    ingest.ack(two.seq, outcome="duplicate")
+    ingest.ack(two.seq, outcome="duplicate")
+    wait_for(lambda: two.seq not in gate.unacked(), "the ack for the second tap")
+    assert one.seq in gate.unacked()  # the foreign ack changed nothing
+
+    ingest.ack(one.seq)  # late: the tap was probably sent again meanwhile
+    wait_for(gate.delivered, "the late ack applied")
+    ingest.ack(one.seq, outcome="rejected")  # a repeat may not change the server's first answer
+    ingest.acking = True
+    three = gate.tap()
+    wait_for(gate.delivered, "a later tap still delivered")
+    assert outcomes(gate) == {one.seq: "recorded", two.seq: "duplicate", three.seq: "recorded"}
+
+
+def test_malformed_bodies_are_logged_and_ignored_and_the_publisher_carries_on(
+        gate: GateSide, ingest: Ingest, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="genba.publisher")
+    gate.publisher.start()
+    wait_for(lambda: gate.publisher.connected, "the connection")
+    ingest.send_ack(DEVICE, b"{not json")
+    ingest.send_ack(DEVICE, json.dumps({"v": 1, "device_id": DEVICE, "acks": [{"seq": 1, "outcome": "maybe"}]}))
+    ingest.client.publish(topic(DEVICE, "config"), b'{"v": 2}', qos=1)
+    ingest.client.publish(topic(DEVICE, "cmd"), b'{"v": 1, "id": "c1", "name": "selfdestruct"}', qos=1)
+    ingest.client.publish(topic(DEVICE, "cmd"), b"\xff\xfe", qos=1)
+    ingest.client.publish(topic(DEVICE, "cmd"), encode(Command(id="c2", name="identify")), qos=1)
+
+    wait_for(lambda: gate.commands, "the valid command after the broken ones")
+    assert gate.commands == [Command(id="c2", name="identify")]
+    assert gate.configs == []
+    tap = gate.tap()
+    wait_for(gate.delivered, "a tap delivered after the malformed messages")
+    assert tap.seq in ingest.seqs()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum("malformed ack" in w for w in warnings) == 2
+    assert sum("malformed config" in w for w in warnings) == 1
+    assert sum("malformed command" in w for w in warnings) == 2
+
+
+# --- config, commands, status -------------------------------------------------------------------------
+
+
+def test_the_retained_config_is_received_on_connect_and_only_once(
+        mosquitto: PrivateMosquitto, gate: GateSide, ingest: Ingest) -> None:
+    config = DeviceConfig(device_id=DEVICE, version=7, site=SiteRef(id=3, name="渋谷駅前再開発"), direction="in",
+                          name="北ゲート", roster_key="00ff", roster={"ab" * 16: "ok"})
+    ingest.client.publish(topic(DEVICE, "config"), encode(config), qos=1, retain=True).wait_for_publish(5)
+    ingest.client.publish(topic("gate-02", "config"), encode(config.model_copy(update={"device_id": "gate-02"})),
+                          qos=1, retain=True).wait_for_publish(5)
+
+    gate.publisher.start()
+    wait_for(lambda: gate.configs, "the retained config")
+    assert gate.configs == [config]
+
+    mosquitto.stop()
+    wait_for(lambda: not gate.publisher.connected, "the disconnect")
+    mosquitto.start()
+    wait_for(lambda: gate.connection == [True, False, True], "the reconnect")
+    ingest.client.publish(topic(DEVICE, "cmd"), encode(Command(id="after", name="resync")), qos=1)
+    wait_for(lambda: gate.commands, "a command after the reconnect")  # the config, if repeated, came before it
+    assert gate.configs == [config]  # the same retained config again is not a new config
+
+
+def test_status_is_retained_online_on_connect_and_offline_after_a_clean_stop(
+        mosquitto: PrivateMosquitto, gate: GateSide) -> None:
+    watcher = Watcher(mosquitto, topic(DEVICE, "status"))
+    try:
+        gate.tap()  # no server: it stays in the buffer
+        gate.publisher.start()
+        online = wait_for(lambda: watcher.last_status(), "the online status")
+        assert online.state == "online" and online.firmware == "test-fw" and online.reader == "ok"
+        assert online.buffer_depth == 1 and online.oldest_unacked_seq == 1  # from the buffer, not the callback
+        assert online.last_tap_at == MORNING + timedelta(seconds=1)
+
+        gate.publisher.publish_status()
+        wait_for(lambda: len(watcher.statuses()) >= 2, "the status published on request")
+
+        gate.publisher.stop()
+        wait_for(lambda: watcher.last_status() and watcher.last_status().state == "offline",  # type: ignore[union-attr]
+                 "the offline status published before the clean disconnect")
+        assert gate.connection == [True, False]
+    finally:
+        watcher.close()
+    late = Watcher(mosquitto, topic(DEVICE, "status"), client_id="late-watcher")
+    try:
+        wait_for(lambda: late.messages, "the retained status for a newcomer")
+        assert late.messages[-1][1] is True and late.last_status().state == "offline"  # type: ignore[union-attr]
+    finally:
+        late.close()
+
+
+CHILD_GATE = """
+import json, sys, threading
+from pathlib import Path
+from datetime import datetime, timezone
+from firmware.config import GateConfig
+from firmware.publisher import Publisher
+from protocol.messages import DeviceStatus
+
+cfg = GateConfig.model_validate(json.loads(sys.argv[1]))
+publisher = Publisher(
+    cfg, cfg.data_dir / "buffer.db", on_config=print, on_command=print, on_connection=print,
+    status=lambda: DeviceStatus(device_id=cfg.device_id, state="online", at=datetime.now(timezone.utc)),
+)
+publisher.start()
+threading.Event().wait()
+"""
+
+
+def test_a_gate_that_dies_leaves_its_last_will_status_offline(
+        mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
+    cfg = gate_config(mosquitto, tmp_path / "gate")
+    Buffer(cfg.data_dir / "buffer.db").close()
+    watcher = Watcher(mosquitto, topic(DEVICE, "status"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, "-c", CHILD_GATE, cfg.model_dump_json()], cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: any(s.state == "online" for s in watcher.statuses()), "the child gate online")
+        child.kill()  # power cut: no DISCONNECT, the broker sees the socket die
+        child.wait()
+        will = wait_for(lambda: [s for s in watcher.statuses() if s.state == "offline"], "the Last Will")
+        assert will[-1].device_id == DEVICE
+        assert watcher.messages[-1][1] is False  # delivered live; a newcomer gets it retained:
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        watcher.close()
+    late = Watcher(mosquitto, topic(DEVICE, "status"), client_id="late-watcher")
+    try:
+        wait_for(lambda: late.messages, "the retained Will")
+        assert late.messages[-1][1] is True and late.last_status().state == "offline"  # type: ignore[union-attr]
+    finally:
+        late.close()
+
+
+# --- credentials and TLS from the config --------------------------------------------------------------
+
+
+def test_username_and_password_from_the_config_are_used(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="genba.publisher")
+    users = {DEVICE: "s3cret-gate", "ingest": "s3cret-server"}
+    with PrivateMosquitto(tmp_path / "broker", users=users) as broker:
+        ingest = Ingest(broker, username="ingest", password="s3cret-server")
+        intruder = GateSide(gate_config(broker, tmp_path / "intruder", username=DEVICE, password="guess"))
+        gate = GateSide(gate_config(broker, tmp_path / "gate", username=DEVICE, password="s3cret-gate"))
+        try:
+            intruder.publisher.start()
+            wait_for(lambda: any("refused" in r.getMessage() for r in caplog.records), "the broker refusing a guess")
+            intruder.close()
+            assert intruder.connection == []
+
+            gate.publisher.start()
+            gate.tap()
+            wait_for(gate.delivered, "a tap delivered over the authenticated connection")
+        finally:
+            gate.close()
+            ingest.close()
+
+
+def make_tls(directory: Path) -> TlsFiles:
+    """A throw-away CA and a broker certificate for 127.0.0.1 (EC keys: fast)."""
+    directory.mkdir(parents=True)
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "broker.key", "broker.csr",
+                                                          "broker.pem"))
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n", encoding="utf-8")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", "/CN=genba test CA")
+    run("req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return TlsFiles(ca_file=ca, cert_file=cert, key_file=key)
+
+
+def test_a_tls_broker_is_reached_with_the_configured_ca(tmp_path: Path) -> None:
+    assert shutil.which("openssl"), "openssl makes the test CA"
+    tls = make_tls(tmp_path / "pki")
+    with PrivateMosquitto(tmp_path / "broker", tls=tls) as broker:
+        assert broker.url.startswith("mqtts://")
+        ingest = Ingest(broker)
+        gate = GateSide(gate_config(broker, tmp_path / "gate", ca_file=tls.ca_file))
+        try:
+            gate.publisher.start()
+            gate.tap()
+            wait_for(gate.delivered, "a tap delivered over TLS")
+        finally:
+            gate.close()
+            ingest.close()
