@@ -43,8 +43,8 @@ lint: venv
 	$(VENV)/bin/ruff check server firmware protocol provisioning tests
 	$(VENV)/bin/mypy
 
-bench: venv
-	@echo "make bench: nothing to measure yet (the tap path and ingest arrive with the gate and ingest issues)"
+bench: system-deps venv
+	$(PY) tests/bench/gate.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

@@ -1,0 +1,156 @@
+"""`make bench` (gate): the tap path's time from card read to LED on, next to the physical floor.
+
+Measured in one run on the same disk, printed side by side:
+
+- tap path: Gate.on_card() for a card, to the moment the feedback LED's pin goes high (gpiozero mock
+  pins stamped at the state change), with the buffer on disk (synchronous=FULL), p50/p99;
+- floor: one bare synchronous SQLite INSERT + COMMIT with the stdlib driver, same settings, same disk;
+- peak memory (VmHWM) of a running `genba-gate run --simulate` after a burst of taps.
+
+No limit is asserted: the numbers are for reading, on this machine or on the Pi (run it there: the
+SD card's flush time is what dominates the tap path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gpiozero.pins.mock import MockFactory, MockPin
+
+from firmware.buffer import bench_bare_insert
+from firmware.clock import Clock
+from firmware.config import GateConfig, Pins
+from firmware.feedback import Feedback
+from firmware.gate import Gate
+from firmware.reader.base import CardRead
+from firmware.voice import Voice
+from protocol.messages import DeviceConfig, card_digest
+
+KEY = "5a" * 16
+
+
+class StampedPin(MockPin):
+    """A mock pin that remembers when it last went high (perf_counter), for latency."""
+
+    rose_at = 0.0
+
+    def _change_state(self, value: bool) -> bool:
+        changed = bool(super()._change_state(value))
+        if changed and value:
+            self.rose_at = time.perf_counter()
+        return changed
+
+
+class NoPublisher:
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def start(self) -> None: ...
+    def kick(self) -> None: ...
+    def publish_status(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class IdleReader:
+    def open(self) -> None: ...
+    def read(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+    def close(self) -> None: ...
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def tap_path(data_dir: Path, n: int) -> list[float]:
+    pins = Pins(led_red=17, led_green=27, led_blue=22, led_amber=None, buzzer=18, motion=None)
+    cfg = GateConfig(device_id="bench-01", data_dir=data_dir, direction="in", debounce_s=0, pins=pins)
+    factory = MockFactory(pin_class=StampedPin)
+    voice = Voice(cfg.voice, data_dir / "voice", simulate=True)  # no audio device: the clip is skipped
+    feedback = Feedback(cfg.pins, voice, pin_factory=factory)
+    gate = Gate(cfg, reader=IdleReader(), feedback=feedback, clock=Clock(synced=True), publisher_factory=NoPublisher)
+    known, unknown = "0114000000000001", "0114000000000002"
+    gate._config = DeviceConfig(device_id="bench-01", version=1, roster_key=KEY, roster={card_digest(KEY, known): "ok"})
+    green, red = factory.pin(27), factory.pin(17)
+    latencies: list[float] = []
+    try:
+        for i in range(n):
+            # Alternate green (entry) and red (unknown card) so the LED pin measured is low before the tap.
+            uid, pin = (known, green) if i % 2 == 0 else (unknown, red)
+            t0 = time.perf_counter()
+            gate.on_card(CardRead("felica", uid))
+            deadline = t0 + 2.0
+            while pin.rose_at < t0 and time.perf_counter() < deadline:  # type: ignore[attr-defined]
+                time.sleep(0)
+            latencies.append(pin.rose_at - t0)  # type: ignore[attr-defined]
+    finally:
+        feedback.close()
+        voice.close()
+    return latencies
+
+
+def peak_memory(data_dir: Path, taps: int) -> float:
+    cfg = data_dir / "gate.toml"
+    cfg.write_text(
+        f'device_id = "bench-02"\nbroker_url = "mqtt://127.0.0.1:1"\ndata_dir = "{data_dir / "run"}"\n'
+        'debounce_s = 0\n[pins]\nmotion = false\n',
+        encoding="utf-8",
+    )
+    gate = subprocess.Popen(
+        [str(Path(sys.executable).with_name("genba-gate")), "run", "--simulate", "--config", str(cfg),
+         "--clock-synced", "yes"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert gate.stdin is not None and gate.stdout is not None
+    for n in range(taps):
+        gate.stdin.write(f"0114{n:012X}\n")
+    gate.stdin.flush()
+    seen = 0
+    for line in gate.stdout:
+        if line.startswith("tap "):
+            seen += 1
+            if seen == taps:
+                break
+    status = Path(f"/proc/{gate.pid}/status").read_text()
+    hwm_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    gate.terminate()
+    gate.wait(timeout=30)
+    return hwm_kib / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, help="directory on the disk to measure (default: a temp dir here)")
+    p.add_argument("-n", type=int, default=1000, help="taps to time")
+    args = p.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="genba-bench-", dir=args.dir or Path.cwd()))
+    try:
+        path = tap_path(base / "gate", args.n)
+        floor = bench_bare_insert(base / "floor.db", args.n)
+        mem = peak_memory(base, 500)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    ms = 1000
+    print(f"gate bench on {base.parent} ({args.n} taps each)")
+    print(f"  {'':44} {'p50':>9} {'p99':>9} {'mean':>9}")
+    print(f"  {'tap path: card read → LED on (buffer FULL)':44} {pct(path, 50) * ms:8.3f}ms {pct(path, 99) * ms:8.3f}ms"
+          f" {statistics.fmean(path) * ms:8.3f}ms")
+    print(f"  {'floor: bare sqlite3 INSERT+COMMIT, same disk':44} {pct(floor, 50) * ms:8.3f}ms"
+          f" {pct(floor, 99) * ms:8.3f}ms {statistics.fmean(floor) * ms:8.3f}ms")
+    print(f"  {'ratio tap path / floor (p50)':44} {pct(path, 50) / pct(floor, 50):8.1f}x")
+    print(f"  running gate peak memory after 500 taps (VmHWM): {mem:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
