@@ -127,9 +127,9 @@ class Gate:
         self._update_idle()
         self.publisher.start()
         self.reader_loop.start()
-        self._housekeeping.start()
         if self.notify is not None:
             self.notify.notify("READY=1")
+        self._housekeeping.start()
 
     def stop(self) -> None:
         if self.notify is not None:

@@ -277,3 +277,24 @@ def test_status_reports_the_buffer_and_the_connection(
         assert "未送信のタッチ   : 1" in out and "seq 1" in out
     finally:
         gate.stop()
+
+
+def test_selftest_passes_with_a_broker_and_names_what_fails_without_one(
+        mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, mosquitto)
+    ok = subprocess.run([str(GATE), "selftest", "--simulate", "--config", str(cfg)], capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "OK  broker" in ok.stdout and "OK  voice" in ok.stdout and "all passed" in ok.stdout
+    mosquitto.stop()
+    bad = subprocess.run([str(GATE), "selftest", "--simulate", "--config", str(cfg)], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 1 and "NG  broker" in bad.stdout and "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_a_bad_config_is_refused_at_start_with_the_key_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "gate.toml"
+    cfg.write_text('device_id = "gate-01"\ndebounce = 5\n[pins]\nbuzzer = 99\n', encoding="utf-8")
+    r = subprocess.run([str(GATE), "run", "--simulate", "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "debounce" in r.stderr and "pins.buzzer" in r.stderr and "Traceback" not in r.stderr
