@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from protocol.messages import Command, DeviceConfig, DeviceStatus, card_digest, 
 log = logging.getLogger("genba.gate")
 
 FIRMWARE_VERSION = "0.1.0"
+RESERVE_BYTES = 4 * 1024 * 1024  # freed when the SD card fills up, so acks and pruning can still commit
+RESERVE_REFILL_FREE = 64 * 1024 * 1024  # put the reserve back once this much is free again
 STALL_S = 30.0  # a tap path stuck this long stops the watchdog pings: systemd restarts the gate
 
 
@@ -201,6 +204,7 @@ class Gate:
         except BufferFull:
             log.error("buffer full: tap of %s not saved", card.uid)
             self._disk_full = True
+            self._release_reserve()
             self.feedback.show(Signal.TAP_NOT_SAVED)
             self._update_idle()
             return
@@ -298,6 +302,7 @@ class Gate:
                         self._write_status_file()
                         last_status = now
                     if now - last_prune > 3600:
+                        self._ensure_reserve()
                         cutoff = datetime.now(UTC) - timedelta(days=self.cfg.retention_days)
                         pruned = buf.prune(cutoff)
                         if pruned:
@@ -308,6 +313,30 @@ class Gate:
                 self._watchdog()
         finally:
             buf.close()
+
+    @property
+    def _reserve(self) -> Path:
+        return Path(self.cfg.data_dir) / "reserve.bin"
+
+    def _release_reserve(self) -> None:
+        """A full disk blocks even deletes in SQLite (the WAL needs room): free the reserve so that
+        acknowledgements and pruning can go on, and with them the next taps."""
+        try:
+            self._reserve.unlink(missing_ok=True)
+        except OSError:
+            log.exception("could not free the reserve file")
+
+    def _ensure_reserve(self) -> None:
+        if self._reserve.exists():
+            return
+        try:
+            if shutil.disk_usage(self.cfg.data_dir).free < RESERVE_REFILL_FREE:
+                return
+            with open(self._reserve, "wb") as fh:
+                fh.truncate(0)
+                fh.write(b"\0" * RESERVE_BYTES)  # real blocks: a sparse file would reserve nothing
+        except OSError:
+            log.warning("could not create the reserve file %s", self._reserve)
 
     def _watchdog(self) -> None:
         """Ping systemd only while the tap path is not stuck (a stuck SD card write, a wedged reader call)."""

@@ -151,6 +151,9 @@ def test_a_random_id_card_is_told_it_cannot_be_used_and_is_not_recorded(tmp_path
 def test_a_full_disk_is_a_red_alarm_never_a_crash(tmp_path: Path, factory: MockFactory,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     with Rig(tmp_path, factory) as rig:
+        reserve = rig.cfg.data_dir / "reserve.bin"
+        wait_for(reserve.exists, "the reserve file laid down")
+
         def full(self: Buffer, **_: Any) -> None:
             raise BufferFull("database or disk is full")
 
@@ -159,6 +162,7 @@ def test_a_full_disk_is_a_red_alarm_never_a_crash(tmp_path: Path, factory: MockF
             rig.cards.put(CARD)
             wait_for(lambda: any("記録できませんでした" in e for e in rig.events), "the failed save told")
             assert rig.feedback.idle == Idle.DISK_FULL
+            assert not reserve.exists()  # freed, so acks and pruning can commit again
         rig.tap("0114A1B2C3D4E5F7")  # space is back: the next tap is saved and the alarm clears
         assert rig.taps() == ["tap 1 entry"]
         assert rig.feedback.idle == Idle.READY
