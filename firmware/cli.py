@@ -69,17 +69,25 @@ def build_gate(cfg: config_mod.GateConfig, simulate: bool, reader_spec: str | No
         direction = DirectionSwitch(cfg.pins.direction_button, cfg.pins.direction_led,
                                     "out" if cfg.direction == "out" else "in", events, pin_factory)
     reader = make_reader(reader_spec or ("stdin" if simulate else cfg.reader))
-    synced = {"yes": True, "no": False}.get(clock_synced)
-    clock = Clock(synced=synced if (simulate or synced is not None) else None)
-    if simulate and synced is None:
-        clock = Clock()
+    clock = Clock(synced={"yes": True, "no": False}.get(clock_synced))
     notify = None
     if not simulate:
         import sdnotify
 
         notify = sdnotify.SystemdNotifier()
     return Gate(cfg, reader=reader, feedback=feedback, clock=clock, motion=motion, direction=direction,
-                notify=notify, events=events)
+                notify=notify, events=events, voice=voice)
+
+
+def _drained(gate: Any) -> bool:
+    """Every tap acknowledged, read from the buffer itself (the gate's stats lag by up to a second)."""
+    from firmware.buffer import Buffer
+
+    buf = Buffer(gate.buffer_path)
+    try:
+        return buf.depth() == 0
+    finally:
+        buf.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -92,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("gate %s running (%s)", cfg.device_id, "simulation" if args.simulate else "hardware")
     try:
         while not stop.wait(0.2):
-            if args.exit_when_drained and getattr(gate.reader, "exhausted", False) and gate.stats.depth == 0:
+            if args.exit_when_drained and getattr(gate.reader, "exhausted", False) and _drained(gate):
                 time.sleep(0.5)  # let the last status go out
                 break
     finally:
@@ -155,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="run the gate")
     common(sp)
     sp.add_argument("--clock-synced", choices=["yes", "no", "system"], default="system",
-                    help="in simulation, claim the clock is (not) NTP-synchronised (default: ask the system)")
+                    help="claim the clock is (not) NTP-synchronised, for simulation and tests "
+                    "(default: ask the system)")
     sp.add_argument("--exit-when-drained", action="store_true",
                     help="with --simulate: exit once stdin is closed and every tap is acknowledged")
     sp.set_defaults(func=cmd_run)

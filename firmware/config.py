@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from firmware.errors import ConfigError
 from protocol.topics import check_device_id
@@ -63,6 +63,19 @@ class Pins(Strict):
         """TOML has no null: `buzzer = false` says the gate has no buzzer."""
         return None if v is False else v
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Pins:
+        """Two parts on one pin would fail deep inside gpiozero at start; say which here."""
+        used: dict[int, str] = {}
+        for name, pin in self.model_dump().items():
+            if name == "led_amber" and self.led_blue is not None:
+                continue  # ignored when an RGB LED is configured (see firmware/feedback.py)
+            if pin is not None and pin in used:
+                raise ValueError(f"{name} and {used[pin]} are both on GPIO {pin}")
+            if pin is not None:
+                used[pin] = name
+        return self
+
 
 class Voice(Strict):
     enabled: bool = True
@@ -77,6 +90,12 @@ class Voice(Strict):
 class QuietHours(Strict):
     start: time | None = None
     end: time | None = None
+
+    @model_validator(mode="after")
+    def _both(self) -> QuietHours:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end, or neither")
+        return self
 
 
 class GateConfig(Strict):
@@ -108,6 +127,12 @@ class GateConfig(Strict):
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("use mqtt://HOST:PORT or mqtts://HOST:PORT")
         return v
+
+    @model_validator(mode="after")
+    def _files(self) -> GateConfig:
+        if self.ca_file is not None and not Path(self.ca_file).is_file():
+            raise ValueError(f"ca_file {self.ca_file} does not exist")
+        return self
 
     @property
     def broker(self) -> tuple[str, int, bool]:

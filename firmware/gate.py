@@ -28,7 +28,7 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ log = logging.getLogger("genba.gate")
 FIRMWARE_VERSION = "0.1.0"
 RESERVE_BYTES = 4 * 1024 * 1024  # freed when the SD card fills up, so acks and pruning can still commit
 RESERVE_REFILL_FREE = 64 * 1024 * 1024  # put the reserve back once this much is free again
+DISK_LOW_BYTES = 1024 * 1024  # below this the SD card counts as full (red alarm) before a tap fails
 STALL_S = 30.0  # a tap path stuck this long stops the watchdog pings: systemd restarts the gate
 
 
@@ -61,7 +62,6 @@ class Stats:
     disk_ok: bool = True
     connected: bool = False
     reader: ReaderState = ReaderState.STARTING
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Gate:
@@ -77,8 +77,10 @@ class Gate:
         direction: Any = None,
         notify: Any = None,
         events: Any = None,
+        voice: Any = None,
     ) -> None:
         self.cfg = cfg
+        self.voice = voice
         self.reader = reader
         self.events = events  # simulation: one line per tap, `tap <seq> <signal>`
         self.feedback = feedback
@@ -93,6 +95,8 @@ class Gate:
         self._tap_buffer: Buffer | None = None  # opened on the reader thread, used only there
         self._last_recorded: dict[str, float] = {}  # uid → monotonic time of its last recorded tap
         self._last_direction: dict[str, tuple[str, str]] = {}  # uid → (local date, direction) for 'auto'
+        self._last_signal: dict[str, Signal] = {}  # uid → what its last recorded tap was told
+        self._idle_lock = threading.Lock()
         self._tap_started: float | None = None
         self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
@@ -144,6 +148,8 @@ class Gate:
         if self.motion is not None:
             self.motion.close()
         self.feedback.close()
+        if self.voice is not None:
+            self.voice.close()
         self.clock.stop()
 
     # --- the tap path (reader thread) ------------------------------------------------------------
@@ -161,6 +167,8 @@ class Gate:
             status = cfg.roster.get(card_digest(cfg.roster_key, card.uid))
             if status is None:
                 return Signal.UNKNOWN_CARD
+            if status == "not_on_roster":
+                return Signal.NOT_ON_ROSTER
             if status != "ok":
                 return Signal.INCOMPLETE
         if direction == "out":
@@ -188,15 +196,17 @@ class Gate:
         now_mono = time.monotonic()
         last = self._last_recorded.get(card.uid)
         if last is not None and now_mono - last < self.cfg.debounce_s:
-            self.feedback.show(Signal.DUPLICATE)
+            # 「記録済み」 in green only for a tap that was good; a refused card is told again why.
+            previous = self._last_signal.get(card.uid, Signal.ENTRY)
+            self.feedback.show(Signal.DUPLICATE if previous in (Signal.ENTRY, Signal.EXIT) else previous)
             return
         stamp = self.clock.stamp()
         direction = self.direction
         today = stamp.at.astimezone().date().isoformat()
         signal = self._decide(card, direction, today)
-        if self._tap_buffer is None:
-            self._tap_buffer = Buffer(self.buffer_path)
         try:
+            if self._tap_buffer is None:
+                self._tap_buffer = Buffer(self.buffer_path)
             record = self._tap_buffer.record(
                 tech=card.tech, uid=card.uid, direction=direction, at=stamp.at, clock_synced=stamp.clock_synced,
                 boot_id=stamp.boot_id, mono_ms=stamp.mono_ms, shown=signal.value,
@@ -208,19 +218,24 @@ class Gate:
             self.feedback.show(Signal.TAP_NOT_SAVED)
             self._update_idle()
             return
-        # Durable from here on.
-        if self._disk_full:
-            self._disk_full = False
-            self._update_idle()
-        self._last_recorded[card.uid] = now_mono
-        if signal in (Signal.ENTRY, Signal.EXIT):
-            self._last_direction[card.uid] = (today, "in" if signal == Signal.ENTRY else "out")
-        self.feedback.show(signal)
-        if self.events is not None:
-            self.events(f"tap {record.seq} {signal.value}")
-        if self.motion is not None:
-            self.motion.tapped()
-        self.publisher.kick()
+        # Durable from here on: nothing below may report the tap as not saved.
+        try:
+            self._last_recorded[card.uid] = now_mono
+            self._last_signal[card.uid] = signal
+            if signal in (Signal.ENTRY, Signal.EXIT):
+                self._last_direction[card.uid] = (today, "in" if signal == Signal.ENTRY else "out")
+            self.feedback.show(signal)
+            if self._disk_full:
+                self._disk_full = False
+                self._update_idle()
+            if self.events is not None:
+                self.events(f"tap {record.seq} {signal.value}")
+            if self.motion is not None:
+                self.motion.tapped()
+        except Exception:
+            log.exception("after saving tap %s", record.seq)
+        finally:
+            self.publisher.kick()
 
     # --- state -----------------------------------------------------------------------------------
     def _on_reader_state(self, state: ReaderState) -> None:
@@ -233,6 +248,10 @@ class Gate:
         self._update_idle()
 
     def _update_idle(self) -> None:
+        with self._idle_lock:  # four threads call this: compute and apply as one step
+            self.feedback.set_idle(self._idle_states())
+
+    def _idle_states(self) -> set[Idle]:
         states = {Idle.READY}
         if self.stats.reader in (ReaderState.MISSING, ReaderState.FAILED):
             states.add(Idle.READER_FAILED)
@@ -242,7 +261,7 @@ class Gate:
             states.add(Idle.CLOCK_UNSYNCED)
         if not self.stats.connected:
             states.add(Idle.OFFLINE)
-        self.feedback.set_idle(states)
+        return states
 
     def status(self) -> DeviceStatus:
         """Called from the publisher's thread: built from memory only."""
@@ -261,7 +280,7 @@ class Gate:
             clock_synced=stamp.clock_synced,
             boot_id=stamp.boot_id,
             mono_ms=stamp.mono_ms,
-            disk_ok=not self._disk_full,
+            disk_ok=not self._disk_full and self.stats.disk_ok,
             direction=self.direction,  # type: ignore[arg-type]
             config_version=self._config.version if self._config else None,
         )
@@ -277,8 +296,8 @@ class Gate:
 
     def _housekeep(self) -> None:
         buf = Buffer(self.buffer_path)
-        last_status = 0.0
-        last_prune = 0.0
+        last_status = float("-inf")
+        last_prune = float("-inf")
         synced = self.clock.synced
         try:
             while not self._stop.is_set():
@@ -293,6 +312,11 @@ class Gate:
                         self._command(item)
                     now = time.monotonic()
                     self._refresh_stats(buf)
+                    disk_ok = shutil.disk_usage(self.cfg.data_dir).free >= DISK_LOW_BYTES
+                    if disk_ok != self.stats.disk_ok:
+                        self.stats.disk_ok = disk_ok
+                        self._update_idle()
+                        kind = "status"
                     if self.clock.synced != synced:
                         synced = self.clock.synced
                         self._update_idle()

@@ -92,7 +92,10 @@ class DeviceStatus(Message):
     config_version: int | None = None
 
 
-RosterStatus = Literal["ok", "incomplete"]  # incomplete: on the roster without 職種 or 立場
+# ok: on this site's roster; incomplete: on it without 職種 or 立場; not_on_roster: a card the server
+# knows (linked to a worker of a company on the site) whose worker is not on this site's roster.
+# A card not listed at all is not linked to any worker the site knows.
+RosterStatus = Literal["ok", "incomplete", "not_on_roster"]
 
 
 class SiteRef(Message):
