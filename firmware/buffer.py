@@ -30,6 +30,7 @@ import errno
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000  # writes take milliseconds; a writer waits this long for the other connection
 CONFIG_KEY = "device_config"
+BUFFER_ID_KEY = "buffer_id"
 _DIRECTIONS = frozenset(get_args(Direction))
 _OUTCOMES = frozenset(get_args(Outcome))
 
@@ -68,10 +70,11 @@ class TapRecord:
     reason: str | None = None
     last_sent_at: datetime | None = None
 
-    def to_event(self, device_id: str) -> TapEvent:
+    def to_event(self, device_id: str, buffer_id: str) -> TapEvent:
         """The wire form of this tap (raises pydantic.ValidationError if device_id is not a valid id)."""
         return TapEvent(
             device_id=device_id,
+            buffer_id=buffer_id,
             seq=self.seq,
             card=Card(tech=self.card_tech, uid=self.card_uid),  # type: ignore[arg-type]
             direction=self.direction,  # type: ignore[arg-type]
@@ -133,6 +136,8 @@ def _schema_v1(db: Database) -> None:
     # (acked_at, seq) order: unacked rows (acked_at NULL) come first in seq order; prune ranges on acked_at.
     db["taps"].create_index(["acked_at"], index_name="taps_acked_at", if_not_exists=True)
     db["meta"].create({"key": str, "value": bytes}, pk="key", if_not_exists=True)
+    # This file's identity: seqs count within it (see protocol.messages.TapEvent.buffer_id).
+    db["meta"].insert({"key": BUFFER_ID_KEY, "value": uuid.uuid4().hex.encode()}, pk="key", ignore=True)
 
 
 # MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version). Add a function to move
@@ -201,6 +206,8 @@ class Buffer:
                 raise
         self._taps = self.db.table("taps")
         self._meta = self.db.table("meta")
+        row = next(self._meta.rows_where("key = ?", [BUFFER_ID_KEY], limit=1), None)
+        self.buffer_id: str = bytes(row["value"]).decode() if row else ""
 
     def _enable_wal(self) -> None:
         """WAL is a property of the file, set once by whichever connection gets there first. SQLite does not

@@ -392,7 +392,7 @@ class Publisher:
 
     def _publish_tap(self, record: TapRecord) -> MQTTErrorCode | None:
         try:
-            payload = encode(record.to_event(self.cfg.device_id))
+            payload = encode(record.to_event(self.cfg.device_id, self._require_buffer().buffer_id))
         except Exception:
             # A row the wire contract refuses can never be delivered; it must not hold up the others.
             log.exception("tap seq %d cannot be encoded; it stays in the buffer unsent", record.seq)
@@ -406,8 +406,8 @@ class Publisher:
         except ProtocolError as exc:
             log.warning("ignored a malformed ack (%d bytes): %s", len(payload), exc)
             return
-        if ack.device_id != self.cfg.device_id:
-            log.warning("ignored an ack addressed to %s", ack.device_id)
+        if ack.device_id != self.cfg.device_id or ack.buffer_id != self._require_buffer().buffer_id:
+            log.warning("ignored an ack addressed to %s / buffer %s", ack.device_id, ack.buffer_id)
             return
         changed = self._require_buffer().mark_acked((a.seq, a.outcome, a.reason) for a in ack.acks)
         for a in ack.acks:

@@ -35,11 +35,19 @@ class Card(Message):
     uid: CardUid  # upper-case hex: FeliCa IDm (8 bytes) or ISO 14443 UID (4, 7 or 10 bytes)
 
 
+BufferId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
 class TapEvent(Message):
-    """One card tap, as the gate recorded it. ``seq`` is per device, strictly increasing, never reused."""
+    """One card tap, as the gate recorded it. ``seq`` is per buffer, strictly increasing, never reused.
+
+    ``buffer_id`` names the gate's SD-card buffer: a gate whose buffer was lost (a new SD card, a
+    reflash, a corrupt file) starts counting again from 1 under a new buffer_id, so the server
+    deduplicates on (device_id, buffer_id, seq) and an old Ack can never confirm a new tap."""
 
     v: Literal[1] = 1
     device_id: DeviceId
+    buffer_id: BufferId
     seq: int = Field(..., ge=1)
     card: Card
     direction: Direction
@@ -64,6 +72,7 @@ class Ack(Message):
 
     v: Literal[1] = 1
     device_id: DeviceId
+    buffer_id: BufferId  # echoed from the taps it answers
     acks: list[AckItem] = Field(..., min_length=1, max_length=1000)
 
 

@@ -84,7 +84,7 @@ class Ingest:
         items = [AckItem(seq=event.seq, outcome="recorded")]
         if self.unknown_seq_in_acks:
             items.append(AckItem(seq=event.seq + 100_000, outcome="recorded"))
-        body = encode(Ack(device_id=event.device_id, acks=items))
+        body = encode(Ack(device_id=event.device_id, buffer_id=event.buffer_id, acks=items))
         for _ in range(2 if self.duplicate_acks else 1):
             timer = threading.Timer(self.ack_delay_s, self.send_ack, (event.device_id, body))
             timer.daemon = True
@@ -93,9 +93,11 @@ class Ingest:
     def send_ack(self, device_id: str, body: bytes | str) -> None:
         self.client.publish(topic(device_id, "ack"), body, qos=1)
 
-    def ack(self, *seqs: int, device_id: str = DEVICE, outcome: str = "recorded") -> None:
-        self.send_ack(DEVICE, encode(Ack(device_id=device_id, acks=[AckItem(seq=s, outcome=outcome)  # type: ignore[arg-type]
-                                                                    for s in seqs])))
+    def ack(self, *seqs: int, device_id: str = DEVICE, outcome: str = "recorded", buffer_id: str | None = None) -> None:
+        """Ack by hand, for the buffer of the taps received so far (or the given one)."""
+        buffer_id = buffer_id or next(e.buffer_id for e in reversed(self.received))
+        items = [AckItem(seq=s, outcome=outcome) for s in seqs]  # type: ignore[arg-type]
+        self.send_ack(DEVICE, encode(Ack(device_id=device_id, buffer_id=buffer_id, acks=items)))
 
     def seqs(self) -> list[int]:
         with self._lock:

@@ -123,14 +123,14 @@ def test_a_tap_the_wire_contract_would_refuse_is_refused_before_it_is_stored(buf
 
 def test_tap_becomes_a_valid_tap_event(buf: Buffer) -> None:
     t = tap(buf, uid=FELICA_IDM)
-    event = t.to_event("gate-01")
+    event = t.to_event("gate-01", buf.buffer_id)
 
     assert isinstance(event, TapEvent)
     assert decode(TapEvent, encode(event)) == event
     assert (event.device_id, event.seq, event.card.tech, event.card.uid) == ("gate-01", t.seq, "felica", FELICA_IDM)
     assert (event.direction, event.at, event.clock_synced, event.boot_id, event.mono_ms, event.shown) == (
         "in", t.at, True, "boot-1", t.mono_ms, "entry")
-    assert buf.unacked()[0].to_event("gate-01") == event
+    assert buf.unacked()[0].to_event("gate-01", buf.buffer_id) == event
 
 
 # --- seq: strictly increasing, never reused -------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -23,11 +24,14 @@ from protocol.messages import (
 )
 
 NOW = datetime(2026, 11, 25, 7, 58, 12, tzinfo=UTC)
+BUF = "0123456789abcdef0123456789abcdef"
 
 
 def tap(**kw: object) -> TapEvent:
-    fields: dict[str, object] = dict(device_id="gate-01", seq=42, card=Card(tech="felica", uid="0114A1B2C3D4E5F6"),
-                                     direction="in", at=NOW, clock_synced=True, boot_id="b1", mono_ms=1234)
+    fields: dict[str, object] = dict(
+        device_id="gate-01", buffer_id=BUF, seq=42, card=Card(tech="felica", uid="0114A1B2C3D4E5F6"),
+        direction="in", at=NOW, clock_synced=True, boot_id="b1", mono_ms=1234,
+    )
     fields.update(kw)
     return TapEvent(**fields)  # type: ignore[arg-type]
 
@@ -35,7 +39,7 @@ def tap(**kw: object) -> TapEvent:
 def test_every_message_survives_the_wire() -> None:
     for message in (
         tap(),
-        Ack(device_id="gate-01", acks=[AckItem(seq=42, outcome="recorded")]),
+        Ack(device_id="gate-01", buffer_id=BUF, acks=[AckItem(seq=42, outcome="recorded")]),
         DeviceStatus(device_id="gate-01", state="online", at=NOW, buffer_depth=3),
         DeviceConfig(device_id="gate-01", version=7, roster_key="00ff", roster={"ab" * 16: "ok"}),
         Command(id="c1", name="identify"),
@@ -90,3 +94,18 @@ def test_card_digests_are_keyed_and_case_insensitive() -> None:
     assert a == card_digest("00" * 16, "0114A1B2C3D4E5F6")
     assert a != card_digest("01" * 16, "0114A1B2C3D4E5F6")
     assert len(a) == 32
+
+
+def test_a_new_buffer_is_a_new_count_of_seqs(tmp_path: Path) -> None:
+    """A lost SD card must not make new taps look like duplicates of old ones: each buffer has its id."""
+    from firmware.buffer import Buffer
+
+    first, second = Buffer(tmp_path / "a.db"), Buffer(tmp_path / "b.db")
+    try:
+        assert len(first.buffer_id) == 32 and first.buffer_id != second.buffer_id
+        again = Buffer(tmp_path / "a.db")
+        assert again.buffer_id == first.buffer_id
+        again.close()
+    finally:
+        first.close()
+        second.close()

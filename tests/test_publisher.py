@@ -111,7 +111,8 @@ def test_a_tap_reaches_the_server_with_every_field_and_is_delivered_on_its_ack(
     second = gate.tap(shown=None)
 
     wait_for(gate.delivered, "both taps acknowledged")
-    assert ingest.received[:2] == [first.to_event(DEVICE), second.to_event(DEVICE)]
+    buffer_id = gate.buffer.buffer_id
+    assert ingest.received[:2] == [first.to_event(DEVICE, buffer_id), second.to_event(DEVICE, buffer_id)]
     assert ingest.received[0].card.tech == "iso14443a" and ingest.received[0].clock_synced is False
     assert outcomes(gate) == {first.seq: "recorded", second.seq: "recorded"}
     assert gate.connection == [True]
@@ -152,7 +153,8 @@ def test_taps_taken_while_the_broker_is_down_all_arrive_in_order_after_it_restar
         assert sorted(set(ingest.seqs())) == list(range(1, 14))
         assert ingest.first_seen() == list(range(1, 14))  # in seq order, none lost
         assert gate.connection == [True, False, True]
-        assert all(e == r.to_event(DEVICE) for r in offline for e in ingest.received if e.seq == r.seq)
+        buffer_id = gate.buffer.buffer_id
+        assert all(e == r.to_event(DEVICE, buffer_id) for r in offline for e in ingest.received if e.seq == r.seq)
     finally:
         gate.close()
         ingest.close()
