@@ -47,6 +47,7 @@ log = logging.getLogger("genba.gate")
 FIRMWARE_VERSION = "0.1.0"
 RESERVE_BYTES = 4 * 1024 * 1024  # freed when the SD card fills up, so acks and pruning can still commit
 RESERVE_REFILL_FREE = 64 * 1024 * 1024  # put the reserve back once this much is free again
+COMMAND_MAX_AGE = timedelta(minutes=10)
 DISK_LOW_BYTES = 1024 * 1024  # below this the SD card counts as full (red alarm) before a tap fails
 STALL_S = 30.0  # a tap path stuck this long stops the watchdog pings: systemd restarts the gate
 
@@ -381,6 +382,11 @@ class Gate:
         log.info("config version %s: %d cards on the roster", cfg.version, len(cfg.roster))
 
     def _command(self, cmd: Command) -> None:
+        if cmd.issued_at is not None and datetime.now(UTC) - cmd.issued_at > COMMAND_MAX_AGE:
+            # A command queued in the broker while the gate was off (an `identify` from last week) is
+            # no longer what anyone standing at the gate asked for.
+            log.info("ignored stale command %s (%s) issued at %s", cmd.name, cmd.id, cmd.issued_at.isoformat())
+            return
         log.info("command %s (%s)", cmd.name, cmd.id)
         if cmd.name == "identify":
             self.feedback.identify(self._config.name if self._config and self._config.name else self.cfg.device_id)

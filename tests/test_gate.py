@@ -265,3 +265,15 @@ def test_a_clock_not_yet_synchronised_flags_taps_and_shows_it(tmp_path: Path, fa
             buf.close()
         synced.set()
         wait_for(lambda: rig.feedback.idle == Idle.READY, "synchronised")
+
+
+def test_a_stale_command_from_while_the_gate_was_off_is_ignored(tmp_path: Path, factory: MockFactory) -> None:
+    from datetime import timedelta
+
+    with Rig(tmp_path, factory) as rig:
+        publisher = RecordingPublisher.instances[-1]
+        old = datetime.now(UTC) - timedelta(days=7)
+        publisher.callbacks["on_command"](Command(id="old", name="identify", issued_at=old))
+        publisher.callbacks["on_command"](Command(id="new", name="identify", issued_at=datetime.now(UTC)))
+        wait_for(lambda: any(e.startswith("led all blink-fast") for e in rig.events), "the fresh identify")
+        assert sum(1 for e in rig.events if e.startswith("led all blink-fast")) == 1
