@@ -364,12 +364,22 @@ class Gate:
             log.warning("could not create the reserve file %s", self._reserve)
 
     def _watchdog(self) -> None:
-        """Ping systemd only while the tap path is not stuck (a stuck SD card write, a wedged reader call)."""
+        """Ping systemd only while the gate really works: the tap path is not stuck (an SD card write),
+        the reader driver returns (a wedged PN532 or nfcpy call), and the publisher's sender lives.
+        Otherwise systemd restarts the gate, which reopens the reader and re-sends from the buffer."""
         if self.notify is None:
             return
+        now = time.monotonic()
         started = self._tap_started
-        if started is not None and time.monotonic() - started > STALL_S:
-            log.error("tap path stalled for %.0f s: not pinging the watchdog", time.monotonic() - started)
+        if started is not None and now - started > STALL_S:
+            log.error("tap path stalled for %.0f s: not pinging the watchdog", now - started)
+            return
+        beat = getattr(self.reader_loop, "last_beat", now)
+        if now - beat > STALL_S:
+            log.error("the card reader driver has not returned for %.0f s: not pinging the watchdog", now - beat)
+            return
+        if not getattr(self.publisher, "alive", True):
+            log.error("the publisher's sender thread is gone: not pinging the watchdog")
             return
         self.notify.notify("WATCHDOG=1")
 

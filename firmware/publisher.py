@@ -145,6 +145,11 @@ class Publisher:
         self._dispatcher.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        """The sender thread runs (for the gate's watchdog: a dead sender means nothing is delivered)."""
+        return self._sender.is_alive()
+
+    @property
     def connected(self) -> bool:
         return self._connected
 

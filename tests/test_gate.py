@@ -228,6 +228,29 @@ def test_the_watchdog_is_fed_only_while_the_tap_path_moves(tmp_path: Path, facto
         wait_for(lambda: "WATCHDOG=1" in rig.notifier.sent, "pings again once it moves")
 
 
+def test_a_wedged_reader_driver_stops_the_watchdog(tmp_path: Path, factory: MockFactory,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("firmware.gate.STALL_S", 1.0)
+    with Rig(tmp_path, factory) as rig:
+        wait_for(lambda: "WATCHDOG=1" in rig.notifier.sent, "a watchdog ping")
+        wedged = threading.Event()
+        release = threading.Event()
+
+        def read(timeout: float) -> None:  # a driver call that does not return (a PN532 that stopped answering)
+            wedged.set()
+            release.wait(30)
+
+        monkeypatch.setattr(rig.gate.reader, "read", read)
+        wedged.wait(5)
+        time.sleep(1.5)
+        rig.notifier.sent.clear()
+        time.sleep(1.5)
+        try:
+            assert "WATCHDOG=1" not in rig.notifier.sent
+        finally:
+            release.set()
+
+
 def test_a_reader_unplugged_and_plugged_back_is_shown_and_reported(tmp_path: Path, factory: MockFactory) -> None:
     with Rig(tmp_path, factory) as rig:
         rig.tap()

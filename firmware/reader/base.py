@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,6 +141,7 @@ class ReaderLoop:
             raise RuntimeError("ReaderLoop already started")
         self._stop.clear()
         # Daemon: a reader call wedged inside a driver must not keep the process from exiting.
+        self.last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="reader-loop", daemon=True)
         self._thread.start()
 
@@ -182,6 +184,7 @@ class ReaderLoop:
         self._set_state(ReaderState.STARTING, force=True)
         backoff = self.backoff_min_s
         while not self._stop.is_set():
+            self.last_beat = time.monotonic()
             worked = False
             try:
                 worked = self._session()
@@ -227,6 +230,7 @@ class ReaderLoop:
                 self._set_state(ReaderState.FAILED)
                 return worked
             worked = True
+            self.last_beat = time.monotonic()  # the watchdog's sign that the driver is not wedged
             if card is not None:
                 self._deliver(card)
         return worked
