@@ -339,3 +339,23 @@ class AuditEntry(Base):
     entity_id: Mapped[int | None] = mapped_column(Integer)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Device(Base):
+    """A gate (入退場デバイス). The server, not the device, decides which site its taps belong to."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    location: Mapped[str | None] = mapped_column(String(200))  # where on site: 正門, 東側通用口, …
+    direction: Mapped[str] = mapped_column(String(4), nullable=False)
+    registered_by_company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = _ts()
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Last known state, from the device's retained status and its Last Will.
+    online: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    __table_args__ = (CheckConstraint("direction IN ('in', 'out', 'auto')", name="direction"),)

@@ -1,0 +1,170 @@
+"""Gates (入退場デバイス): registered by the site's 元請 (or the operator), moved, retired, and their
+last known state from the retained status and Last Will, so staff see a gate that is offline or
+has a backlog without walking to it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from protocol.messages import DeviceStatus
+from protocol.topics import check_device_id
+from server.domain.accounts import INVITE_ROLES, Actor, Role, require_role
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
+from server.services.common import as_aware, audit, site_or_404, snapshot
+from server.services.context import Context
+from server.store import tables as t
+
+DIRECTIONS = ("in", "out", "auto")
+# A gate publishes its status at least every minute; past this it is shown as silent even without
+# its Last Will (a broker that lost the session, a cut cable the broker has not noticed yet).
+SILENT_AFTER_S = 180
+
+
+def device_view(d: t.Device, now: datetime) -> dict[str, Any]:
+    st = d.status or {}
+    last = as_aware(d.last_seen_at) if d.last_seen_at else None
+    silent = d.online and last is not None and (now - last).total_seconds() > SILENT_AFTER_S
+    return {
+        "device_id": d.device_id,
+        "site_id": d.site_id,
+        "name": d.name,
+        "location": d.location,
+        "direction": d.direction,
+        "retired": d.retired_at is not None,
+        "online": bool(d.online and not silent),
+        "state_label": "退役" if d.retired_at else ("オンライン" if d.online and not silent else "オフライン"),
+        "last_seen_at": last.isoformat() if last else None,
+        "buffer_depth": st.get("buffer_depth"),
+        "oldest_unacked_at": st.get("oldest_unacked_at"),
+        "last_tap_at": st.get("last_tap_at"),
+        "reader": st.get("reader"),
+        "clock_synced": st.get("clock_synced"),
+        "firmware": st.get("firmware"),
+        "disk_ok": st.get("disk_ok"),
+    }
+
+
+def _check_direction(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise InvalidInput(
+            "invalid_direction",
+            ja="方向は in（入場）・out（退場）・auto（自動判定）のいずれかです",
+            en="direction is in, out or auto",
+        )
+    return direction
+
+
+def _prime_site(s: Session, actor: Actor, site_id: int) -> t.Site:
+    """Gates belong to the site's 元請 (事業者責任者, 階層管理者, a bound 現場管理者) or the operator."""
+    site = site_or_404(s, site_id)
+    if actor.role == Role.OPERATOR:
+        return site
+    if actor.company_id != site.prime_id:
+        raise site_not_found()
+    require_role(actor, INVITE_ROLES, "入退場デバイスの管理", "manage gates")
+    if not actor.acts_on_site(site_id):
+        raise Forbidden(
+            "site_not_assigned",
+            ja="この現場はこの現場管理者IDに割り当てられていません",
+            en="this site manager account is not bound to this site",
+        )
+    return site
+
+
+def _device(s: Session, device_id: str) -> t.Device:
+    d = s.scalar(select(t.Device).where(t.Device.device_id == device_id))
+    if d is None:
+        raise NotFound("device_not_found", ja="入退場デバイスが見つかりません", en="no such gate")
+    return d
+
+
+def register(ctx: Context, actor: Actor, site_id: int, device_id: str, name: str, direction: str,
+             location: str | None = None) -> dict[str, Any]:
+    try:
+        check_device_id(device_id)
+    except ValueError:
+        raise InvalidInput(
+            "invalid_device_id",
+            ja="デバイスIDは英小文字・数字・ハイフンの3〜63文字です（例: gate-01）",
+            en="a device ID is 3 to 63 lower-case letters, digits and hyphens (e.g. gate-01)",
+        ) from None
+    if not name.strip():
+        raise InvalidInput("device_name_required", ja="デバイス名を入力してください", en="name the gate")
+    with ctx.store.write() as s:
+        _prime_site(s, actor, site_id)
+        if s.scalar(select(t.Device.id).where(t.Device.device_id == device_id)):
+            raise Conflict("device_exists", ja=f"デバイスID {device_id} はすでに登録されています",
+                           en=f"gate {device_id} is already registered")
+        d = t.Device(device_id=device_id, site_id=site_id, name=name.strip(), location=location,
+                     direction=_check_direction(direction), registered_by_company_id=actor.company_id,
+                     created_at=ctx.now(), online=False)
+        s.add(d)
+        s.flush()
+        audit(ctx, s, actor, "device.register", "device", d.id, after=snapshot(d), site_id=site_id)
+        return device_view(d, ctx.now())
+
+
+def list_for_site(ctx: Context, actor: Actor, site_id: int, include_retired: bool = False) -> list[dict[str, Any]]:
+    with ctx.store.read() as s:
+        _prime_site(s, actor, site_id)
+        q = select(t.Device).where(t.Device.site_id == site_id).order_by(t.Device.device_id)
+        if not include_retired:
+            q = q.where(t.Device.retired_at.is_(None))
+        now = ctx.now()
+        return [device_view(d, now) for d in s.scalars(q)]
+
+
+def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Rename, re-place, change direction, or move to another site of the same 元請."""
+    with ctx.store.write() as s:
+        d = _device(s, device_id)
+        if d.site_id is None:
+            raise NotFound("device_not_found", ja="入退場デバイスが見つかりません", en="no such gate")
+        _prime_site(s, actor, d.site_id)
+        if d.retired_at is not None:
+            raise Conflict("device_retired", ja="退役したデバイスは変更できません", en="the gate is retired")
+        before = snapshot(d)
+        for key, value in changes.items():
+            if key == "direction":
+                value = _check_direction(value)
+            elif key == "site_id":
+                _prime_site(s, actor, int(value))  # moving only between the same 元請's sites
+            elif key == "name" and not str(value).strip():
+                raise InvalidInput("device_name_required", ja="デバイス名を入力してください", en="name the gate")
+            elif key not in ("name", "location"):
+                raise InvalidInput("unknown_field", ja=f"変更できない項目です: {key}", en=f"cannot change {key}")
+            setattr(d, key, value)
+        audit(ctx, s, actor, "device.update", "device", d.id, before, snapshot(d), site_id=d.site_id)
+        return device_view(d, ctx.now())
+
+
+def retire(ctx: Context, actor: Actor, device_id: str) -> dict[str, Any]:
+    """A retired gate's taps are refused from then on (its history stays)."""
+    with ctx.store.write() as s:
+        d = _device(s, device_id)
+        if d.site_id is None:
+            raise NotFound("device_not_found", ja="入退場デバイスが見つかりません", en="no such gate")
+        _prime_site(s, actor, d.site_id)
+        if d.retired_at is not None:
+            raise Conflict("device_retired", ja="このデバイスはすでに退役しています", en="already retired")
+        before = snapshot(d)
+        d.retired_at = ctx.now()
+        audit(ctx, s, actor, "device.retire", "device", d.id, before, snapshot(d), site_id=d.site_id)
+        return device_view(d, ctx.now())
+
+
+def record_status(ctx: Context, status: DeviceStatus) -> bool:
+    """The device's retained status or Last Will, from the broker: kept as its last known state.
+    Returns False for an unknown device (counted and logged by the caller, never stored)."""
+    with ctx.store.write() as s:
+        d = s.scalar(select(t.Device).where(t.Device.device_id == status.device_id))
+        if d is None:
+            return False
+        d.online = status.state == "online"
+        d.last_seen_at = ctx.now()
+        d.status = status.model_dump(mode="json")
+        return True
