@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -359,3 +360,28 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     __table_args__ = (CheckConstraint("direction IN ('in', 'out', 'auto')", name="direction"),)
+
+
+class Tap(Base):
+    """A tap as the gate sent it, stored once per (device, buffer, seq): the raw history behind 就業履歴."""
+
+    __tablename__ = "taps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id"), nullable=False)
+    buffer_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), nullable=False, index=True)  # the device's, at receipt
+    card_tech: Mapped[str] = mapped_column(String(12), nullable=False)
+    card_uid: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"), index=True)  # None: card not linked (yet)
+    direction: Mapped[str] = mapped_column(String(4), nullable=False)
+    at: Mapped[datetime] = _ts()  # the gate's clock
+    clock_synced: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    boot_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    mono_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    shown: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[datetime] = _ts()
+    __table_args__ = (
+        UniqueConstraint("device_pk", "buffer_id", "seq"),
+        CheckConstraint("direction IN ('in', 'out', 'auto')", name="direction"),
+    )

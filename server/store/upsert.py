@@ -1,0 +1,26 @@
+"""INSERT … ON CONFLICT DO NOTHING on both backends: the one dialect-specific statement the ingest needs.
+
+Two ingest workers receiving the same tap (a re-send, a shared-subscription redelivery) must store it
+once without either transaction failing: on PostgreSQL a plain INSERT would abort the whole batch on
+the unique index; ON CONFLICT lets the loser see "already there" and go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.store.tables import Base
+
+
+def insert_or_skip(session: Session, model: type[Base], values: dict[str, Any], keys: Sequence[str]) -> int | None:
+    """The new row's id, or None when a row with the same ``keys`` already exists."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+    result = session.execute(stmt.returning(model.__table__.c.id))  # type: ignore[attr-defined]
+    row = result.first()
+    return int(row[0]) if row else None
