@@ -60,6 +60,7 @@ def test_the_readme_flows_work_against_the_demo(tmp_path: Path) -> None:
         assert "['no_position']" in out  # roster entries without 立場 are flagged
         assert "proxy_consent_required" in out  # consent withdrawn
         assert '"worker":{"id":18' in out  # 三次鉄筋 registers its own worker
+        assert '"state_label": "オフライン"' in out  # a gate registered, not yet heard from
     finally:
         demo.terminate()
         demo.wait(timeout=30)

@@ -1,0 +1,312 @@
+"""就業履歴: how taps at the gate become one attendance record per worker, site and work day.
+
+Pure rules, no I/O: the ingest stores each raw tap (idempotently on device and seq), then hands
+every tap of one worker, site and work day to ``build_record`` and stores what comes back. Because
+the record is rebuilt from all of the day's taps, a re-sent or repeated tap can never add a
+second record or move the exit; and because CCUS counts 就業日数 (and the 元請's site fee) as
+distinct days with any record, the counts below follow from the same one-record-per-day rule.
+
+Times stay aware datetimes throughout; the site's timezone (Asia/Tokyo unless configured) only
+decides which calendar day a moment belongs to.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from server.domain.roster import LEADER_POSITIONS, EntryFields, Validity
+from server.domain.roster import validity as roster_validity
+from server.errors import Conflict, InvalidInput
+
+__all__ = [
+    "AttendanceDay",
+    "DayRule",
+    "Direction",
+    "Tap",
+    "Validity",
+    "build_record",
+    "build_records",
+    "check_correction_window",
+    "correction_deadline",
+    "count_leader_days",
+    "count_work_days",
+    "site_fee_days",
+    "validity",
+    "work_day",
+]
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+class Direction(StrEnum):
+    """What a gate was installed as: an entry gate, an exit gate, or one gate for both."""
+
+    IN = "in"
+    OUT = "out"
+    AUTO = "auto"  # one reader for both ways: the first tap of the day enters, the last one leaves
+
+
+def _require_aware(at: datetime) -> None:
+    # A naive time has no day: 23:30 naive could be either side of midnight in JST.
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidInput(
+            "naive_time", ja="時刻にタイムゾーンがありません", en="the time has no UTC offset", at=at.isoformat()
+        )
+
+
+@dataclass(frozen=True)
+class Tap:
+    """One card touch as the server knows it after validation and clock correction.
+
+    ``clock_trusted`` is False when the device clock was not synchronised and the server could not
+    correct the time afterwards (no later sync on the same boot): such a tap still counts as
+    presence, but its time, and even its day, may be wrong. ``worker_id`` is None for a card not
+    yet linked to a worker; those taps are kept and attributed when the card is linked.
+    """
+
+    seq: int
+    direction: Direction
+    at: datetime
+    clock_trusted: bool
+    worker_id: int | None
+    site_id: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.at)
+        # Accept the wire's plain strings, but refuse anything that is not a gate direction.
+        try:
+            object.__setattr__(self, "direction", Direction(self.direction))
+        except ValueError:
+            raise InvalidInput(
+                "unknown_direction",
+                ja=f"ゲートの方向が不正です: {self.direction}（in / out / auto）",
+                en=f"unknown gate direction {self.direction!r}",
+                allowed=[d.value for d in Direction],
+            ) from None
+
+
+@dataclass(frozen=True)
+class DayRule:
+    """A site's setting for where one work day ends and the next begins.
+
+    ``boundary`` is a local time of day: taps before it belong to the previous work day, so a
+    night shift that crosses midnight stays on the day it started. A site chooses it between its
+    latest night-shift exit and its earliest morning entry (04:00 unless set; a site whose night
+    shift ends at 05:00 sets e.g. 06:00). ``min_exit_gap`` applies to ``auto`` gates only: a last
+    tap closer than this to the first one is a double tap, not an exit.
+    """
+
+    boundary: time = time(4, 0)
+    tz: ZoneInfo = JST
+    min_exit_gap: timedelta = timedelta(minutes=10)
+
+    def __post_init__(self) -> None:
+        if self.boundary.tzinfo is not None:
+            raise InvalidInput(
+                "boundary_has_timezone",
+                ja="日付の区切り時刻は現場の現地時刻で指定してください",
+                en="the day boundary is a local time of day, without a timezone",
+            )
+        if self.min_exit_gap < timedelta(0):
+            raise InvalidInput(
+                "negative_exit_gap", ja="退場とみなす最小間隔が負です", en="the minimum exit gap is negative"
+            )
+
+
+def work_day(at: datetime, rule: DayRule) -> date:
+    """The work day a moment belongs to: its local date, or the day before when before the boundary."""
+    _require_aware(at)
+    local = at.astimezone(rule.tz)
+    if local.time() < rule.boundary:
+        return local.date() - timedelta(days=1)
+    return local.date()
+
+
+@dataclass(frozen=True)
+class AttendanceDay:
+    """One 就業履歴 as the taps say it (trade, position and validity come from the roster, later).
+
+    ``entry_seq``/``exit_seq`` name the taps the times came from, so the record's history can show
+    what the device said next to any approved correction.
+    """
+
+    worker_id: int | None
+    site_id: int
+    work_day: date
+    entry_at: datetime | None
+    exit_at: datetime | None
+    entry_seq: int | None
+    exit_seq: int | None
+    tap_count: int
+    clock_unverified: bool
+
+
+def build_record(taps: Iterable[Tap], rule: DayRule) -> AttendanceDay:
+    """The one record for all taps of one worker on one site and work day, however many there are.
+
+    - Entry: the earliest tap that is not on an exit gate ("in" or "auto").
+    - Exit: the latest "out" tap, or the last "auto" tap when it comes at least ``min_exit_gap``
+      after the entry, whichever is later. An "in" tap never becomes an exit, so a worker who only
+      passed the entry gate has no exit rather than a wrong one.
+    - Identical taps (a re-delivery) are counted once; the ingest already dedupes on
+      (device, seq), this only keeps the rule true for any caller.
+    """
+    unique = sorted(set(taps), key=lambda t: (t.at, t.seq))
+    if not unique:
+        raise InvalidInput("no_taps", ja="打刻がありません", en="a record needs at least one tap")
+    first = unique[0]
+    day = work_day(first.at, rule)
+    for t in unique:
+        if (t.worker_id, t.site_id) != (first.worker_id, first.site_id) or work_day(t.at, rule) != day:
+            raise InvalidInput(
+                "mixed_taps",
+                ja="異なる技能者・現場・就業日の打刻は一つの就業履歴にできません",
+                en="taps of different workers, sites or work days cannot make one record",
+                seq=t.seq,
+            )
+
+    entry = next((t for t in unique if t.direction != Direction.OUT), None)
+    exits = [t for t in unique if t.direction == Direction.OUT]
+    autos = [t for t in unique if t.direction == Direction.AUTO]
+    if autos and entry is not None:
+        last = autos[-1]
+        if last is not entry and last.at - entry.at >= rule.min_exit_gap:
+            exits.append(last)
+    exit_ = max(exits, key=lambda t: (t.at, t.seq), default=None)
+
+    return AttendanceDay(
+        worker_id=first.worker_id,
+        site_id=first.site_id,
+        work_day=day,
+        entry_at=entry.at if entry else None,
+        exit_at=exit_.at if exit_ else None,
+        entry_seq=entry.seq if entry else None,
+        exit_seq=exit_.seq if exit_ else None,
+        tap_count=len(unique),
+        clock_unverified=any(not t.clock_trusted for t in unique),
+    )
+
+
+def build_records(taps: Iterable[Tap], rule: DayRule) -> list[AttendanceDay]:
+    """Group any taps by (worker, site, work day) and build one record per group, in day order.
+
+    Taps of unlinked cards (worker None) are left out: a record needs a worker, and those taps are
+    attributed when the card is linked.
+    """
+    groups: dict[tuple[int, int, date], list[Tap]] = {}
+    for t in taps:
+        if t.worker_id is not None:
+            groups.setdefault((t.worker_id, t.site_id, work_day(t.at, rule)), []).append(t)
+    return [build_record(groups[k], rule) for k in sorted(groups, key=lambda k: (k[2], k[0], k[1]))]
+
+
+def _reason(code: str, ja: str, en: str) -> dict[str, str]:
+    return {"code": code, "message": ja, "message_en": en}
+
+
+def validity(
+    record: AttendanceDay, roster_state: EntryFields | None, period: tuple[date, date], card_linked: bool
+) -> Validity:
+    """Whether the day counts for skill evaluation (能力評価), and every reason when it does not.
+
+    ``roster_state`` is the roster entry in force on the work day (None: not on the roster);
+    ``period`` is the site's 就業履歴蓄積期間, both ends included. An unverified clock makes the day
+    invalid until corrected, because the device may have put the tap on the wrong day altogether.
+    The record is still kept and shown: validity explains, it never deletes.
+    """
+    reasons: list[dict[str, str]] = []
+    if not card_linked:
+        reasons.append(
+            _reason("card_not_linked", "カードが技能者に紐付けられていません", "the card is not linked to a worker")
+        )
+    if roster_state is None:
+        reasons.append(
+            _reason(
+                "not_on_roster",
+                "この現場の作業員名簿（施工体制技能者登録）に登録されていません",
+                "the worker is not on this site's roster",
+            )
+        )
+    else:
+        reasons.extend(roster_validity(roster_state).reasons)
+    start, end = period
+    if not start <= record.work_day <= end:
+        reasons.append(
+            _reason(
+                "outside_period",
+                f"就業日が就業履歴蓄積期間（{start.isoformat()}〜{end.isoformat()}）の外です",
+                f"the work day is outside the site's accumulation period ({start.isoformat()} to {end.isoformat()})",
+            )
+        )
+    if record.clock_unverified:
+        reasons.append(
+            _reason(
+                "clock_unverified",
+                "入退場デバイスの時刻が未確認の打刻があります（事後補正で確認してください）",
+                "a tap was taken with an unverified device clock (confirm by a correction)",
+            )
+        )
+    return Validity(not reasons, tuple(reasons))
+
+
+def correction_deadline(day: date) -> date:
+    """The last day a correction (事後補正) may be submitted: the end of the month after the work day.
+
+    参考資料5: 就労翌月末まで. The deadline is inclusive.
+    """
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def check_correction_window(day: date, today: date) -> None:
+    """Refuse a correction submitted after its deadline, saying which deadline, so the UI can show it.
+
+    ``today`` is the site-local date (the caller takes it from the clock in the site's timezone).
+    """
+    deadline = correction_deadline(day)
+    if today > deadline:
+        raise Conflict(
+            "correction_deadline_passed",
+            ja=f"事後補正の申請期限（就労翌月末: {deadline.isoformat()}）を過ぎています",
+            en=f"the correction deadline (end of the month after the work day: {deadline.isoformat()}) has passed",
+            deadline=deadline.isoformat(),
+            work_day=day.isoformat(),
+        )
+
+
+def count_work_days(records: Iterable[AttendanceDay]) -> int:
+    """就業日数: distinct (worker, day) pairs with any record; for one worker, distinct days.
+
+    Two sites on the same day are one day, however many taps. The caller passes the records that
+    count (e.g. only valid ones for skill evaluation); unattributed records (worker None) never do.
+    """
+    return len({(r.worker_id, r.work_day) for r in records if r.worker_id is not None})
+
+
+def count_leader_days(records: Iterable[tuple[AttendanceDay, str | None]]) -> int:
+    """Days as 職長/班長, counted separately for skill levels 3 and 4.
+
+    Each record comes with the 立場 of the roster entry in force that day (the caller joins them).
+    A day counts once if the worker was a leader on any site that day.
+    """
+    return len(
+        {
+            (r.worker_id, r.work_day)
+            for r, position in records
+            if r.worker_id is not None and position in LEADER_POSITIONS
+        }
+    )
+
+
+def site_fee_days(records: Iterable[AttendanceDay]) -> int:
+    """Worker-days the 元請 is charged for: one per worker, site and day with a record.
+
+    Unlike ``count_work_days`` the site matters: the fee is per site, so one worker on two sites on
+    the same day is charged on each.
+    """
+    return len({(r.worker_id, r.site_id, r.work_day) for r in records if r.worker_id is not None})
