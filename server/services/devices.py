@@ -75,10 +75,14 @@ def _prime_site(s: Session, actor: Actor, site_id: int) -> t.Site:
     return site
 
 
-def _device(s: Session, device_id: str) -> t.Device:
+def _managed_device(s: Session, actor: Actor, device_id: str) -> t.Device:
+    """A gate the actor manages (its site's 元請), not retired; unknown and foreign gates are not found."""
     d = s.scalar(select(t.Device).where(t.Device.device_id == device_id))
-    if d is None:
+    if d is None or d.site_id is None:
         raise NotFound("device_not_found", ja="入退場デバイスが見つかりません", en="no such gate")
+    _prime_site(s, actor, d.site_id)
+    if d.retired_at is not None:
+        raise Conflict("device_retired", ja="このデバイスはすでに退役しています", en="the gate is retired")
     return d
 
 
@@ -121,12 +125,7 @@ def list_for_site(ctx: Context, actor: Actor, site_id: int, include_retired: boo
 def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Rename, re-place, change direction, or move to another site of the same 元請."""
     with ctx.store.write() as s:
-        d = _device(s, device_id)
-        if d.site_id is None:
-            raise NotFound("device_not_found", ja="入退場デバイスが見つかりません", en="no such gate")
-        _prime_site(s, actor, d.site_id)
-        if d.retired_at is not None:
-            raise Conflict("device_retired", ja="退役したデバイスは変更できません", en="the gate is retired")
+        d = _managed_device(s, actor, device_id)
         before = snapshot(d)
         for key, value in changes.items():
             if key == "direction":
@@ -145,12 +144,7 @@ def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any]) 
 def retire(ctx: Context, actor: Actor, device_id: str) -> dict[str, Any]:
     """A retired gate's taps are refused from then on (its history stays)."""
     with ctx.store.write() as s:
-        d = _device(s, device_id)
-        if d.site_id is None:
-            raise NotFound("device_not_found", ja="入退場デバイスが見つかりません", en="no such gate")
-        _prime_site(s, actor, d.site_id)
-        if d.retired_at is not None:
-            raise Conflict("device_retired", ja="このデバイスはすでに退役しています", en="already retired")
+        d = _managed_device(s, actor, device_id)
         before = snapshot(d)
         d.retired_at = ctx.now()
         audit(ctx, s, actor, "device.retire", "device", d.id, before, snapshot(d), site_id=d.site_id)
