@@ -68,8 +68,17 @@ def build_gate(cfg: config_mod.GateConfig, simulate: bool, reader_spec: str | No
 
         direction = DirectionSwitch(cfg.pins.direction_button, cfg.pins.direction_led,
                                     "out" if cfg.direction == "out" else "in", events, pin_factory)
-    reader = make_reader(reader_spec or ("stdin" if simulate else cfg.reader))
-    clock = Clock(synced={"yes": True, "no": False}.get(clock_synced))
+    synced = {"yes": True, "no": False}.get(clock_synced)
+    if simulate and (reader_spec or "stdin").lower() in ("sim", "stdin"):
+        from firmware.clock import SimulatedTime
+        from firmware.reader import SimReader
+
+        sim_time = SimulatedTime()
+        reader: Any = SimReader(sys.stdin, set_clock=sim_time.set)
+        clock = Clock(now=sim_time.now, synced=synced)
+    else:
+        reader = make_reader(reader_spec or ("stdin" if simulate else cfg.reader))
+        clock = Clock(synced=synced)
     notify = None
     if not simulate:
         import sdnotify

@@ -48,6 +48,26 @@ def ntp_synchronized() -> bool:
     return out.stdout.strip() == "yes"
 
 
+class SimulatedTime:
+    """A wall clock for simulation that can be set (the sim reader's ``!clock``) and then runs at
+    real speed, so a demo plays a morning and an evening within seconds. Monotonic time is not
+    touched: it is the real one, as on a gate whose wall clock was stepped by NTP."""
+
+    def __init__(self) -> None:
+        self._offset_s = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            offset = self._offset_s
+        return datetime.fromtimestamp(time.time() + offset, UTC).astimezone()
+
+    def set(self, at: datetime) -> None:
+        with self._lock:
+            self._offset_s = at.timestamp() - time.time()
+        log.info("simulated clock set to %s", at.isoformat())
+
+
 @dataclass(frozen=True)
 class Stamp:
     at: datetime

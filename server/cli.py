@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 from server import config as config_mod
 from server.errors import GenbaError
@@ -71,9 +75,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.api.app import create_app
-    from server.store import migrate
 
     cfg = config_mod.load(args.config)
+    if not _require_db(cfg):
+        return 2
+    ctx = _context(cfg)
+    app = create_app(ctx)
+    ingest = _start_ingest(ctx, cfg, args) if cfg.mqtt.enabled and not args.no_mqtt else None
+    host = args.host or cfg.http.host
+    port = args.port or cfg.http.port
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if ingest is not None:
+            ingest.stop()
+    return 0
+
+
+def _require_db(cfg: config_mod.ServerConfig) -> bool:
+    from server.store import migrate
+
     sqlite_file = cfg.database_url.removeprefix("sqlite:///") if cfg.database_url.startswith("sqlite:///") else None
     if (sqlite_file is not None and not os.path.exists(sqlite_file)) or migrate.current(cfg.database_url) is None:
         print(
@@ -81,11 +102,47 @@ def cmd_run(args: argparse.Namespace) -> int:
             "\n(the database is not initialised: run genba-server init --config FILE first)",
             file=sys.stderr,
         )
+        return False
+    return True
+
+
+def _start_ingest(ctx: Context, cfg: config_mod.ServerConfig, args: argparse.Namespace) -> Any:
+    from server.ingest import MqttIngest
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ingest = MqttIngest(ctx, cfg.mqtt, client_id=getattr(args, "client_id", None))
+    ingest.start()
+    return ingest
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """The MQTT side alone: for a second ingest worker, or a host without the HTTP API."""
+    cfg = config_mod.load(args.config)
+    if not _require_db(cfg):
         return 2
-    app = create_app(_context(cfg))
-    host = args.host or cfg.http.host
-    port = args.port or cfg.http.port
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    ctx = _context(cfg)
+    ingest = _start_ingest(ctx, cfg, args)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    ingest.stop()
+    ctx.store.dispose()
+    return 0
+
+
+def cmd_attendance(args: argparse.Namespace) -> int:
+    """A day's 就業履歴 on one site, as a table for the site office (all records: this runs on the server)."""
+    from server.reports import attendance_table
+
+    cfg = config_mod.load(args.config)
+    if not _require_db(cfg):
+        return 2
+    ctx = _context(cfg)
+    try:
+        print(attendance_table(ctx, args.site, args.day))
+    finally:
+        ctx.store.dispose()
     return 0
 
 
@@ -170,11 +227,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--operator-password", metavar="PASSWORD", help="省略時は GENBA_OPERATOR_PASSWORD か入力を求める")
     sp.set_defaults(func=cmd_init)
 
-    sp = sub.add_parser("run", help="HTTP API を起動する", description="API を /api/v1 で提供します。")
+    sp = sub.add_parser(
+        "run", help="サーバーを起動する（HTTP API と MQTT の打刻受信）",
+        description="API を /api/v1 で提供し、設定の [mqtt] のブローカーからゲートの打刻と状態を受け取り、"
+        "就業履歴を作ります（確定後にゲートへ Ack）。作業員名簿の変更はゲートへ配信します。",
+    )
     common(sp)
     sp.add_argument("--host", help="待ち受けアドレス（設定ファイルより優先）")
     sp.add_argument("--port", type=int, help="待ち受けポート（設定ファイルより優先）")
+    sp.add_argument("--no-mqtt", action="store_true", help="MQTT の受信を行わない（HTTP API のみ）")
+    sp.add_argument("--client-id", help="MQTT のクライアントID（設定の mqtt.client_id より優先）")
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser(
+        "ingest", help="MQTT の打刻受信だけを起動する（2台目以降の受信プロセス用）",
+        description="共有サブスクリプションで打刻を分担します。プロセスごとに別の --client-id を付けてください。",
+    )
+    common(sp)
+    sp.add_argument("--client-id", help="MQTT のクライアントID（プロセスごとに一意）")
+    sp.set_defaults(func=cmd_ingest)
+
+    sp = sub.add_parser(
+        "attendance", help="現場の就業履歴（1日分）を表で表示する",
+        description="入場・退場時刻、職種、立場、能力評価への有効性（無効ならその理由）を表示します。",
+    )
+    common(sp)
+    sp.add_argument("--site", type=int, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--day", type=date.fromisoformat, help="就業日 YYYY-MM-DD（省略時は今日）")
+    sp.set_defaults(func=cmd_attendance)
 
     sp = sub.add_parser(
         "import",

@@ -8,6 +8,11 @@
     token_ttl_hours = 12
     max_failed_logins = 10
     lock_minutes = 15
+    [mqtt]                       # the gates' broker; enabled = false runs the HTTP API alone
+    host = "localhost"
+    port = 1883
+    username = "genba-server"    # with password = "..." when the broker asks for one
+    client_id = "genba-ingest"   # one per ingest process
 
 ``GENBA_DATABASE_URL`` overrides database_url (for containers and CI).
 """
@@ -38,10 +43,33 @@ class AuthConfig(Strict):
     lock_minutes: float = Field(15, gt=0, le=24 * 60)
 
 
+class MqttConfig(Strict):
+    """The broker the gates publish to. ``client_id`` names this server's persistent session: two
+    ingest processes need two names (they share the taps through the shared subscription)."""
+
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None  # TLS when set (port 8883 usually)
+    client_id: str = Field("genba-ingest", min_length=1, max_length=64)
+    keepalive_s: int = Field(30, ge=5, le=600)
+    config_debounce_s: float = Field(2.0, ge=0, le=300)  # roster push: wait for edits to settle
+
+    @field_validator("ca_file")
+    @classmethod
+    def _exists(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"no CA file at {v}")
+        return v
+
+
 class ServerConfig(Strict):
     database_url: str = "sqlite:///genba.db"
     http: HttpConfig = HttpConfig()
     auth: AuthConfig = AuthConfig()
+    mqtt: MqttConfig = MqttConfig()
 
     @field_validator("database_url")
     @classmethod

@@ -5,6 +5,8 @@
     iso14443b 1A2B3C4D               an ISO 14443-B card (PUPI 4 bytes): always a random ID
     !unplug                          the reader goes missing: read() raises ReaderError, open() too
     !plug                            the reader is back
+    !clock 2026-11-25T07:58+09:00    (simulation) the gate's wall clock jumps there and runs on:
+                                     a scripted morning and evening in seconds
     # comment, or a blank line       ignored
 
 Anything else is ignored with a warning naming the line, so a typo in the demo is visible and
@@ -20,6 +22,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
 from firmware.errors import ReaderError
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 UNPLUG = "!unplug"
 PLUG = "!plug"
+CLOCK = "!clock"
 
 # How many bytes an identifier of each technology has.
 UID_SIZES: dict[Tech, tuple[int, ...]] = {"felica": (8,), "iso14443a": (4, 7, 10), "iso14443b": (4,)}
@@ -43,7 +48,9 @@ def parse_line(line: str) -> CardRead | str | None:
         word = text.lower()
         if word in (UNPLUG, PLUG):
             return word
-        log.warning("simulated reader: unknown command %r (use %s or %s)", text, UNPLUG, PLUG)
+        if word.startswith(CLOCK + " "):
+            return text  # handled by the reader, which knows the clock
+        log.warning("simulated reader: unknown command %r (use %s, %s or %s TIME)", text, UNPLUG, PLUG, CLOCK)
         return None
     parts = text.split()
     if len(parts) == 1:
@@ -72,7 +79,9 @@ def parse_line(line: str) -> CardRead | str | None:
 class SimReader(Reader):
     """Cards typed on stdin (or put in a queue) instead of tapped on a reader."""
 
-    def __init__(self, source: TextIO | queue.Queue[str | None]) -> None:
+    def __init__(self, source: TextIO | queue.Queue[str | None],
+                 set_clock: Callable[[datetime], None] | None = None) -> None:
+        self._set_clock = set_clock
         if isinstance(source, queue.Queue):
             self._lines: queue.Queue[str | None] = source
             self._stream: TextIO | None = None
@@ -132,6 +141,22 @@ class SimReader(Reader):
                 continue
             if isinstance(parsed, CardRead):
                 return parsed
+            if isinstance(parsed, str) and parsed.lower().startswith(CLOCK):
+                self._clock(parsed)
+
+    def _clock(self, line: str) -> None:
+        value = line.split(None, 1)[1].strip()
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            log.warning("simulated reader: %s needs an ISO time with offset, e.g. 2026-11-25T07:58+09:00", CLOCK)
+            return
+        if at.tzinfo is None:
+            log.warning("simulated reader: %s %s has no UTC offset; add one (+09:00)", CLOCK, value)
+        elif self._set_clock is None:
+            log.warning("simulated reader: %s is not available here (no simulated clock)", CLOCK)
+        else:
+            self._set_clock(at)
 
     def _handle_unplugged(self, item: str | None) -> None:
         if item is None:

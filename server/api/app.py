@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.api import auth, companies, consents, devices, reference, roster, sites
+from server.api import attendance, auth, companies, consents, devices, reference, roster, sites
 from server.errors import GenbaError
 from server.services.context import Context
 
@@ -93,7 +93,7 @@ def create_app(ctx: Context) -> FastAPI:
         log.exception("unhandled error")
         return _error(500, "internal_error", "サーバー内部でエラーが発生しました", "internal server error")
 
-    for module in (auth, companies, sites, roster, consents, devices, reference):
+    for module in (auth, companies, sites, roster, consents, devices, attendance, reference):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
 
     @app.get("/healthz", include_in_schema=False)

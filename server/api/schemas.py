@@ -144,6 +144,10 @@ class SiteUpdateIn(Body):
     period_start: date | None = None
     period_end: date | None = None
     disclosed_items: list[str] | None = None
+    day_boundary: str | None = Field(
+        None, max_length=5,
+        description="就業日の区切り時刻 HH:MM（既定 04:00）。夜勤が日付をまたぐ現場は夜勤の退場後の時刻に",
+    )
 
 
 class InviteIn(Body):

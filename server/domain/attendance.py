@@ -19,9 +19,10 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from server.domain.accounts import Actor, Role
 from server.domain.roster import LEADER_POSITIONS, EntryFields, Validity
 from server.domain.roster import validity as roster_validity
-from server.errors import Conflict, InvalidInput
+from server.errors import Conflict, Forbidden, InvalidInput
 
 __all__ = [
     "AttendanceDay",
@@ -31,7 +32,13 @@ __all__ = [
     "Validity",
     "build_record",
     "build_records",
+    "check_correction",
+    "check_may_decide",
+    "check_may_submit",
     "check_correction_window",
+    "corrected",
+    "day_window",
+    "parse_boundary",
     "correction_deadline",
     "count_leader_days",
     "count_work_days",
@@ -118,6 +125,20 @@ class DayRule:
             )
 
 
+def parse_boundary(text: str) -> time:
+    """A site's day boundary as typed by its manager ("04:00", "6:30"): a local time on the minute."""
+    try:
+        hours, minutes = (int(part) for part in str(text).strip().split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise InvalidInput(
+            "invalid_day_boundary",
+            ja="日付の区切り時刻は HH:MM で指定してください（例: 04:00。夜勤が 05:00 に終わる現場は 06:00 など）",
+            en="the day boundary is HH:MM, e.g. 04:00 (a site whose night shift ends at 05:00 uses e.g. 06:00)",
+            value=str(text)[:20],
+        ) from None
+
+
 def work_day(at: datetime, rule: DayRule) -> date:
     """The work day a moment belongs to: its local date, or the day before when before the boundary."""
     _require_aware(at)
@@ -125,6 +146,17 @@ def work_day(at: datetime, rule: DayRule) -> date:
     if local.time() < rule.boundary:
         return local.date() - timedelta(days=1)
     return local.date()
+
+
+def day_window(day: date, rule: DayRule) -> tuple[datetime, datetime]:
+    """The moments a work day covers, [start, end): from its boundary to the next day's.
+
+    Built in the site's timezone, so a DST change (not in Japan, but a configured zone may have
+    one) gives a 23- or 25-hour day rather than a shifted one.
+    """
+    start = datetime.combine(day, rule.boundary, tzinfo=rule.tz)
+    end = datetime.combine(day + timedelta(days=1), rule.boundary, tzinfo=rule.tz)
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -279,6 +311,58 @@ def check_correction_window(day: date, today: date) -> None:
         )
 
 
+def check_correction(day: date, entry_at: datetime | None, exit_at: datetime | None, rule: DayRule) -> None:
+    """A correction's times must describe that work day: at least one of them, both inside the day's
+    window (boundary to boundary), and the exit after the entry."""
+    if entry_at is None and exit_at is None:
+        raise InvalidInput(
+            "correction_needs_time",
+            ja="入場時刻・退場時刻の少なくとも一方を入力してください",
+            en="give an entry time, an exit time, or both",
+        )
+    start, end = day_window(day, rule)
+    for label_ja, label_en, at in (("入場", "entry", entry_at), ("退場", "exit", exit_at)):
+        if at is None:
+            continue
+        _require_aware(at)
+        if not start <= at < end:
+            raise InvalidInput(
+                "correction_outside_day",
+                ja=f"{label_ja}時刻が就業日 {day.isoformat()} の範囲"
+                f"（{start.strftime('%m/%d %H:%M')}〜{end.strftime('%m/%d %H:%M')}）の外です",
+                en=f"the {label_en} time is outside work day {day.isoformat()}"
+                f" ({start.isoformat()} to {end.isoformat()})",
+                work_day=day.isoformat(),
+            )
+    if entry_at is not None and exit_at is not None and exit_at <= entry_at:
+        raise InvalidInput(
+            "exit_before_entry",
+            ja="退場時刻は入場時刻より後にしてください",
+            en="the exit time must be after the entry time",
+        )
+
+
+def corrected(
+    record: AttendanceDay | None, worker_id: int, site_id: int, day: date,
+    entry_at: datetime | None, exit_at: datetime | None,
+) -> AttendanceDay:
+    """The record after an approved correction: each time given replaces the device's; a time not
+    given stays as the device said. A corrected day's clock is confirmed by the 元請's approval.
+    Without a device record this is 直接入力: the day exists by the correction alone."""
+    base = record or AttendanceDay(worker_id, site_id, day, None, None, None, None, 0, False)
+    return AttendanceDay(
+        worker_id=base.worker_id,
+        site_id=base.site_id,
+        work_day=base.work_day,
+        entry_at=entry_at or base.entry_at,
+        exit_at=exit_at or base.exit_at,
+        entry_seq=None if entry_at else base.entry_seq,
+        exit_seq=None if exit_at else base.exit_seq,
+        tap_count=base.tap_count,
+        clock_unverified=False,
+    )
+
+
 def count_work_days(records: Iterable[AttendanceDay]) -> int:
     """就業日数: distinct (worker, day) pairs with any record; for one worker, distinct days.
 
@@ -310,3 +394,27 @@ def site_fee_days(records: Iterable[AttendanceDay]) -> int:
     the same day is charged on each.
     """
     return len({(r.worker_id, r.site_id, r.work_day) for r in records if r.worker_id is not None})
+
+
+def check_may_submit(actor: Actor, worker_id: int, employer_id: int) -> None:
+    """参考資料5: the worker, or their employer (所属事業者), asks for a correction; nobody else."""
+    if actor.role == Role.WORKER and actor.worker_id == worker_id:
+        return
+    if actor.is_company and actor.company_id == employer_id:
+        return
+    raise Forbidden(
+        "correction_not_allowed",
+        ja="事後補正を申請できるのは技能者本人または所属事業者です",
+        en="only the worker or their employer may ask for a correction",
+    )
+
+
+def check_may_decide(actor: Actor, prime_id: int, site_id: int) -> None:
+    """The site's 元請 approves or rejects (事業者責任者, 階層管理者, or a 現場管理者 bound to the site)."""
+    if actor.is_company and actor.company_id == prime_id and actor.acts_on_site(site_id):
+        return
+    raise Forbidden(
+        "correction_prime_only",
+        ja="事後補正の承認・否認は元請（この現場の担当者）のみが行えます",
+        en="only the site's prime contractor approves or rejects corrections",
+    )

@@ -40,3 +40,25 @@ def worker_items(
     if not (sees_roster or is_proxy_agent):
         return None
     return frozenset(items)
+
+
+def sees_attendance(
+    actor: Actor, *, worker_id: int, employer_id: int | None, site_id: int, prime_id: int,
+    actor_node: int | None, record_node: int | None, in_subtree: bool,
+) -> bool:
+    """Who sees one 就業履歴: the 元請 the whole site, an upper company its subtree, the employer its
+    own workers (on any site), the worker themselves. A 現場管理者 only on the sites bound to it.
+
+    ``actor_node`` is the actor's company's registered node on the site (None: not on it),
+    ``record_node`` the node the record was filed under (None: the worker was not on the roster),
+    ``in_subtree`` whether record_node lies under actor_node (the caller asks the Tree).
+    """
+    if actor.role == Role.WORKER:
+        return actor.worker_id == worker_id
+    if not actor.is_company or actor.company_id is None:
+        return False
+    if actor.role == Role.SITE_MANAGER and site_id not in actor.site_ids:
+        return False
+    if actor.company_id == employer_id or actor.company_id == prime_id:
+        return True
+    return actor_node is not None and record_node is not None and in_subtree

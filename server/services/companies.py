@@ -462,7 +462,11 @@ def link_card(
         s.add(c)
         s.flush()
         audit(ctx, s, actor, "card.link", "card", c.id, after=snapshot(c))
-        return card_view(c)
+        from server.services.attendance import attribute_card  # attendance reads the roster, which reads us
+
+        view = card_view(c)
+        view["attributed_taps"] = attribute_card(ctx, s, uid, w.id)
+        return view
 
 
 def revoke_card(ctx: Context, actor: Actor, card_id: int, reason: str) -> dict[str, Any]:

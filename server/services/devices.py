@@ -4,16 +4,19 @@ has a backlog without walking to it."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from protocol.messages import DeviceStatus
+from protocol.messages import DeviceConfig, DeviceStatus, SiteRef, card_digest, encode
 from protocol.topics import check_device_id
 from server.domain.accounts import INVITE_ROLES, Actor, Role, require_role
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
+from server.services import attendance
 from server.services.common import as_aware, audit, site_or_404, snapshot
 from server.services.context import Context
 from server.store import tables as t
@@ -161,4 +164,70 @@ def record_status(ctx: Context, status: DeviceStatus) -> bool:
         d.online = status.state == "online"
         d.last_seen_at = ctx.now()
         d.status = status.model_dump(mode="json")
+        if status.state == "online" and status.clock_synced and status.boot_id:
+            attendance.clock_reference(ctx, s, d, status.boot_id, status.at, status.mono_ms)
         return True
+
+
+# --- roster push: the retained config each gate keeps for offline feedback ------------------------
+
+
+def _roster_statuses(s: Session, site_id: int) -> dict[str, str]:
+    """Card UID → ok | incomplete | not_on_roster for every active card the site knows.
+
+    ok: on the roster with 職種 and 立場; incomplete: on it without them; not_on_roster: a worker of
+    a company on the site (not declined) who is not on the roster. Any other card is unknown to
+    the gate, which says so at the gate (and the server lists it as an unlinked card)."""
+    status: dict[int, str] = {}
+    companies = {c for c in s.scalars(
+        select(t.HierarchyNode.company_id).where(
+            t.HierarchyNode.site_id == site_id, t.HierarchyNode.company_id.is_not(None),
+            t.HierarchyNode.status != "declined")) if c is not None}
+    if companies:
+        for wid in s.scalars(select(t.Worker.id).where(t.Worker.employer_id.in_(companies))):
+            status[wid] = "not_on_roster"
+    for e in s.scalars(select(t.RosterEntry).where(t.RosterEntry.site_id == site_id)):
+        status[e.worker_id] = "ok" if e.trade_major and e.position else "incomplete"
+    if not status:
+        return {}
+    cards = s.execute(select(t.Card.uid, t.Card.worker_id).where(
+        t.Card.revoked_at.is_(None), t.Card.worker_id.in_(status)))
+    return {uid: status[wid] for uid, wid in cards}
+
+
+def _config_for(s: Session, d: t.Device, cache: dict[int, tuple[t.Site, dict[str, str]]]) -> DeviceConfig:
+    if d.roster_key is None:
+        d.roster_key = secrets.token_hex(16)  # per gate: a stolen SD card tells nothing of another site
+    site = None
+    roster: dict[str, str] = {}
+    if d.site_id is not None and d.retired_at is None:
+        if d.site_id not in cache:
+            cache[d.site_id] = (site_or_404(s, d.site_id), _roster_statuses(s, d.site_id))
+        site, by_uid = cache[d.site_id]
+        roster = {card_digest(d.roster_key, uid): st for uid, st in by_uid.items()}
+    return DeviceConfig(
+        device_id=d.device_id, version=0, site=SiteRef(id=site.id, name=site.name[:200]) if site else None,
+        direction=d.direction,  # type: ignore[arg-type]
+        name=d.name[:100], roster_key=d.roster_key, roster=roster,  # type: ignore[arg-type]
+    )
+
+
+def configs_to_publish(ctx: Context, published: dict[str, int]) -> list[DeviceConfig]:
+    """Every gate whose config changed, or that this process has not published yet, with its version.
+
+    The version moves only when the content moves (a hash stored with the device), so several
+    server processes computing the same roster agree on one version, and a restart republishes the
+    same retained message rather than a new version. ``published`` is this process's memory of
+    what it sent (device_id → version)."""
+    out: list[DeviceConfig] = []
+    with ctx.store.write() as s:
+        cache: dict[int, tuple[t.Site, dict[str, str]]] = {}
+        for d in s.scalars(select(t.Device).order_by(t.Device.id)):
+            cfg = _config_for(s, d, cache)
+            digest = hashlib.sha256(encode(cfg)).hexdigest()
+            if digest != d.config_hash:
+                d.config_version += 1
+                d.config_hash = digest
+            if published.get(d.device_id) != d.config_version:
+                out.append(cfg.model_copy(update={"version": d.config_version}))
+    return out

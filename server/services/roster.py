@@ -22,6 +22,7 @@ from server.domain.roster import (
 )
 from server.domain.trades import trade_table
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
+from server.services import attendance
 from server.services.common import as_aware, audit, get, load_tree, site_or_404, snapshot, worker_or_404
 from server.services.companies import has_proxy_consent, too_long
 from server.services.context import Context
@@ -47,6 +48,9 @@ def _fields(e: t.RosterEntry) -> EntryFields:
         health_checks_other=e.health_checks_other,
         qualification_ids=tuple(e.qualification_ids),
     )
+
+
+entry_fields = _fields  # the attendance record takes 職種 and 立場 from the same conversion
 
 
 def _apply_fields(e: t.RosterEntry, f: EntryFields) -> None:
@@ -200,6 +204,7 @@ def add_entry(ctx: Context, s: Session, actor: Actor, tree: Tree, worker_id: int
     s.add(e)
     s.flush()
     audit(ctx, s, actor, "roster.add", "roster_entry", e.id, after=snapshot(e), site_id=tree.site_id)
+    attendance.refresh_today(ctx, s, tree.site_id, w.id)
     return e
 
 
@@ -250,6 +255,8 @@ def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -
         _apply_fields(e, merged)
         e.updated_at = ctx.now()
         audit(ctx, s, actor, "roster.update", "roster_entry", e.id, before, snapshot(e), site_id=e.site_id)
+        s.flush()
+        attendance.refresh_today(ctx, s, e.site_id, w.id)
         return entry_view(s, e, tree)
 
 
@@ -263,6 +270,8 @@ def remove(ctx: Context, actor: Actor, entry_id: int) -> None:
         before = snapshot(e)
         s.delete(e)
         audit(ctx, s, actor, "roster.remove", "roster_entry", entry_id, before, None, site_id=before["site_id"])
+        s.flush()
+        attendance.refresh_today(ctx, s, before["site_id"], w.id)
 
 
 def _sees_entry(actor: Actor, tree: Tree, e: t.RosterEntry) -> bool:

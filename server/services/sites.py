@@ -20,6 +20,7 @@ from server.domain.accounts import (
     require_role,
     require_site_access,
 )
+from server.domain.attendance import parse_boundary
 from server.domain.hierarchy import (
     STATUS_LABELS,
     PatternNode,
@@ -32,6 +33,7 @@ from server.domain.hierarchy import (
     pattern_from_tree,
 )
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
+from server.services import attendance
 from server.services.common import as_aware, audit, company_or_404, get, load_tree, site_or_404, snapshot
 from server.services.companies import count
 from server.services.context import Context
@@ -62,6 +64,7 @@ def _site_full(site: t.Site, prime: t.Company) -> dict[str, Any]:
         "period": {"start": site.period_start.isoformat(), "end": site.period_end.isoformat()},
         "prime": {"id": prime.id, "ccus_id": prime.ccus_id, "name": prime.name},
         "disclosed_items": list(site.disclosed_items),
+        "day_boundary": site.day_boundary,
     }
 
 
@@ -141,6 +144,7 @@ _REQUIRED_SITE_FIELDS = {
     "period_start": "就業履歴蓄積期間（開始）",
     "period_end": "就業履歴蓄積期間（終了）",
     "disclosed_items": "公開設定の項目",
+    "day_boundary": "日付の区切り時刻",
 }
 
 
@@ -168,11 +172,16 @@ def update_site(ctx: Context, actor: Actor, site_id: int, changes: dict[str, Any
                 value = site_rules.check_disclosed_items(value)
             elif key == "name" and not str(value).strip():
                 raise InvalidInput("site_name_required", ja="現場名を入力してください", en="a site name is required")
+            elif key == "day_boundary":
+                value = parse_boundary(value).strftime("%H:%M")
             elif key not in ("address", "manager_name", "period_start", "period_end", "name"):
                 raise InvalidInput("unknown_field", ja=f"変更できない項目です: {key}", en=f"cannot change {key}")
             setattr(site, key, value)
         site_rules.check_period(site.period_start, site.period_end)
         audit(ctx, s, actor, "site.update", "site", site.id, before, snapshot(site), site_id=site.id)
+        if {"day_boundary", "period_start", "period_end"} & set(changes):
+            s.flush()
+            attendance.rebuild_site(ctx, s, site)  # taps may fall on other days, validity may change
         return site_view_for(s, actor, site)
 
 

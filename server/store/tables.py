@@ -153,6 +153,8 @@ class Site(Base):
     period_start: Mapped[date] = mapped_column(Date, nullable=False)  # 就業履歴蓄積期間
     period_end: Mapped[date] = mapped_column(Date, nullable=False)
     disclosed_items: Mapped[list[Any]] = mapped_column(nullable=False, default=list)
+    # Where one work day ends and the next begins, local "HH:MM" (see domain.attendance.DayRule).
+    day_boundary: Mapped[str] = mapped_column(String(5), nullable=False, default="04:00", server_default="04:00")
     created_at: Mapped[datetime] = _ts()
     __table_args__ = (
         CheckConstraint("length(ccus_id) = 14", name="ccus_id_len"),
@@ -359,6 +361,16 @@ class Device(Base):
     online: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The retained config (roster push): the key its card digests are made with, and the version
+    # and content hash last computed; a process publishes when the hash moves (services/devices).
+    roster_key: Mapped[str | None] = mapped_column(String(64))
+    config_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    config_hash: Mapped[str | None] = mapped_column(String(64))
+    # The latest synchronised reading of the device clock: (boot, wall time, monotonic ms). Taps of
+    # the same boot taken before sync are re-dated from it (services/attendance.clock_reference).
+    sync_boot_id: Mapped[str | None] = mapped_column(String(64))
+    sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sync_mono_ms: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (CheckConstraint("direction IN ('in', 'out', 'auto')", name="direction"),)
 
 
@@ -381,7 +393,86 @@ class Tap(Base):
     mono_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     shown: Mapped[str | None] = mapped_column(String(40))
     received_at: Mapped[datetime] = _ts()
+    # The time 就業履歴 uses: ``at``, or ``at`` re-dated from a later synchronised reading of the
+    # same boot. ``clock_trusted`` is False while neither the gate nor the server could vouch for it.
+    effective_at: Mapped[datetime] = _ts()
+    clock_trusted: Mapped[bool] = mapped_column(Boolean, nullable=False)
     __table_args__ = (
         UniqueConstraint("device_pk", "buffer_id", "seq"),
         CheckConstraint("direction IN ('in', 'out', 'auto')", name="direction"),
+        Index("ix_taps_day", "site_id", "worker_id", "effective_at"),
+        Index("ix_taps_boot", "device_pk", "boot_id", "clock_trusted"),
+    )
+
+
+class Attendance(Base):
+    """就業履歴: one per worker, site and work day, rebuilt from all of the day's taps and the approved
+    correction (services/attendance.rebuild), so a re-sent tap or a second ingest worker cannot add
+    a second record. ``device_*`` keep what the gates said next to any corrected time."""
+
+    __tablename__ = "attendance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), nullable=False)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"), nullable=False, index=True)
+    work_day: Mapped[date] = mapped_column(Date, nullable=False)
+    entry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    device_entry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    device_exit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    entry_tap_id: Mapped[int | None] = mapped_column(ForeignKey("taps.id"))
+    exit_tap_id: Mapped[int | None] = mapped_column(ForeignKey("taps.id"))
+    tap_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    clock_unverified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # From the roster entry in force when the record was (re)built; None: not on the roster.
+    employer_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("hierarchy_nodes.id"))
+    tier: Mapped[int | None] = mapped_column(Integer)
+    on_roster: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    trade_major: Mapped[str | None] = mapped_column(String(4))
+    trade_minor: Mapped[str | None] = mapped_column(String(4))
+    position: Mapped[str | None] = mapped_column(String(30))
+    valid: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    reasons: Mapped[list[Any]] = mapped_column(nullable=False, default=list)
+    correction_id: Mapped[int | None] = mapped_column(Integer)  # the approved correction applied, if any
+    updated_at: Mapped[datetime] = _ts()
+    __table_args__ = (
+        UniqueConstraint("site_id", "worker_id", "work_day"),
+        Index("ix_attendance_site_day", "site_id", "work_day"),
+    )
+
+
+class Correction(Base):
+    """事後補正 / 直接入力: times for a work day asked by the worker or the employer, decided by the 元請."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), nullable=False)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"), nullable=False, index=True)
+    work_day: Mapped[date] = mapped_column(Date, nullable=False)
+    entry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    state: Mapped[str] = mapped_column(String(10), nullable=False)
+    submitted_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    submitted_by_company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    submitted_at: Mapped[datetime] = _ts()
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    comment: Mapped[str | None] = mapped_column(String(500))
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'approved', 'rejected')", name="state"),
+        CheckConstraint("entry_at IS NOT NULL OR exit_at IS NOT NULL", name="some_time"),
+        Index("ix_corrections_site_state", "site_id", "state"),
+        # One open request per worker, site and day: a second one would race the first's decision.
+        Index(
+            "uq_corrections_one_pending",
+            "site_id",
+            "worker_id",
+            "work_day",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
     )

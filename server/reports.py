@@ -1,0 +1,79 @@
+"""Text reports for the site office and the demo: the day's 就業履歴 as a fixed-width table.
+
+Japanese is double width in a terminal, so columns are padded by display width (East Asian
+Width), not by len()."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from server.domain.accounts import Actor, Role
+from server.domain.attendance import JST
+from server.services import attendance
+from server.services.common import site_or_404
+from server.services.context import Context
+
+
+def width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, cells: int) -> str:
+    return text + " " * max(0, cells - width(text))
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([width(h)] + [width(r[i]) for r in rows]) for i, h in enumerate(header)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(pad(h, w) for h, w in zip(header, widths, strict=True)), line]
+    out += ["  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(x.rstrip() for x in out)
+
+
+def _hm(iso: str | None, day: date) -> str:
+    if iso is None:
+        return "--:--"
+    at = datetime.fromisoformat(iso).astimezone(JST)
+    return at.strftime("%H:%M") if at.date() == day else at.strftime("%m/%d %H:%M")
+
+
+def attendance_table(ctx: Context, site_id: int, day: date | None = None) -> str:
+    """The whole site's day, as the 元請 sees it (this runs on the server, with its database)."""
+    with ctx.store.read() as s:
+        prime_id = site_or_404(s, site_id).prime_id
+    as_prime = Actor(account_id=0, role=Role.COMPANY_OWNER, company_id=prime_id)
+    day = day or ctx.now().astimezone(JST).date()
+    data = attendance.site_day(ctx, as_prime, site_id, day)
+    rows = []
+    for r in data["records"]:
+        reasons = "、".join(x["message"] for x in r["invalid_reasons"])
+        rows.append([
+            r["worker"]["name"],
+            (r["employer"] or {}).get("name", ""),
+            "" if r["tier"] is None else str(r["tier"]),
+            r["trade"]["label"] if r["trade"] else "-",
+            r["position_label"] or "-",
+            _hm(r["entry_at"], day),
+            _hm(r["exit_at"], day) + ("*" if r["corrected"] else ""),
+            str(r["tap_count"]),
+            "有効" if r["valid_for_skill_evaluation"] else f"無効（{reasons}）",
+        ])
+    head = f"就業履歴 {data['site']['name']}  就業日 {day.isoformat()}（日付の区切り {data['site']['day_boundary']}）"
+    body = table(["技能者", "所属", "次", "職種", "立場", "入場", "退場", "打刻", "能力評価"], rows) if rows \
+        else "（記録なし）"
+    summary = data["summary"]
+    total = (f"計 {summary['workers']}名（有効 {summary['valid']}、無効 {summary['invalid']}、"
+             f"退場なし {summary['no_exit']}）")
+    lines = [head, "", body, "", total]
+    if any(r["corrected"] for r in data["records"]):
+        lines.append("* 事後補正（承認済み）による時刻")
+    unlinked = data.get("unlinked_cards") or []
+    if unlinked:
+        lines += ["", "未登録カード（技能者に紐付いていないカードの打刻。カードを登録すると就業履歴になります）:"]
+        lines += [f"  {c['card_uid']} ({c['tech']})  {c['taps']}回  {_hm(c['first_at'], day)}〜{_hm(c['last_at'], day)}"
+                  for c in unlinked]
+    if data.get("pending_corrections"):
+        lines.append(f"承認待ちの事後補正: {data['pending_corrections']}件")
+    return "\n".join(lines)

@@ -1,0 +1,329 @@
+"""就業履歴 as the site sees it: taps stored by the ingest become one record per worker, site and
+work day, with the roster's 職種 and 立場 and the validity for skill evaluation; unlinked cards,
+clock correction, night shifts, 事後補正 with approval, and who sees what. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from world import PASSWORD, Api, Company, Session, Site
+
+from protocol.messages import Card, TapEvent
+from server.services import ingest
+
+JST = ZoneInfo("Asia/Tokyo")
+NOW = datetime(2026, 11, 25, 21, 0, tzinfo=JST)  # the evening the tests look back on
+BUF = "ab" * 16
+_seq = count(1)
+
+
+def jst(day: int, hh: int, mm: int, month: int = 11) -> datetime:
+    return datetime(2026, month, day, hh, mm, tzinfo=JST)
+
+
+@dataclass
+class Gates:
+    api: Api
+    site: Site
+    prime: Company
+
+    def tap(self, uid: str, at: datetime, gate: str = "gate-in", direction: str = "in", synced: bool = True,
+            boot: str = "boot-1", mono_ms: int | None = None) -> str:
+        seq = next(_seq)
+        event = TapEvent(device_id=gate, buffer_id=BUF, seq=seq, card=Card(tech="felica", uid=uid),
+                         direction=direction, at=at, clock_synced=synced, boot_id=boot,
+                         mono_ms=seq * 1000 if mono_ms is None else mono_ms)
+        return ingest.ingest_taps(self.api.ctx, gate, [event])[0].outcome
+
+    def day(self, day: str = "2026-11-25", by: Session | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = (by or self.prime.owner).ok("GET", f"/sites/{self.site.id}/attendance", day=day)
+        return result
+
+    def record_of(self, worker: dict[str, Any], day: str = "2026-11-25") -> dict[str, Any]:
+        rows = [r for r in self.day(day)["records"] if r["worker"]["id"] == worker["id"]]
+        assert len(rows) == 1, rows
+        return rows[0]
+
+
+UID_A = "0114A1B2C3D4E5F6"
+UID_B = "0114A1B2C3D4E5F7"
+
+
+@pytest.fixture
+def gates(api: Api) -> Gates:
+    api.ctx.clock = lambda: NOW.astimezone(UTC)
+    prime = api.company("(株)基本建設")
+    site = api.site(prime)
+    for gate, direction in (("gate-in", "in"), ("gate-out", "out"), ("gate-auto", "auto")):
+        prime.owner.ok("POST", f"/sites/{site.id}/devices",
+                       {"device_id": gate, "name": gate, "direction": direction}, status=201)
+    return Gates(api, site, prime)
+
+
+def _worker(g: Gates, name: str, uid: str, employer: Company | None = None, **roster: Any) -> dict[str, Any]:
+    employer = employer or g.prime
+    w = g.api.worker(employer, name)
+    employer.owner.ok("POST", f"/workers/{w['id']}/cards", {"uid": uid}, status=201)
+    if roster.pop("on_roster", True):
+        g.api.on_roster(g.site, employer, w, **roster)
+    return w
+
+
+def test_morning_entry_and_evening_exit_make_one_valid_record_with_trade_and_position(gates: Gates) -> None:
+    w = _worker(gates, "鳶田 一郎", UID_A, position="foreman")
+    assert gates.tap(UID_A, jst(25, 7, 58)) == "recorded"
+    assert gates.tap(UID_A, jst(25, 17, 31), gate="gate-out", direction="out") == "recorded"
+    r = gates.record_of(w)
+    assert (r["entry_at"], r["exit_at"]) == ("2026-11-25T07:58:00+09:00", "2026-11-25T17:31:00+09:00")
+    assert r["trade"]["major"] == "06" and r["position_label"] == "職長" and r["tier"] == 0
+    assert r["valid_for_skill_evaluation"] and r["invalid_reasons"] == []
+    assert r["employer"]["name"] == "(株)基本建設"
+
+
+def test_repeated_and_resent_taps_never_add_a_record_or_move_the_exit(gates: Gates) -> None:
+    w = _worker(gates, "鳶田 一郎", UID_A)
+    gates.tap(UID_A, jst(25, 7, 58), gate="gate-auto", direction="auto")
+    gates.tap(UID_A, jst(25, 7, 59), gate="gate-auto", direction="auto")  # a double tap: not an exit
+    assert gates.record_of(w)["exit_at"] is None
+    event = TapEvent(device_id="gate-auto", buffer_id=BUF, seq=999_001, card=Card(tech="felica", uid=UID_A),
+                     direction="auto", at=jst(25, 17, 30), clock_synced=True, boot_id="b", mono_ms=1)
+    for _ in range(3):  # the same tap re-sent (a lost Ack): recorded once, then duplicates
+        ingest.ingest_taps(gates.api.ctx, "gate-auto", [event])
+    r = gates.record_of(w)
+    assert (r["entry_at"], r["exit_at"], r["tap_count"]) == ("2026-11-25T07:58:00+09:00",
+                                                              "2026-11-25T17:30:00+09:00", 3)
+    assert gates.day()["summary"]["workers"] == 1
+
+
+def test_a_worker_not_on_the_roster_is_recorded_but_not_valid(gates: Gates) -> None:
+    w = _worker(gates, "名簿 なし", UID_A, on_roster=False)
+    gates.tap(UID_A, jst(25, 8, 0))
+    r = gates.record_of(w)
+    assert not r["valid_for_skill_evaluation"] and not r["on_roster"]
+    assert [x["code"] for x in r["invalid_reasons"]] == ["not_on_roster"]
+
+
+def test_a_roster_entry_without_trade_is_recorded_with_the_reason_and_fixing_it_today_makes_it_valid(
+        gates: Gates) -> None:
+    w = _worker(gates, "職種 未設定", UID_A, trade=None)
+    gates.tap(UID_A, jst(25, 8, 0))
+    r = gates.record_of(w)
+    assert "no_trade" in [x["code"] for x in r["invalid_reasons"]]
+    entry = gates.prime.owner.ok("GET", f"/sites/{gates.site.id}/roster")["entries"][0]
+    gates.prime.owner.ok("PATCH", f"/roster/{entry['id']}", {"trade": {"major": "06", "minor": "01"}})
+    assert gates.record_of(w)["valid_for_skill_evaluation"]
+
+
+def test_a_day_outside_the_accumulation_period_is_not_valid(gates: Gates) -> None:
+    gates.prime.owner.ok("PATCH", f"/sites/{gates.site.id}", {"period_start": "2026-11-26"})
+    w = _worker(gates, "期間 外", UID_A)
+    gates.tap(UID_A, jst(25, 8, 0))
+    assert [x["code"] for x in gates.record_of(w)["invalid_reasons"]] == ["outside_period"]
+
+
+def test_a_night_shift_stays_one_record_when_the_site_day_boundary_is_after_its_end(gates: Gates) -> None:
+    w = _worker(gates, "夜勤 太郎", UID_A)
+    gates.tap(UID_A, jst(24, 20, 0))
+    gates.tap(UID_A, jst(25, 5, 0), gate="gate-out", direction="out")
+    # Default boundary 04:00: the 05:00 exit falls on the next work day.
+    assert gates.record_of(w, "2026-11-24")["exit_at"] is None
+    assert gates.record_of(w, "2026-11-25")["entry_at"] is None
+    site = gates.prime.owner.ok("PATCH", f"/sites/{gates.site.id}", {"day_boundary": "06:00"})
+    assert site["day_boundary"] == "06:00"
+    r = gates.record_of(w, "2026-11-24")
+    assert (r["entry_at"], r["exit_at"]) == ("2026-11-24T20:00:00+09:00", "2026-11-25T05:00:00+09:00")
+    assert gates.day("2026-11-25")["records"] == []
+    gates.prime.owner.fail("PATCH", f"/sites/{gates.site.id}", {"day_boundary": "25:00"}, status=422,
+                           code="invalid_day_boundary")
+
+
+def test_taps_of_an_unlinked_card_are_listed_for_the_prime_and_attributed_when_the_card_is_linked(
+        gates: Gates) -> None:
+    w = _worker(gates, "カード 未登録", UID_B)  # holds UID_B; UID_A is a new card nobody has yet
+    gates.tap(UID_A, jst(25, 7, 55))
+    gates.tap(UID_A, jst(25, 17, 5), gate="gate-out", direction="out")
+    day = gates.day()
+    assert day["records"] == []
+    assert [(c["card_uid"], c["taps"]) for c in day["unlinked_cards"]] == [(UID_A, 2)]
+    card = gates.prime.owner.ok("POST", f"/workers/{w['id']}/cards",
+                                {"uid": UID_A, "replaces": True, "reason": "紛失"}, status=201)
+    assert card["attributed_taps"] == 2
+    r = gates.record_of(w)
+    assert (r["entry_at"], r["exit_at"]) == ("2026-11-25T07:55:00+09:00", "2026-11-25T17:05:00+09:00")
+    assert gates.day()["unlinked_cards"] == []
+
+
+def test_taps_before_clock_sync_are_redated_by_a_later_synced_reading_of_the_same_boot(gates: Gates) -> None:
+    w = _worker(gates, "時刻 未同期", UID_A)
+    # The gate booted with a clock stuck on 1 January; 07:58 real time was mono 100 s into the boot.
+    gates.tap(UID_A, datetime(2026, 1, 1, 0, 1, 40, tzinfo=JST), gate="gate-auto", direction="auto",
+              synced=False, boot="boot-x", mono_ms=100_000)
+    assert gates.day()["records"] == []
+    january = gates.record_of(w, "2025-12-31")  # before 04:00 on 1 January: the previous work day
+    assert january["clock_unverified"]
+    assert "clock_unverified" in [x["code"] for x in january["invalid_reasons"]]
+    # NTP answers; the same gate's next tap, synchronised, is 17:30 at mono 34,420 s: 9 h 32 min after
+    # the first one, which was therefore at 07:58.
+    gates.tap(UID_A, jst(25, 17, 30), gate="gate-auto", direction="auto", boot="boot-x", mono_ms=34_420_000)
+    r = gates.record_of(w)
+    assert (r["entry_at"], r["exit_at"]) == ("2026-11-25T07:58:00+09:00", "2026-11-25T17:30:00+09:00")
+    assert not r["clock_unverified"] and r["valid_for_skill_evaluation"]
+    assert gates.day("2025-12-31")["records"] == []
+    detail = gates.prime.owner.ok("GET", f"/attendance/{r['id']}")
+    assert detail["taps"][0]["redated"] and detail["taps"][0]["device_clock_at"].startswith("2026-01-01")
+
+
+def test_taps_of_a_boot_that_never_synced_stay_flagged(gates: Gates) -> None:
+    w = _worker(gates, "時刻 不明", UID_A)
+    gates.tap(UID_A, jst(25, 8, 0), synced=False, boot="boot-y", mono_ms=5_000)
+    gates.tap(UID_A, jst(25, 18, 0), gate="gate-out", direction="out", boot="boot-z", mono_ms=9_000)  # another boot
+    r = gates.record_of(w)
+    assert r["clock_unverified"] and not r["valid_for_skill_evaluation"]
+
+
+def _correction(by: Session, g: Gates, w: dict[str, Any], day: str, entry: str | None, exit_: str | None,
+                status: int = 201, code: str = "") -> dict[str, Any]:
+    body = {"site_id": g.site.id, "worker_id": w["id"], "work_day": day, "entry_at": entry, "exit_at": exit_,
+            "reason": "カードを忘れたため"}
+    if status != 201:
+        return by.fail("POST", "/corrections", body, status=status, code=code)
+    result: dict[str, Any] = by.ok("POST", "/corrections", body, status=201)
+    return result
+
+
+def test_worker_asks_a_correction_the_prime_approves_and_the_record_keeps_what_the_gate_said(
+        gates: Gates) -> None:
+    w = _worker(gates, "補正 申請", UID_A)
+    me = gates.api.worker_login(gates.prime, w)
+    gates.tap(UID_A, jst(25, 7, 58))  # forgot to tap out
+    c = _correction(me, gates, w, "2026-11-25", None, "2026-11-25T17:45:00+09:00")
+    assert c["state_label"] == "申請中" and c["deadline"] == "2026-12-31"
+    assert [x["id"] for x in me.ok("GET", "/corrections")] == [c["id"]]
+    pending = gates.prime.owner.ok("GET", "/corrections", site_id=gates.site.id, state="pending")
+    assert [x["id"] for x in pending] == [c["id"]]
+    assert gates.day()["pending_corrections"] == 1
+    me.fail("POST", f"/corrections/{c['id']}/approve", {}, status=403, code="correction_prime_only")
+    done = gates.prime.owner.ok("POST", f"/corrections/{c['id']}/approve", {"comment": "確認しました"})
+    assert done["state_label"] == "承認"
+    r = gates.record_of(w)
+    assert (r["entry_at"], r["exit_at"], r["device_exit_at"]) == (
+        "2026-11-25T07:58:00+09:00", "2026-11-25T17:45:00+09:00", None)
+    assert r["corrected"]
+    detail = me.ok("GET", f"/attendance/{r['id']}")
+    assert [t["used_as"] for t in detail["taps"]] == ["entry"]
+    assert detail["corrections"][0]["decided_by"] and detail["corrections"][0]["comment"] == "確認しました"
+    gates.prime.owner.fail("POST", f"/corrections/{c['id']}/reject", {"comment": "x"}, status=409,
+                           code="correction_decided")
+
+
+def test_a_correction_after_the_end_of_the_next_month_is_refused_with_the_deadline(gates: Gates) -> None:
+    w = _worker(gates, "期限 切れ", UID_A)
+    gates.tap(UID_A, jst(25, 7, 58))
+    gates.api.ctx.clock = lambda: datetime(2027, 1, 1, 9, 0, tzinfo=JST).astimezone(UTC)
+    owner = gates.api.login_as(gates.api.client, gates.prime.owner.account["login_id"], PASSWORD)  # a new day
+    err = _correction(owner, gates, w, "2026-11-25", None, "2026-11-25T17:00:00+09:00",
+                      status=409, code="correction_deadline_passed")
+    assert "2026-12-31" in err["message"]
+    gates.api.ctx.clock = lambda: datetime(2026, 12, 31, 23, 0, tzinfo=JST).astimezone(UTC)
+    _correction(owner, gates, w, "2026-11-25", None, "2026-11-25T17:00:00+09:00")
+
+
+def test_a_rejected_correction_needs_a_comment_and_leaves_the_record(gates: Gates) -> None:
+    w = _worker(gates, "否認 対象", UID_A)
+    gates.tap(UID_A, jst(25, 7, 58))
+    c = _correction(gates.prime.owner, gates, w, "2026-11-25", "2026-11-25T07:00:00+09:00", None)
+    gates.prime.owner.fail("POST", f"/corrections/{c['id']}/reject", {}, status=422, code="text_required")
+    gates.prime.owner.ok("POST", f"/corrections/{c['id']}/reject", {"comment": "入場記録と矛盾"})
+    r = gates.record_of(w)
+    assert r["entry_at"] == "2026-11-25T07:58:00+09:00" and not r["corrected"]
+
+
+def test_direct_input_for_a_day_without_taps_creates_the_record_once_approved(gates: Gates) -> None:
+    w = _worker(gates, "直接 入力", UID_A)
+    c = _correction(gates.prime.owner, gates, w, "2026-11-24", "2026-11-24T08:00:00+09:00",
+                    "2026-11-24T17:00:00+09:00")
+    assert gates.day("2026-11-24")["records"] == []
+    gates.prime.owner.ok("POST", f"/corrections/{c['id']}/approve", {})
+    r = gates.record_of(w, "2026-11-24")
+    assert r["tap_count"] == 0 and r["corrected"] and r["valid_for_skill_evaluation"]
+
+
+def test_correction_times_must_lie_in_that_work_day_and_be_in_order(gates: Gates) -> None:
+    w = _worker(gates, "時刻 誤り", UID_A)
+    _correction(gates.prime.owner, gates, w, "2026-11-25", "2026-11-26T08:00:00+09:00", None,
+                status=422, code="correction_outside_day")
+    _correction(gates.prime.owner, gates, w, "2026-11-25", "2026-11-25T17:00:00+09:00",
+                "2026-11-25T08:00:00+09:00", status=422, code="exit_before_entry")
+    _correction(gates.prime.owner, gates, w, "2026-11-25", None, None, status=422, code="correction_needs_time")
+
+
+def test_only_the_worker_or_the_employer_may_ask_for_a_correction(gates: Gates) -> None:
+    sub = gates.api.company("(有)上層")
+    gates.api.registered(gates.site, gates.prime, gates.site.root, sub)
+    w = _worker(gates, "他社 技能者", UID_A)
+    _correction(sub.owner, gates, w, "2026-11-25", "2026-11-25T08:00:00+09:00", None, status=404,
+                code="worker_not_found")
+
+
+def test_each_company_sees_the_records_its_place_in_the_hierarchy_allows(gates: Gates) -> None:
+    g = gates
+    up = g.api.company("(有)上層")
+    down = g.api.company("(株)下層")
+    side = g.api.company("(株)別系統")
+    up_node = g.api.registered(g.site, g.prime, g.site.root, up)
+    g.api.registered(g.site, up, up_node, down)
+    g.api.registered(g.site, g.prime, g.site.root, side)
+    uids = iter(f"0114A1B2C3D4E{n:03X}" for n in range(1, 10))
+    people = {c.name: _worker(g, f"{c.name} 技能者", next(uids), employer=c)
+              for c in (g.prime, up, down, side)}
+    for n in range(len(people)):
+        g.tap(f"0114A1B2C3D4E{n + 1:03X}", jst(25, 8, n))
+
+    def names(session: Session) -> set[str]:
+        return {r["worker"]["name"] for r in g.day(by=session)["records"]}
+
+    assert names(g.prime.owner) == {w["name"] for w in people.values()}
+    assert names(up.owner) == {people[up.name]["name"], people[down.name]["name"]}
+    assert names(down.owner) == {people[down.name]["name"]}
+    assert "unlinked_cards" not in g.day(by=up.owner)
+    me = g.api.worker_login(down, people[down.name])
+    assert names(me) == {people[down.name]["name"]}
+    cal = me.ok("GET", f"/workers/{people[down.name]['id']}/attendance", month="2026-11")
+    assert len(cal["days"]) == 30 and cal["summary"]["work_days"] == 1
+    assert cal["days"][24]["records"][0]["site"]["id"] == g.site.id
+    side.owner.fail("GET", f"/workers/{people[down.name]['id']}/attendance", month="2026-11", status=404)
+    month = g.prime.owner.ok("GET", f"/sites/{g.site.id}/attendance/month", month="2026-11")
+    assert month["summary"] == {"site_fee_days": 4, "workers": 4}
+    stranger = g.api.company("(株)無関係")
+    stranger.owner.fail("GET", f"/sites/{g.site.id}/attendance", status=404, code="site_not_found")
+
+
+def test_two_ingest_workers_taking_the_entry_and_the_exit_at_once_leave_both_on_the_record(gates: Gates) -> None:
+    w = _worker(gates, "同時 処理", UID_A)
+    barrier = threading.Barrier(2)
+
+    def send(gate: str, direction: str, at: datetime) -> None:
+        barrier.wait()
+        gates.tap(UID_A, at, gate=gate, direction=direction)
+
+    threads = [threading.Thread(target=send, args=("gate-in", "in", jst(25, 8, 0))),
+               threading.Thread(target=send, args=("gate-out", "out", jst(25, 17, 0)))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    r = gates.record_of(w)
+    assert (r["entry_at"], r["exit_at"], r["tap_count"]) == ("2026-11-25T08:00:00+09:00",
+                                                              "2026-11-25T17:00:00+09:00", 2)
+
+
+def test_a_bad_day_or_month_is_a_clear_error(gates: Gates) -> None:
+    gates.prime.owner.fail("GET", f"/sites/{gates.site.id}/attendance/month", month="2026-13", status=422,
+                           code="invalid_month")
+    gates.prime.owner.fail("GET", f"/sites/{gates.site.id}/attendance", day="yesterday", status=422)
