@@ -103,6 +103,8 @@ class MqttIngest:
         log.info("ingest connecting to %s:%d as %s", self.cfg.host, self.cfg.port, self._client_id)
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._pusher.stop()
         self._queue.put(None)

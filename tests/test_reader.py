@@ -417,3 +417,19 @@ def test_a_reader_used_on_its_own_is_closed_whatever_happens() -> None:
         reader.read(0.1)
 
     assert not reader.is_open and reader.closes == 1
+
+
+def test_sim_clock_line_sets_the_simulated_wall_clock_which_then_runs_on(caplog: pytest.LogCaptureFixture) -> None:
+    from datetime import datetime, timedelta
+
+    from firmware.clock import SimulatedTime
+
+    sim = SimulatedTime()
+    source = io.StringIO("!clock 2026-11-25T07:58:00+09:00\n0123456789ABCDEF\n!clock 17:30\n")
+    with caplog.at_level(logging.WARNING, logger="firmware.reader.sim"):
+        cards = read_all(SimReader(source, set_clock=sim.set))
+    assert cards == [CardRead("felica", "0123456789ABCDEF")]
+    now = sim.now()
+    target = datetime.fromisoformat("2026-11-25T07:58:00+09:00")
+    assert timedelta(0) <= now - target < timedelta(seconds=30)
+    assert any("ISO time" in r.getMessage() for r in caplog.records)  # "17:30" alone is refused, with the form
