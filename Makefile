@@ -36,7 +36,7 @@ system-deps:
 test: system-deps venv
 	$(VENV)/bin/pytest -q
 
-demo: venv
+demo: system-deps venv
 	$(PY) -m server.demo
 
 lint: venv

@@ -18,10 +18,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from server import demo_day
+from server.config import MqttConfig
+from server.devbroker import PrivateMosquitto
 from server.domain.accounts import Actor, Role
+from server.domain.attendance import JST
 from server.domain.ids import corporate_number_check_digit
 from server.domain.roster import EntryFields
-from server.services import accounts, companies, consents, roster, sites
+from server.ingest import MqttIngest
+from server.reports import attendance_table
+from server.services import accounts, companies, consents, devices, roster, sites
 from server.services.context import Context
 from server.store import migrate
 from server.store.database import Store
@@ -50,6 +56,7 @@ class DemoBuilder:
         op = accounts.create_operator(ctx, "admin", DEMO_PASSWORD)
         self.operator = Actor(op["id"], Role.OPERATOR)
         self.companies: dict[str, DemoCompany] = {}
+        self.cards: dict[str, str] = {}  # worker name → card UID, for the scripted day at the gates
         self._worker_seq = 0
 
     def company(self, key: str, ccus_id: str, name: str, **extra: str) -> DemoCompany:
@@ -94,7 +101,9 @@ class DemoBuilder:
                     qualifications=quals,
                 ),
             )
-            companies.link_card(self.ctx, employer.actor, w["id"], f"0114{self._worker_seq:012X}", "felica")
+            uid = f"0114{self._worker_seq:012X}"
+            companies.link_card(self.ctx, employer.actor, w["id"], uid, "felica")
+            self.cards[name] = uid
             out.append(w)
         return out
 
@@ -200,7 +209,60 @@ def build(ctx: Context) -> dict[str, object]:
     consents.set_disclosure(ctx, worker, ichiro, None, {"level": True, "qualifications": True})
     consents.set_disclosure(ctx, tekkin.actor, ichiro, None, {"level": True, "qualifications": True})
     total = len(tobi + heavy + elec + form + rebar + naisou)
-    return {"site_id": sid, "companies": b.companies, "workers": total}
+    # The site's two gates at the main entrance: the 元請 registers them; the server tells each its direction.
+    devices.register(ctx, prime.actor, sid, "gate-in", "正門 入場ゲート", "in", "正門")
+    devices.register(ctx, prime.actor, sid, "gate-out", "正門 退場ゲート", "out", "正門")
+    return {"site_id": sid, "companies": b.companies, "workers": total, "cards": b.cards}
+
+
+UNKNOWN_CARD = "0114FFFF00000001"  # a visitor's card nobody has linked
+
+
+def script(cards: dict[str, str]) -> dict[str, list[demo_day.Step]]:
+    """A morning at the entry gate and an evening at the exit gate, with the cases staff meet:
+    a double tap, a worker not on the roster, an entry without 立場, an unknown card, and a worker
+    who forgets to tap out."""
+    def s(at: str, name: str, note: str = "") -> demo_day.Step:
+        return demo_day.Step(at, name + note, cards[name])
+
+    unknown = demo_day.Step("07:38", "未登録カード", UNKNOWN_CARD)
+    return {
+        "gate-in": [
+            s("07:32", "匠野 技"), s("07:32", "鳶田 一郎"), s("07:32", "鳶田 一郎", "(二度)"),
+            s("07:32", "電気 花子"), s("07:32", "型枠 十蔵"), s("07:32", "鉄筋 一郎"),
+            s("07:38", "加工 四季"), s("07:38", "床張 蓮"), unknown,
+            s("07:45", "内装 美咲"), s("07:45", "配線 六郎"),
+        ],
+        "gate-out": [
+            s("17:05", "匠野 技"), s("17:05", "鳶田 一郎"), s("17:05", "電気 花子"), s("17:05", "型枠 十蔵"),
+            s("17:05", "加工 四季"), s("17:05", "床張 蓮"), demo_day.Step("17:05", "未登録カード", UNKNOWN_CARD),
+            s("17:40", "鉄筋 一郎"), s("17:40", "内装 美咲"),
+        ],
+    }
+
+
+def play_day(workdir: Path, ctx: Context, sid: int, cards: dict[str, str], broker: PrivateMosquitto) -> bool:
+    """Start the two simulated gates, play the script, wait until the server has every tap."""
+    today = ctx.now().astimezone(JST).date()
+    gates = {d: demo_day.SimGate(d, demo_day.gate_config(workdir, d, broker.host, broker.port))
+             for d in ("gate-in", "gate-out")}
+    for g in gates.values():
+        g.start()
+    for g in gates.values():
+        if not g.wait_for(lambda g=g: any("config version" in x for x in g.errors), 60):
+            print(f"gate {g.device_id} did not receive its config from the server:\n" + "\n".join(g.errors[-20:]),
+                  file=sys.stderr)
+            for other in gates.values():
+                other.finish(5)
+            return False
+    print(f"\n== 今日（{today.isoformat()}）の入退場: ゲートの表示と音声 ==")
+    demo_day.play(gates, today, script(cards))
+    codes = {d: g.finish() for d, g in gates.items()}
+    if any(code != 0 for code in codes.values()):
+        print(f"a gate did not drain its buffer: {codes}", file=sys.stderr)
+        return False
+    print("\n" + attendance_table(ctx, sid, today) + "\n")
+    return True
 
 
 def _port(preferred: int = 8080) -> int:
@@ -245,18 +307,37 @@ def main(argv: list[str] | None = None) -> int:
             f"B=http://127.0.0.1:{port}/api/v1",
             file=sys.stderr,
         )
-    (workdir / "server.toml").write_text(
-        f'database_url = "{url}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8"
-    )
     migrate.upgrade(url)
     ctx = Context(Store(url))
     info = build(ctx)
+    sid = int(info["site_id"])  # type: ignore[call-overload]
+    broker = PrivateMosquitto(workdir / "mosquitto").start()
+    (workdir / "server.toml").write_text(
+        f'database_url = "{url}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n', encoding="utf-8"
+    )
+    ingest = MqttIngest(ctx, MqttConfig(host=broker.host, port=broker.port, config_debounce_s=0.2))
+    ingest.start()
+    try:
+        played = play_day(workdir, ctx, sid, info["cards"], broker)  # type: ignore[arg-type]
+        if not played:
+            return 1
+        return _serve(args, workdir, ctx, info, port, broker, pidfile)
+    finally:
+        ingest.stop()
+        broker.stop()
+        ctx.store.dispose()
+
+
+def _serve(args: argparse.Namespace, workdir: Path, ctx: Context, info: dict[str, object], port: int,
+           broker: PrivateMosquitto, pidfile: Path) -> int:
     base = f"http://127.0.0.1:{port}"
     cos: dict[str, DemoCompany] = info["companies"]  # type: ignore[assignment]
     sid = info["site_id"]
-    print(f"""
-== GenbaGate demo ==
+    auth, pretty = '-H "Authorization: Bearer $TOKEN"', "python3 -m json.tool --no-ensure-ascii"
+    print(f"""== GenbaGate demo ==
 Database : {workdir / "genba.db"}  (config: {workdir / "server.toml"})
+Broker   : private Mosquitto on {broker.host}:{broker.port} (gates gate-in / gate-out; the system's broker is untouched)
 Site     : エプロ建設工事 (現場ID 40224614116771, id {sid}) — {info["workers"]} workers, 3 tiers,
            a replaced CCUS未登録 placeholder, and a pending invitation for 湾岸設備(株)
 API      : {base}/api/v1     OpenAPI: {base}/openapi.json     Docs: {base}/docs
@@ -271,12 +352,13 @@ Try (in another terminal):
   TOKEN=$(curl -s -X POST {base}/api/v1/auth/login -H 'Content-Type: application/json' \\
       -d '{{"login_id": "kihon-owner", "password": "{DEMO_PASSWORD}"}}' \\
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  curl -s {base}/api/v1/sites/{sid}/hierarchy -H "Authorization: Bearer $TOKEN" | python3 -m json.tool --no-ensure-ascii
-  curl -s {base}/api/v1/sites/{sid}/roster -H "Authorization: Bearer $TOKEN" | python3 -m json.tool --no-ensure-ascii
+  curl -s {base}/api/v1/sites/{sid}/hierarchy {auth} | {pretty}
+  curl -s {base}/api/v1/sites/{sid}/roster {auth} | {pretty}
+  curl -s {base}/api/v1/sites/{sid}/attendance {auth} | {pretty}      # today's 就業履歴
+  curl -s {base}/api/v1/sites/{sid}/devices {auth} | {pretty}         # the gates and their state
   # as 湾岸設備 (login wangan-owner): GET /api/v1/approval-requests, then POST /api/v1/hierarchy/NODE/approve
 More flows: README.md, "API: main flows".
 """)
-    ctx.store.dispose()
     if args.no_serve:
         return 0
     import uvicorn
@@ -284,9 +366,9 @@ More flows: README.md, "API: main flows".
     from server.api.app import create_app
 
     pidfile.write_text(str(os.getpid()))
-    print(f"Serving on {base} — Ctrl-C to stop.", flush=True)
+    print(f"Serving on {base} (and taking taps from the broker) — Ctrl-C to stop.", flush=True)
     try:
-        uvicorn.run(create_app(Context(Store(url))), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
     finally:
         pidfile.unlink(missing_ok=True)
     return 0

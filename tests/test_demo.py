@@ -1,0 +1,32 @@
+"""`make demo` as a new user runs it: the scripted day at two simulated gates through a private
+Mosquitto, then the day's 就業履歴 table (run with --no-serve so it ends)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_plays_a_day_at_the_gates_and_prints_the_attendance_table(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "server.demo", "--dir", str(tmp_path / "demo"), "--no-serve"],
+                          capture_output=True, text=True, timeout=240, check=False)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    # What the gates showed and said, case by case.
+    assert "鳶田 一郎(二度) （記録なし: 直前と同じカード）" in out and "「記録済みです」" in out
+    assert "加工 四季       記録 #6 (not_on_roster)" in out
+    assert "未登録カード    記録 #8 (unknown_card) / LED red / ブザー long / 「カードが登録されていません」" in out
+    # The day's table: times, trade, position, validity with the reason.
+    table = out[out.index("就業履歴 エプロ建設工事"):]
+    assert "匠野 技    アップ一級工務店(株)  1   とび工 / とび工  職長  07:32  17:05  2     有効" in table
+    assert "配線 六郎" in table and "07:45  --:--" in table  # forgot to tap out
+    assert "無効（この現場の作業員名簿（施工体制技能者登録）に登録されていません）" in table
+    assert "無効（立場が未設定です）" in table
+    assert "計 9名（有効 7、無効 2、退場なし 1）" in table
+    assert "0114FFFF00000001 (felica)  2回" in table
+    assert not (tmp_path / "demo" / "demo.pid").exists()
