@@ -45,6 +45,7 @@ lint: venv
 
 bench: system-deps venv
 	$(PY) tests/bench/gate.py
+	$(PY) tests/bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

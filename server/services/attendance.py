@@ -218,8 +218,12 @@ def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at
     a different monotonic origin, so its taps stay untrusted and their records flagged."""
     if not boot_id:
         return 0
-    if device.sync_boot_id == boot_id and (device.sync_mono_ms or 0) >= mono_ms:
-        return 0  # an older reading of the same boot: the newer one already applied
+    if device.sync_boot_id == boot_id:
+        # This boot already has a reading, so none of its taps is waiting for one: taps stored since
+        # were re-dated on arrival (tap_time). Keep the newest reading (NTP may have slewed since).
+        if mono_ms > (device.sync_mono_ms or 0):
+            device.sync_at, device.sync_mono_ms = utc(at), mono_ms
+        return 0
     device.sync_boot_id, device.sync_at, device.sync_mono_ms = boot_id, utc(at), mono_ms
     stale = s.scalars(
         select(t.Tap).where(t.Tap.device_pk == device.id, t.Tap.boot_id == boot_id, t.Tap.clock_trusted.is_(False))

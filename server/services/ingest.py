@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy import select
 
 from protocol.messages import AckItem, TapEvent
+from server.domain.hierarchy import Tree
 from server.services import attendance
-from server.services.common import site_or_404
+from server.services.common import load_tree, site_or_404
 from server.services.context import Context
 from server.store import tables as t
 from server.store.upsert import insert_or_skip
@@ -54,7 +56,8 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
     with ctx.store.write() as s:
         now = ctx.now()
         devices: dict[str, t.Device | None] = {}
-        sites: dict[int, t.Site] = {}
+        sites: dict[int, tuple[t.Site, Tree]] = {}
+        touched: set[tuple[int, int, date]] = set()
         for topic_device_id, e in items:
             if topic_device_id not in devices:
                 devices[topic_device_id] = s.scalar(select(t.Device).where(t.Device.device_id == topic_device_id))
@@ -95,10 +98,14 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
             counters.recorded += 1
             acks.append(AckItem(seq=e.seq, outcome="recorded"))
             if device.site_id not in sites:
-                sites[device.site_id] = site_or_404(s, device.site_id)
-            site = sites[device.site_id]
+                sites[device.site_id] = (site_or_404(s, device.site_id), load_tree(s, device.site_id))
+            site, tree = sites[device.site_id]
             if e.clock_synced:  # also re-dates this boot's earlier unsynced taps, if any
                 attendance.clock_reference(ctx, s, device, e.boot_id, e.at, e.mono_ms)
             if worker_id is not None:
-                attendance.rebuild(s, site, worker_id, attendance.day_of(site, effective_at), now)
+                touched.add((device.site_id, worker_id, attendance.day_of(site, effective_at)))
+        # One rebuild per (site, worker, day) the batch touched, after all of its taps are in.
+        for site_id, worker_id, day in sorted(touched):
+            site, tree = sites[site_id]
+            attendance.rebuild(s, site, worker_id, day, now, tree)
     return acks  # committed: only now may the caller publish the Ack

@@ -20,7 +20,9 @@ def insert_or_skip(session: Session, model: type[Base], values: dict[str, Any], 
     """The new row's id, or None when a row with the same ``keys`` already exists."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(keys))
-    result = session.execute(stmt.returning(model.__table__.c.id))  # type: ignore[attr-defined]
-    row = result.first()
+    table = model.__table__  # the Core table: no ORM bulk machinery for one row
+    # Values go in as parameters, not into the statement, so the compiled statement is cached and
+    # reused for every tap (compiling it each time was a third of the ingest's CPU).
+    stmt = insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c.id)  # type: ignore[attr-defined]
+    row = session.execute(stmt, values).first()
     return int(row[0]) if row else None
