@@ -61,6 +61,11 @@ def test_the_readme_flows_work_against_the_demo(tmp_path: Path) -> None:
         assert "proxy_consent_required" in out  # consent withdrawn
         assert '"worker":{"id":18' in out  # 三次鉄筋 registers its own worker
         assert '"state_label": "オフライン"' in out  # a gate registered, not yet heard from
+        # The demo's day; 加工 四季 (worker 18) was put on the roster above, so today's record became valid.
+        assert "'valid': 8, 'invalid': 1, 'no_exit': 1" in out and "0114FFFF00000001" in out
+        assert '"state_label":"申請中"' in out and '"state_label":"承認"' in out  # 事後補正 asked, approved
+        assert "corrected 配線 六郎 17:30" in out
+        assert "'work_days': 1" in out  # 鉄筋 一郎's month
     finally:
         demo.terminate()
         demo.wait(timeout=30)
