@@ -131,19 +131,38 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_attendance(args: argparse.Namespace) -> int:
-    """A day's 就業履歴 on one site, as a table for the site office (all records: this runs on the server)."""
-    from server.reports import attendance_table
-
+def _report(args: argparse.Namespace, make: Any) -> int:
+    """Print one report for the site office; it runs on the server, with the 元請's view of the site."""
     cfg = config_mod.load(args.config)
     if not _require_db(cfg):
         return 2
     ctx = _context(cfg)
     try:
-        print(attendance_table(ctx, args.site, args.day))
+        print(make(ctx))
     finally:
         ctx.store.dispose()
     return 0
+
+
+def cmd_attendance(args: argparse.Namespace) -> int:
+    from server import reports
+
+    if args.month:
+        return _report(args, lambda ctx: reports.month_table(ctx, args.site, args.month))
+    return _report(args, lambda ctx: reports.attendance_table(ctx, args.site, args.day))
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from server import reports
+
+    return _report(args, lambda ctx: reports.devices_table(ctx, args.site))
+
+
+def cmd_corrections(args: argparse.Namespace) -> int:
+    from server import reports
+
+    state = None if args.state == "all" else args.state
+    return _report(args, lambda ctx: reports.corrections_table(ctx, args.site, state))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -254,7 +273,26 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--site", type=int, required=True, help="現場の番号（API の site id）")
     sp.add_argument("--day", type=date.fromisoformat, help="就業日 YYYY-MM-DD（省略時は今日）")
+    sp.add_argument("--month", metavar="YYYY-MM", help="1日分ではなく月の就業日数（技能者ごと）を表示する")
     sp.set_defaults(func=cmd_attendance)
+
+    sp = sub.add_parser(
+        "devices", help="現場の入退場デバイスと状態を表示する",
+        description="オンライン／オフライン、最終受信時刻、未送信の打刻数、リーダー、時刻同期を表示します。",
+    )
+    common(sp)
+    sp.add_argument("--site", type=int, required=True, help="現場の番号（API の site id）")
+    sp.set_defaults(func=cmd_devices)
+
+    sp = sub.add_parser(
+        "corrections", help="現場の事後補正（既定は承認待ち）を表示する",
+        description="承認・否認は API（POST /api/v1/corrections/{id}/approve | reject）で元請が行います。",
+    )
+    common(sp)
+    sp.add_argument("--site", type=int, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--state", choices=["pending", "approved", "rejected", "all"], default="pending",
+                    help="表示する状態（既定 pending = 申請中）")
+    sp.set_defaults(func=cmd_corrections)
 
     sp = sub.add_parser(
         "import",

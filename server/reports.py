@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from server.domain.accounts import Actor, Role
 from server.domain.attendance import JST
-from server.services import attendance
+from server.services import attendance, devices
 from server.services.common import site_or_404
 from server.services.context import Context
 
@@ -41,9 +41,7 @@ def _hm(iso: str | None, day: date) -> str:
 
 def attendance_table(ctx: Context, site_id: int, day: date | None = None) -> str:
     """The whole site's day, as the 元請 sees it (this runs on the server, with its database)."""
-    with ctx.store.read() as s:
-        prime_id = site_or_404(s, site_id).prime_id
-    as_prime = Actor(account_id=0, role=Role.COMPANY_OWNER, company_id=prime_id)
+    as_prime = _prime_actor(ctx, site_id)
     day = day or ctx.now().astimezone(JST).date()
     data = attendance.site_day(ctx, as_prime, site_id, day)
     rows = []
@@ -77,3 +75,45 @@ def attendance_table(ctx: Context, site_id: int, day: date | None = None) -> str
     if data.get("pending_corrections"):
         lines.append(f"承認待ちの事後補正: {data['pending_corrections']}件")
     return "\n".join(lines)
+
+
+def _prime_actor(ctx: Context, site_id: int) -> Actor:
+    with ctx.store.read() as s:
+        return Actor(account_id=0, role=Role.COMPANY_OWNER, company_id=site_or_404(s, site_id).prime_id)
+
+
+def month_table(ctx: Context, site_id: int, month: str) -> str:
+    """A month on the site: per worker the days on site, the days that count, the leader days."""
+    data = attendance.site_month(ctx, _prime_actor(ctx, site_id), site_id, month)
+    rows = [[w["worker"]["name"], (w["employer"] or {}).get("name", ""),
+             "" if w["tier"] is None else str(w["tier"]), str(w["days"]), str(w["valid_days"]), str(w["leader_days"])]
+            for w in data["workers"]]
+    body = table(["技能者", "所属", "次", "就業日数", "うち有効", "職長・班長"], rows) if rows else "（記録なし）"
+    return (f"就業履歴 {data['site']['name']}  {data['month']}\n\n{body}\n\n"
+            f"計 {data['summary']['workers']}名、現場利用料の対象 {data['summary']['site_fee_days']}人日")
+
+
+def devices_table(ctx: Context, site_id: int) -> str:
+    """The site's gates and what each last said: online, unsent taps, reader, clock."""
+    rows = []
+    for d in devices.list_for_site(ctx, _prime_actor(ctx, site_id), site_id, include_retired=True):
+        rows.append([d["device_id"], d["name"], {"in": "入場", "out": "退場", "auto": "自動"}[d["direction"]],
+                     d["state_label"], _hm(d["last_seen_at"], date.min) if d["last_seen_at"] else "-",
+                     "-" if d["buffer_depth"] is None else str(d["buffer_depth"]),
+                     d["reader"] or "-", {True: "同期", False: "未同期", None: "-"}[d["clock_synced"]]])
+    if not rows:
+        return "入退場デバイスは登録されていません"
+    return table(["デバイス", "名前", "方向", "状態", "最終受信", "未送信", "リーダー", "時刻"], rows)
+
+
+def corrections_table(ctx: Context, site_id: int, state: str | None = "pending") -> str:
+    """事後補正 on the site (pending by default): what the 元請 has to decide."""
+    rows = []
+    for c in attendance.list_corrections(ctx, _prime_actor(ctx, site_id), site_id, state):
+        day = date.fromisoformat(c["work_day"])
+        rows.append([str(c["id"]), c["work_day"], c["worker"]["name"],
+                     _hm(c["entry_at"], day) if c["entry_at"] else "-", _hm(c["exit_at"], day) if c["exit_at"] else "-",
+                     c["state_label"], c["reason"], c["submitted_by"] or "-"])
+    if not rows:
+        return "該当する事後補正はありません"
+    return table(["番号", "就業日", "技能者", "入場", "退場", "状態", "理由", "申請者"], rows)

@@ -30,3 +30,19 @@ def test_the_demo_plays_a_day_at_the_gates_and_prints_the_attendance_table(tmp_p
     assert "計 9名（有効 7、無効 2、退場なし 1）" in table
     assert "0114FFFF00000001 (felica)  2回" in table
     assert not (tmp_path / "demo" / "demo.pid").exists()
+    assert "kihon-owner" in out
+    # The site office's commands on the demo's database: the day, the month, the gates, the corrections.
+    cfg = str(tmp_path / "demo" / "server.toml")
+    server = Path(sys.executable).with_name("genba-server")
+
+    def cli(*args: str) -> str:
+        r = subprocess.run([str(server), *args, "--config", cfg, "--site", "1"], capture_output=True, text=True,
+                           timeout=60, check=False)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert "計 9名（有効 7、無効 2、退場なし 1）" in cli("attendance")
+    month = cli("attendance", "--month", table[table.index("就業日 ") + 4:][:7])
+    assert "床張 蓮    CCUS建設(株)          2   1         0" in month and "現場利用料の対象 9人日" in month
+    assert "gate-in   正門 入場ゲート  入場  オフライン" in cli("devices")  # the demo's gates have exited
+    assert "該当する事後補正はありません" in cli("corrections")

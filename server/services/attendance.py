@@ -519,6 +519,7 @@ def correction_view(s: Session, c: t.Correction, rule: rules.DayRule) -> dict[st
         "id": c.id,
         "site_id": c.site_id,
         "worker_id": c.worker_id,
+        "worker": {"id": c.worker_id, "name": worker.name if (worker := s.get(t.Worker, c.worker_id)) else None},
         "work_day": c.work_day.isoformat(),
         "entry_at": _local(c.entry_at, rule),
         "exit_at": _local(c.exit_at, rule),
