@@ -16,6 +16,9 @@ Where a crash can happen and why it is safe:
 
 - before the commit: nothing is stored and nothing acknowledged; the broker redelivers the
   un-PUBACKed message on the next session, and the gate re-sends anyway when no Ack comes.
+- a batch that fails is stored again tap by tap: a tap the store refuses for a reason of its own
+  is answered ``rejected`` with the reason, one that fails because the database is down gets no
+  Ack (and is PUBACKed, so the broker does not stall): the gate re-sends it after its timeout.
 - between the commit and the Ack: the taps are stored; the gate re-sends after its ack timeout,
   the store finds (device, buffer, seq) already there and answers ``duplicate``: counted once.
 - two ingest processes: the shared subscription gives each message to one of them, and a re-send
@@ -48,7 +51,9 @@ from protocol.errors import ProtocolError
 from protocol.messages import Ack, AckItem, DeviceStatus, TapEvent, decode, encode
 from protocol.topics import STATUS_SUBSCRIPTION, TAP_SUBSCRIPTION, parse, topic
 from server.config import MqttConfig
+from server.errors import GenbaError
 from server.services import devices
+from server.services.attendance import attribute_orphans
 from server.services.context import Context
 from server.services.ingest import Counters, ingest_batch
 from server.store import tables as t
@@ -60,6 +65,7 @@ BATCH = 500  # taps per transaction at most
 SESSION_EXPIRY_S = 24 * 3600  # the broker keeps our subscription (and queued statuses) this long
 SUMMARY_EVERY_S = 60.0
 RESYNC_EVERY_S = 300.0  # republish configs that drifted without an audit entry (e.g. manual SQL)
+SWEEP_EVERY_S = 10.0  # taps of a card linked while they were being stored (see attribute_orphans)
 
 # Test-only fault injection: exit right after the first commit that recorded a tap, before its Ack
 # is published (the crash the ingest must survive). Never set in production.
@@ -196,13 +202,35 @@ class MqttIngest:
             elif where[1] == "status":
                 self._status(m, where[0])
         if taps:
-            acks = ingest_batch(self.ctx, taps, self.counters)
+            try:
+                answered: list[tuple[tuple[str, TapEvent], AckItem | None]] = list(
+                    zip(taps, ingest_batch(self.ctx, taps, self.counters), strict=True))
+            except Exception:
+                log.exception("a batch of %d taps failed; storing them one by one", len(taps))
+                answered = [(item, self._store_alone(item)) for item in taps]
             # Committed. A crash from here until the publish below is the one the gate's re-send covers.
-            if self._crash_after_commit and any(a.outcome == "recorded" for a in acks):
+            if self._crash_after_commit and any(a is not None and a.outcome == "recorded" for _, a in answered):
                 log.error("%s set: exiting after the commit, before the Ack", CRASH_AFTER_COMMIT)
                 os._exit(70)
-            self._publish_acks(taps, acks)
+            self._publish_acks([(item, a) for item, a in answered if a is not None])
         self._puback(batch)
+
+    def _store_alone(self, item: tuple[str, TapEvent]) -> AckItem | None:
+        """One tap in its own transaction, after its batch failed. A tap the store refuses for a
+        reason of its own is answered ``rejected`` with that reason (the gate stops re-sending it
+        and logs it); a failure of the database itself gets no Ack, so the gate re-sends later."""
+        device_id, event = item
+        try:
+            return ingest_batch(self.ctx, [item], self.counters)[0]
+        except (GenbaError, ValueError, OverflowError) as exc:
+            code = getattr(exc, "code", type(exc).__name__)
+            self.counters.reject(f"unstorable: {code}")
+            log.error("tap %s/%s seq %d cannot be stored: %s", device_id, event.buffer_id, event.seq, exc)
+            return AckItem(seq=event.seq, outcome="rejected", reason=f"the server cannot store it: {code}"[:200])
+        except Exception:
+            log.exception("tap %s seq %d not stored (database unavailable?); the gate will re-send", device_id,
+                          event.seq)
+            return None
 
     def _status(self, m: _Incoming, device_id: str) -> None:
         if not m.payload:
@@ -221,9 +249,9 @@ class MqttIngest:
         self.counters.reject(code)
         log.warning("rejected %s (%d bytes): %s: %s", m.topic, len(m.payload), code, detail)
 
-    def _publish_acks(self, taps: list[tuple[str, TapEvent]], acks: list[AckItem]) -> None:
+    def _publish_acks(self, answered: list[tuple[tuple[str, TapEvent], AckItem]]) -> None:
         grouped: dict[tuple[str, str], list[AckItem]] = {}
-        for (device_id, event), item in zip(taps, acks, strict=True):
+        for (device_id, event), item in answered:
             grouped.setdefault((device_id, event.buffer_id), []).append(item)
         for (device_id, buffer_id), items in grouped.items():
             for start in range(0, len(items), 1000):
@@ -243,7 +271,8 @@ class MqttIngest:
 
 
 class ConfigPusher:
-    """Roster push, debounced: a burst of edits (a whole roster imported) is one publish per gate."""
+    """Roster push, debounced: a burst of edits (a whole roster imported) is one publish per gate.
+    Also the ingest's housekeeping: the sweep for taps of cards linked while they were stored."""
 
     def __init__(self, ctx: Context, publish: Callable[[str, bytes], bool], debounce_s: float) -> None:
         self.ctx = ctx
@@ -269,7 +298,7 @@ class ConfigPusher:
     def _loop(self) -> None:
         seen: int | None = -1
         changed_at: float | None = time.monotonic()  # publish once at start
-        last_full = time.monotonic()
+        last_full = last_sweep = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(0.5)
             force = self._wake.is_set()
@@ -286,6 +315,11 @@ class ConfigPusher:
                     last_full = time.monotonic()
                     self._push()
                     changed_at = None
+                if time.monotonic() - last_sweep > SWEEP_EVERY_S:
+                    last_sweep = time.monotonic()
+                    found = attribute_orphans(self.ctx)
+                    if found:
+                        log.info("attributed %d taps of cards linked meanwhile", found)
             except Exception:
                 log.exception("config push failed; retrying")
                 changed_at = time.monotonic()

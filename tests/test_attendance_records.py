@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -327,3 +327,97 @@ def test_a_bad_day_or_month_is_a_clear_error(gates: Gates) -> None:
     gates.prime.owner.fail("GET", f"/sites/{gates.site.id}/attendance/month", month="2026-13", status=422,
                            code="invalid_month")
     gates.prime.owner.fail("GET", f"/sites/{gates.site.id}/attendance", day="yesterday", status=422)
+
+
+def test_an_unsynced_tap_and_the_synced_one_that_redates_it_in_one_batch_make_one_right_record(
+        gates: Gates) -> None:
+    w = _worker(gates, "同一 バッチ", UID_A)
+    other = _worker(gates, "別 技能者", UID_B)
+    # The stale clock puts the first tap on a later day; the synced tap of the same boot moves it back.
+    stale = TapEvent(device_id="gate-auto", buffer_id=BUF, seq=next(_seq), card=Card(tech="felica", uid=UID_A),
+                     direction="auto", at=jst(27, 9, 0), clock_synced=False, boot_id="boot-q", mono_ms=1_000)
+    synced = TapEvent(device_id="gate-auto", buffer_id=BUF, seq=next(_seq), card=Card(tech="felica", uid=UID_B),
+                      direction="auto", at=jst(25, 8, 1), clock_synced=True, boot_id="boot-q", mono_ms=61_000)
+    acks = ingest.ingest_taps(gates.api.ctx, "gate-auto", [stale, synced])
+    assert [a.outcome for a in acks] == ["recorded", "recorded"]
+    assert gates.record_of(w)["entry_at"] == "2026-11-25T08:00:00+09:00"
+    assert gates.record_of(other)["entry_at"] == "2026-11-25T08:01:00+09:00"
+    assert gates.day("2026-11-27")["records"] == []
+
+
+def test_a_tap_with_an_impossible_time_is_refused_and_the_rest_of_its_batch_is_stored(gates: Gates) -> None:
+    _worker(gates, "時刻 異常", UID_A)
+    bad = TapEvent(device_id="gate-in", buffer_id=BUF, seq=next(_seq), card=Card(tech="felica", uid=UID_A),
+                   direction="in", at=datetime(1, 1, 1, 0, 0, tzinfo=JST), clock_synced=True, boot_id="b", mono_ms=1)
+    good = TapEvent(device_id="gate-in", buffer_id=BUF, seq=next(_seq), card=Card(tech="felica", uid=UID_A),
+                    direction="in", at=jst(25, 8, 0), clock_synced=True, boot_id="b", mono_ms=2)
+    counters = ingest.Counters()
+    acks = ingest.ingest_taps(gates.api.ctx, "gate-in", [bad, good], counters)
+    assert [(a.outcome, a.reason) for a in acks] == [("rejected", "time out of range"), ("recorded", None)]
+    assert counters.rejected == {"time out of range": 1} and counters.recorded == 1
+
+
+def test_taps_of_a_card_reported_lost_go_to_no_one_else_but_back_to_its_holder_when_found(gates: Gates) -> None:
+    holder = _worker(gates, "紛失 した人", UID_A)
+    other = _worker(gates, "別 の人", UID_B)
+    card = gates.prime.owner.ok("GET", f"/workers/{holder['id']}/cards")[0]
+    gates.prime.owner.ok("POST", f"/cards/{card['id']}/revoke", {"reason": "紛失"})
+    gates.api.ctx.clock = lambda: (NOW + timedelta(minutes=1)).astimezone(UTC)
+    gates.tap(UID_A, jst(25, 8, 0))  # someone uses the lost card
+    gates.api.ctx.clock = lambda: (NOW + timedelta(minutes=2)).astimezone(UTC)
+    linked = gates.prime.owner.ok("POST", f"/workers/{other['id']}/cards",
+                                  {"uid": UID_A, "replaces": True, "reason": "再発行"}, status=201)
+    assert linked["attributed_taps"] == 0
+    assert gates.day()["records"] == [] and [c["card_uid"] for c in gates.day()["unlinked_cards"]] == [UID_A]
+    # A card reported lost and found again by its holder: the taps since are theirs.
+    found = _worker(gates, "見つけた 人", "0114A1B2C3D4E500")
+    card = gates.prime.owner.ok("GET", f"/workers/{found['id']}/cards")[0]
+    gates.prime.owner.ok("POST", f"/cards/{card['id']}/revoke", {"reason": "紛失"})
+    gates.api.ctx.clock = lambda: (NOW + timedelta(minutes=3)).astimezone(UTC)
+    gates.tap("0114A1B2C3D4E500", jst(25, 8, 5))
+    again = gates.prime.owner.ok("POST", f"/workers/{found['id']}/cards", {"uid": "0114A1B2C3D4E500"}, status=201)
+    assert again["attributed_taps"] == 1 and gates.record_of(found)["entry_at"] == "2026-11-25T08:05:00+09:00"
+    gates.api.ctx.clock = lambda: NOW.astimezone(UTC)
+
+
+def test_a_tap_stored_while_its_card_was_being_linked_is_attributed_by_the_sweep(gates: Gates) -> None:
+    from sqlalchemy import update
+
+    from server.services import attendance
+    from server.store import tables as t
+
+    w = _worker(gates, "遅れて 紐付け", UID_A)
+    gates.tap(UID_A, jst(25, 8, 0))
+    with gates.api.ctx.store.write() as s:  # as if the ingest had read the card table before the link committed
+        s.execute(update(t.Tap).values(worker_id=None))
+        s.execute(__import__("sqlalchemy").delete(t.Attendance))
+    assert gates.day()["records"] == []
+    assert attendance.attribute_orphans(gates.api.ctx) == 1
+    assert gates.record_of(w)["entry_at"] == "2026-11-25T08:00:00+09:00"
+
+
+def test_approved_corrections_stack_in_decision_order_and_one_that_inverts_the_day_is_refused(
+        gates: Gates) -> None:
+    w = _worker(gates, "二回 補正", UID_A)
+    gates.tap(UID_A, jst(25, 7, 58))
+    gates.tap(UID_A, jst(25, 9, 0), gate="gate-out", direction="out")
+    c1 = _correction(gates.prime.owner, gates, w, "2026-11-25", "2026-11-25T07:30:00+09:00", None)
+    gates.prime.owner.ok("POST", f"/corrections/{c1['id']}/approve", {})
+    c2 = _correction(gates.prime.owner, gates, w, "2026-11-25", None, "2026-11-25T17:00:00+09:00")
+    gates.prime.owner.ok("POST", f"/corrections/{c2['id']}/approve", {})
+    r = gates.record_of(w)
+    assert (r["entry_at"], r["exit_at"]) == ("2026-11-25T07:30:00+09:00", "2026-11-25T17:00:00+09:00")
+    _correction(gates.prime.owner, gates, w, "2026-11-25", "2026-11-25T18:00:00+09:00", None, status=422,
+                code="correction_inverts_record")
+
+
+def test_a_site_manager_of_the_employer_not_bound_to_the_site_neither_asks_nor_sees_corrections(
+        gates: Gates) -> None:
+    w = _worker(gates, "担当 外", UID_A)
+    gates.tap(UID_A, jst(25, 7, 58))
+    c = _correction(gates.prime.owner, gates, w, "2026-11-25", None, "2026-11-25T17:00:00+09:00")
+    unbound = gates.api.staff(gates.prime, "site_manager", site_ids=[])
+    assert unbound.ok("GET", "/corrections") == []
+    _correction(unbound, gates, w, "2026-11-25", None, "2026-11-25T17:10:00+09:00", status=404)
+    bound = gates.api.staff(gates.prime, "site_manager", site_ids=[gates.site.id])
+    assert [x["id"] for x in bound.ok("GET", "/corrections")] == [c["id"]]

@@ -146,3 +146,33 @@ def test_the_roster_push_is_debounced_versioned_and_keeps_its_version_across_res
     finally:
         watcher.close()
         again.stop()
+
+
+def test_a_batch_that_fails_is_stored_tap_by_tap_and_only_the_tap_at_fault_is_refused(
+        api: Api, mosquitto: PrivateMosquitto, server: MqttIngest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server import ingest as entrypoint
+    from server.errors import InvalidInput
+
+    _site_with_gate(api)
+    real = entrypoint.ingest_batch
+
+    def flaky(ctx: Any, items: Any, counters: Any = None) -> Any:
+        if any(e.seq == 2 for _, e in items):  # a tap the store refuses (whatever the reason)
+            raise InvalidInput("value_out_of_range", ja="値が範囲外です", en="a value is out of range")
+        return real(ctx, items, counters)
+
+    monkeypatch.setattr(entrypoint, "ingest_batch", flaky)
+    acks = Watcher(mosquitto, topic("gate-01", "ack"), "ack-watcher")
+    gate = _publisher(mosquitto, "gate-01")
+    try:
+        # Whether the three arrive in one batch or several, the tap at fault is refused alone.
+        for seq in (1, 2, 3):
+            gate.publish(topic("gate-01", "tap"), tap(seq), qos=1).wait_for_publish(5)
+        got = wait_for(lambda: [i for p, _ in acks.messages for i in decode(Ack, p).acks]
+                       if sum(len(decode(Ack, p).acks) for p, _ in acks.messages) >= 3 else None, "three answers")
+        assert sorted((i.seq, i.outcome) for i in got) == [(1, "recorded"), (2, "rejected"), (3, "recorded")]
+        assert server.counters.rejected == {"unstorable: value_out_of_range": 1}
+    finally:
+        gate.disconnect()
+        gate.loop_stop()
+        acks.close()

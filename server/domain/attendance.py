@@ -32,6 +32,7 @@ __all__ = [
     "Validity",
     "build_record",
     "build_records",
+    "check_corrected_record",
     "check_correction",
     "check_may_decide",
     "check_may_submit",
@@ -363,6 +364,18 @@ def corrected(
     )
 
 
+def check_corrected_record(record: AttendanceDay) -> None:
+    """The record a correction would leave must still make sense: an exit after the entry (a
+    correction of the entry alone is checked against the exit the gate recorded, and so on)."""
+    if record.entry_at is not None and record.exit_at is not None and record.exit_at <= record.entry_at:
+        raise InvalidInput(
+            "correction_inverts_record",
+            ja=f"補正後の退場時刻（{record.exit_at.astimezone(JST).strftime('%H:%M')}）が"
+            f"入場時刻（{record.entry_at.astimezone(JST).strftime('%H:%M')}）より前になります",
+            en="after this correction the exit would not be after the entry",
+        )
+
+
 def count_work_days(records: Iterable[AttendanceDay]) -> int:
     """就業日数: distinct (worker, day) pairs with any record; for one worker, distinct days.
 
@@ -396,11 +409,13 @@ def site_fee_days(records: Iterable[AttendanceDay]) -> int:
     return len({(r.worker_id, r.site_id, r.work_day) for r in records if r.worker_id is not None})
 
 
-def check_may_submit(actor: Actor, worker_id: int, employer_id: int) -> None:
-    """参考資料5: the worker, or their employer (所属事業者), asks for a correction; nobody else."""
+def check_may_submit(actor: Actor, worker_id: int, employer_id: int, site_id: int) -> None:
+    """参考資料5: the worker, or their employer (所属事業者), asks for a correction; nobody else.
+    A 現場管理者 of the employer only for the sites bound to its ID."""
     if actor.role == Role.WORKER and actor.worker_id == worker_id:
         return
-    if actor.is_company and actor.company_id == employer_id:
+    if actor.is_company and actor.company_id == employer_id and (
+            actor.role != Role.SITE_MANAGER or site_id in actor.site_ids):
         return
     raise Forbidden(
         "correction_not_allowed",

@@ -77,6 +77,9 @@ def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
     rule = rule_of(site)
     start, end = rules.day_window(day, rule)
     keys = {"site_id": site.id, "worker_id": worker_id, "work_day": day}
+    # An earlier rebuild in this transaction may have deleted this very row (its taps moved to
+    # another day); flush it first, or the insert below would be skipped for a row about to vanish.
+    s.flush()
     insert_or_skip(
         s, t.Attendance,
         {**keys, "tap_count": 0, "clock_unverified": False, "on_roster": False, "valid": False, "reasons": [],
@@ -92,24 +95,16 @@ def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
                t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))
         .order_by(t.Tap.effective_at, t.Tap.id)
     ).all()
-    correction = s.scalar(
-        select(t.Correction)
-        .filter_by(**keys, state="approved")
-        .order_by(t.Correction.decided_at.desc(), t.Correction.id.desc())
-        .limit(1)
-    )
-    if not taps and correction is None:
+    corrections = s.scalars(
+        select(t.Correction).filter_by(**keys, state="approved").order_by(t.Correction.decided_at, t.Correction.id)
+    ).all()
+    if not taps and not corrections:
         s.delete(row)  # e.g. a clock correction moved the day's only tap to another day
         return None
 
     device = rules.build_record([_domain_tap(x) for x in taps], rule) if taps else None
-    record = device
-    if correction is not None:
-        record = rules.corrected(
-            device, worker_id, site.id, day,
-            as_aware(correction.entry_at) if correction.entry_at else None,
-            as_aware(correction.exit_at) if correction.exit_at else None,
-        )
+    record = _apply_corrections(device, worker_id, site.id, day, corrections)
+    correction = corrections[-1] if corrections else None
     assert record is not None
 
     worker = worker_or_404(s, worker_id)
@@ -142,6 +137,31 @@ def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
     row.correction_id = correction.id if correction else None
     row.updated_at = now
     return row
+
+
+def _apply_corrections(device: rules.AttendanceDay | None, worker_id: int, site_id: int, day: date,
+                       corrections: Iterable[t.Correction]) -> rules.AttendanceDay | None:
+    """The approved corrections in the order they were decided, each on top of the last: an
+    entry-only correction and a later exit-only one both stand."""
+    record = device
+    for c in corrections:
+        record = rules.corrected(record, worker_id, site_id, day,
+                                 as_aware(c.entry_at) if c.entry_at else None,
+                                 as_aware(c.exit_at) if c.exit_at else None)
+    return record
+
+
+def _current(s: Session, site: t.Site, worker_id: int, day: date) -> rules.AttendanceDay | None:
+    """The record as it stands (device times and approved corrections), for checking a new correction."""
+    rule = rule_of(site)
+    start, end = rules.day_window(day, rule)
+    taps = s.scalars(select(t.Tap).where(t.Tap.site_id == site.id, t.Tap.worker_id == worker_id,
+                                         t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))).all()
+    device = rules.build_record([_domain_tap(x) for x in taps], rule) if taps else None
+    approved = s.scalars(select(t.Correction).filter_by(site_id=site.id, worker_id=worker_id, work_day=day,
+                                                         state="approved")
+                         .order_by(t.Correction.decided_at, t.Correction.id)).all()
+    return _apply_corrections(device, worker_id, site.id, day, approved)
 
 
 def rebuild_days(s: Session, days: Iterable[tuple[int, int, date]], now: datetime) -> None:
@@ -186,7 +206,17 @@ def refresh_today(ctx: Context, s: Session, site_id: int, worker_id: int) -> Non
 def attribute_card(ctx: Context, s: Session, uid: str, worker_id: int) -> int:
     """A card linked now: its earlier taps (kept with no worker) become the worker's, and the days
     they fall on get their records. Returns how many taps were attributed."""
-    taps = s.scalars(select(t.Tap).where(t.Tap.card_uid == uid, t.Tap.worker_id.is_(None))).all()
+    # A UID revoked before (a card reported lost): who used it while nobody held it is not known.
+    # Linked back to the same worker (found again), the taps since the revocation are theirs; linked
+    # to someone else, they stay unlinked and listed (the 元請 can enter that day by a correction).
+    revoked = s.scalars(select(t.Card).where(t.Card.uid == uid, t.Card.revoked_at.is_not(None))
+                        .order_by(t.Card.revoked_at.desc()).limit(1)).first()
+    q = select(t.Tap).where(t.Tap.card_uid == uid, t.Tap.worker_id.is_(None))
+    if revoked is not None:
+        if revoked.worker_id != worker_id:
+            return 0
+        q = q.where(t.Tap.received_at > revoked.revoked_at)
+    taps = s.scalars(q).all()
     days: set[tuple[int, int, date]] = set()
     site_cache: dict[int, t.Site] = {}
     for tap in taps:
@@ -196,6 +226,22 @@ def attribute_card(ctx: Context, s: Session, uid: str, worker_id: int) -> int:
     s.flush()
     rebuild_days(s, days, ctx.now())
     return len(taps)
+
+
+def attribute_orphans(ctx: Context) -> int:
+    """Taps stored without a worker whose card has been linked since: attribute them now.
+
+    ``link_card`` attributes what it can see, but on PostgreSQL an ingest transaction that read the
+    card table just before the link committed can store its tap without a worker after the link's
+    own sweep ran. The ingest's housekeeping calls this every few seconds, so such a tap joins its
+    record shortly after instead of never."""
+    with ctx.store.write() as s:
+        pairs = s.execute(
+            select(t.Card.uid, t.Card.worker_id).distinct()
+            .join(t.Tap, t.Tap.card_uid == t.Card.uid)
+            .where(t.Card.revoked_at.is_(None), t.Tap.worker_id.is_(None))
+        ).all()
+        return sum(attribute_card(ctx, s, uid, worker_id) for uid, worker_id in pairs)
 
 
 def tap_time(device: t.Device, at: datetime, clock_synced: bool, boot_id: str, mono_ms: int) -> tuple[datetime, bool]:
@@ -554,7 +600,7 @@ def submit_correction(ctx: Context, actor: Actor, site_id: int, worker_id: int, 
         site = site_or_404(s, site_id)
         worker = worker_or_404(s, worker_id)
         try:
-            rules.check_may_submit(actor, worker.id, worker.employer_id)
+            rules.check_may_submit(actor, worker.id, worker.employer_id, site.id)
         except Forbidden:
             raise worker_not_found() from None  # a stranger is not told the worker exists
         rule = rule_of(site)
@@ -563,6 +609,8 @@ def submit_correction(ctx: Context, actor: Actor, site_id: int, worker_id: int, 
             raise site_not_found()  # neither a record nor a roster entry: nothing to correct on this site
         rules.check_correction_window(day, local_today(ctx, rule))
         rules.check_correction(day, entry_at, exit_at, rule)
+        rules.check_corrected_record(rules.corrected(_current(s, site, worker.id, day), worker.id, site.id, day,
+                                                     entry_at, exit_at))
         if s.scalar(select(t.Correction.id).filter_by(site_id=site.id, worker_id=worker.id, work_day=day,
                                                        state="pending")):
             raise Conflict("correction_pending",
@@ -591,6 +639,10 @@ def decide_correction(ctx: Context, actor: Actor, correction_id: int, approve: b
         if c.state != "pending":
             raise Conflict("correction_decided", ja=f"この事後補正はすでに{STATE_LABELS[c.state]}されています",
                            en=f"this correction is already {c.state}")
+        if approve:  # the record may have moved since it was asked (a later tap, another correction)
+            rules.check_corrected_record(rules.corrected(
+                _current(s, site, c.worker_id, c.work_day), c.worker_id, site.id, c.work_day,
+                as_aware(c.entry_at) if c.entry_at else None, as_aware(c.exit_at) if c.exit_at else None))
         before = snapshot(c)
         c.state = "approved" if approve else "rejected"
         c.decided_by, c.decided_at, c.comment = actor.account_id, ctx.now(), comment_text
@@ -608,24 +660,28 @@ def list_corrections(ctx: Context, actor: Actor, site_id: int | None = None,
         raise InvalidInput("invalid_state", ja="状態は pending / approved / rejected のいずれかです",
                            en="state is pending, approved or rejected")
     with ctx.store.read() as s:
-        q = select(t.Correction).order_by(t.Correction.work_day.desc(), t.Correction.id.desc())
+        q = (select(t.Correction)
+             .join(t.Site, t.Site.id == t.Correction.site_id)
+             .join(t.Worker, t.Worker.id == t.Correction.worker_id)
+             .order_by(t.Correction.work_day.desc(), t.Correction.id.desc()))
         if site_id is not None:
             q = q.where(t.Correction.site_id == site_id)
         if state is not None:
             q = q.where(t.Correction.state == state)
+        # Who sees which, in SQL so the limit below applies to what the account may see.
         if actor.role == Role.WORKER:
             q = q.where(t.Correction.worker_id == actor.worker_id)
+        elif actor.is_company:
+            q = q.where((t.Site.prime_id == actor.company_id) | (t.Worker.employer_id == actor.company_id))
+            if actor.role == Role.SITE_MANAGER:
+                q = q.where(t.Correction.site_id.in_(actor.site_ids))
+        else:
+            return []
         out = []
         sites: dict[int, t.Site] = {}
-        employers: dict[int, int] = {}
         for c in s.scalars(q.limit(2000)):
             site = sites.setdefault(c.site_id, site_or_404(s, c.site_id))
-            if c.worker_id not in employers:
-                employers[c.worker_id] = worker_or_404(s, c.worker_id).employer_id
-            mine = actor.role == Role.WORKER or (actor.is_company and actor.company_id == employers[c.worker_id])
-            prime = actor.is_company and actor.company_id == site.prime_id and actor.acts_on_site(site.id)
-            if mine or prime:
-                out.append(correction_view(s, c, rule_of(site)))
+            out.append(correction_view(s, c, rule_of(site)))
         if site_id is not None and not out and actor.role != Role.WORKER:
             site_or_404(s, site_id)
         return out

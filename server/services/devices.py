@@ -161,6 +161,9 @@ def record_status(ctx: Context, status: DeviceStatus) -> bool:
         d = s.scalar(select(t.Device).where(t.Device.device_id == status.device_id))
         if d is None:
             return False
+        # Locked like the ingest locks it (services/ingest): the clock reference and the taps it
+        # re-dates change together.
+        s.refresh(d, with_for_update=True)
         d.online = status.state == "online"
         d.last_seen_at = ctx.now()
         d.status = status.model_dump(mode="json")
@@ -192,7 +195,7 @@ def _roster_statuses(s: Session, site_id: int) -> dict[str, str]:
         return {}
     cards = s.execute(select(t.Card.uid, t.Card.worker_id).where(
         t.Card.revoked_at.is_(None), t.Card.worker_id.in_(status)))
-    return {uid: status[wid] for uid, wid in cards}
+    return {uid: status[wid] for uid, wid in sorted(cards)}
 
 
 def _config_for(s: Session, d: t.Device, cache: dict[int, tuple[t.Site, dict[str, str]]]) -> DeviceConfig:
@@ -204,7 +207,8 @@ def _config_for(s: Session, d: t.Device, cache: dict[int, tuple[t.Site, dict[str
         if d.site_id not in cache:
             cache[d.site_id] = (site_or_404(s, d.site_id), _roster_statuses(s, d.site_id))
         site, by_uid = cache[d.site_id]
-        roster = {card_digest(d.roster_key, uid): st for uid, st in by_uid.items()}
+        # Sorted: the content hash (and so the version) must not move with row order.
+        roster = dict(sorted((card_digest(d.roster_key, uid), st) for uid, st in by_uid.items()))
     return DeviceConfig(
         device_id=d.device_id, version=0, site=SiteRef(id=site.id, name=site.name[:200]) if site else None,
         direction=d.direction,  # type: ignore[arg-type]

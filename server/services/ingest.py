@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
@@ -20,6 +20,11 @@ from server.store.upsert import insert_or_skip
 
 log = logging.getLogger("genba.ingest")
 
+# A gate clock outside these is broken, not late: refused with a reason rather than stored.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_MONO_MS = 2**53  # JSON-safe; 285,000 years of uptime
+
 
 @dataclass
 class Counters:
@@ -29,6 +34,12 @@ class Counters:
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def add(self, other: Counters) -> None:
+        self.recorded += other.recorded
+        self.duplicate += other.duplicate
+        for reason, n in other.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + n
 
     def summary(self) -> str:
         rejected = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items())) or "none"
@@ -51,16 +62,21 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
     write into another site. A card not yet linked to a worker is kept (worker_id NULL) and attributed
     when the card is linked later. A new tap of a linked card rebuilds that worker's record for the
     day in the same transaction, so the Ack also confirms the 就業履歴."""
-    counters = counters or Counters()
+    counted = Counters()  # merged into ``counters`` only after the commit
     acks: list[AckItem] = []
     with ctx.store.write() as s:
         now = ctx.now()
-        devices: dict[str, t.Device | None] = {}
+        # Lock the batch's gates, in one order for every process (no deadlock between two ingest
+        # workers): a gate's clock reference and its taps then change under one lock, so a tap
+        # stored without a reference can never miss the re-dating of a concurrent synced reading.
+        wanted = sorted({device_id for device_id, _ in items})
+        devices: dict[str, t.Device | None] = dict.fromkeys(wanted)
+        for d in s.scalars(select(t.Device).where(t.Device.device_id.in_(wanted))
+                           .order_by(t.Device.id).with_for_update()):
+            devices[d.device_id] = d
         sites: dict[int, tuple[t.Site, Tree]] = {}
         touched: set[tuple[int, int, date]] = set()
         for topic_device_id, e in items:
-            if topic_device_id not in devices:
-                devices[topic_device_id] = s.scalar(select(t.Device).where(t.Device.device_id == topic_device_id))
             device = devices[topic_device_id]
             reason = None
             if e.device_id != topic_device_id:
@@ -71,8 +87,10 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 reason = "device retired"
             elif device.site_id is None:
                 reason = "device not placed on a site"
+            elif not EARLIEST <= e.at <= LATEST or e.mono_ms > MAX_MONO_MS:
+                reason = "time out of range"  # a broken clock: stored, it would break every day it touches
             if reason is not None or device is None or device.site_id is None:
-                counters.reject(reason or "?")
+                counted.reject(reason or "?")
                 log.warning("rejected tap %s/%s seq %d: %s", topic_device_id, e.buffer_id, e.seq, reason)
                 acks.append(AckItem(seq=e.seq, outcome="rejected", reason=reason))
                 continue
@@ -92,10 +110,10 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 ("device_pk", "buffer_id", "seq"),
             )
             if new_id is None:
-                counters.duplicate += 1
+                counted.duplicate += 1
                 acks.append(AckItem(seq=e.seq, outcome="duplicate"))
                 continue
-            counters.recorded += 1
+            counted.recorded += 1
             acks.append(AckItem(seq=e.seq, outcome="recorded"))
             if device.site_id not in sites:
                 sites[device.site_id] = (site_or_404(s, device.site_id), load_tree(s, device.site_id))
@@ -108,4 +126,6 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         for site_id, worker_id, day in sorted(touched):
             site, tree = sites[site_id]
             attendance.rebuild(s, site, worker_id, day, now, tree)
-    return acks  # committed: only now may the caller publish the Ack
+    if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
+        counters.add(counted)
+    return acks

@@ -97,6 +97,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('day_boundary', sa.String(length=5), server_default='04:00', nullable=False))
 
     # Existing taps: the gate's time is the effective one, trusted when the gate said it was synced.
+    # Caveat: revision 0004 stored the gate's aware time as given, and SQLite keeps a DateTime
+    # without its offset, so on SQLite those rows hold local (usually JST) wall time read back as
+    # UTC. 0004 and 0005 were developed together and 0004 never ran at a site; a database that did
+    # hold such taps needs them re-dated by hand (effective_at = at - 9 hours for +09:00 gates).
     with op.batch_alter_table('taps', schema=None) as batch_op:
         batch_op.add_column(sa.Column('effective_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('clock_trusted', sa.Boolean(), nullable=True))
