@@ -75,7 +75,6 @@ def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
     from server.services.roster import entry_fields  # roster edits call back into this module
 
     rule = rule_of(site)
-    start, end = rules.day_window(day, rule)
     keys = {"site_id": site.id, "worker_id": worker_id, "work_day": day}
     # An earlier rebuild in this transaction may have deleted this very row (its taps moved to
     # another day); flush it first, or the insert below would be skipped for a row about to vanish.
@@ -89,15 +88,7 @@ def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
     row = s.scalars(
         select(t.Attendance).filter_by(**keys).with_for_update().execution_options(populate_existing=True)
     ).one()
-    taps = s.scalars(
-        select(t.Tap)
-        .where(t.Tap.site_id == site.id, t.Tap.worker_id == worker_id,
-               t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))
-        .order_by(t.Tap.effective_at, t.Tap.id)
-    ).all()
-    corrections = s.scalars(
-        select(t.Correction).filter_by(**keys, state="approved").order_by(t.Correction.decided_at, t.Correction.id)
-    ).all()
+    taps, corrections = _day_inputs(s, site, worker_id, day)
     if not taps and not corrections:
         s.delete(row)  # e.g. a clock correction moved the day's only tap to another day
         return None
@@ -151,16 +142,27 @@ def _apply_corrections(device: rules.AttendanceDay | None, worker_id: int, site_
     return record
 
 
+def _day_inputs(s: Session, site: t.Site, worker_id: int, day: date) -> tuple[list[t.Tap], list[t.Correction]]:
+    """What a record is made of: the worker's taps in the work day's window, and the approved
+    corrections in the order they were decided."""
+    start, end = rules.day_window(day, rule_of(site))
+    taps = s.scalars(
+        select(t.Tap)
+        .where(t.Tap.site_id == site.id, t.Tap.worker_id == worker_id,
+               t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))
+        .order_by(t.Tap.effective_at, t.Tap.id)
+    ).all()
+    corrections = s.scalars(
+        select(t.Correction).filter_by(site_id=site.id, worker_id=worker_id, work_day=day, state="approved")
+        .order_by(t.Correction.decided_at, t.Correction.id)
+    ).all()
+    return list(taps), list(corrections)
+
+
 def _current(s: Session, site: t.Site, worker_id: int, day: date) -> rules.AttendanceDay | None:
     """The record as it stands (device times and approved corrections), for checking a new correction."""
-    rule = rule_of(site)
-    start, end = rules.day_window(day, rule)
-    taps = s.scalars(select(t.Tap).where(t.Tap.site_id == site.id, t.Tap.worker_id == worker_id,
-                                         t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))).all()
-    device = rules.build_record([_domain_tap(x) for x in taps], rule) if taps else None
-    approved = s.scalars(select(t.Correction).filter_by(site_id=site.id, worker_id=worker_id, work_day=day,
-                                                         state="approved")
-                         .order_by(t.Correction.decided_at, t.Correction.id)).all()
+    taps, approved = _day_inputs(s, site, worker_id, day)
+    device = rules.build_record([_domain_tap(x) for x in taps], rule_of(site)) if taps else None
     return _apply_corrections(device, worker_id, site.id, day, approved)
 
 
