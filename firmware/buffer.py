@@ -182,6 +182,52 @@ def _utc_now() -> datetime:
 # --- the buffer -----------------------------------------------------------------------------------------
 
 
+def quarantine_if_corrupt(path: Path) -> Path | None:
+    """Called once at gate start, before any other connection opens the buffer.
+
+    A buffer SQLite cannot read (power cut on a cheap SD card, a file that is not a database,
+    "database disk image is malformed") would otherwise stop the gate at every start, and a gate
+    that cannot start records no tap at all. Such a file is renamed aside, with its -wal and -shm,
+    as ``buffer.db.corrupt-<UTC time>`` (kept for recovery by hand: its unacknowledged taps may be
+    readable with the sqlite3 shell's .recover), and the gate starts a new buffer under a new
+    buffer_id, so the server never mistakes the new seq numbers for the old ones.
+
+    An I/O error, a busy or read-only file is not corruption (sqlite3.OperationalError): it is
+    raised as before. Returns the quarantined path, or None when the buffer is fine or absent."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    problem: str | None = None
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            result = conn.execute("PRAGMA quick_check").fetchone()
+            if not result or result[0] != "ok":
+                problem = f"quick_check: {result[0] if result else 'no answer'}"
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    if problem is None:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(target.with_name(target.name + suffix))
+    log.error("buffer %s is corrupt (%s): moved to %s; starting a new buffer", path, problem, target)
+    return target
+
+
+def quarantined_files(path: Path) -> list[Path]:
+    """Buffers set aside by quarantine_if_corrupt and still on the card (the status reports them)."""
+    path = Path(path)
+    return sorted(p for p in path.parent.glob(f"{path.name}.corrupt-*") if not p.name.endswith(("-wal", "-shm")))
+
+
 class Buffer:
     """The SD card's truth: every tap, durably, before any feedback. SQLite (sqlite-utils) in WAL mode with
     synchronous=FULL on every connection; seq from an AUTOINCREMENT key so it is never reused, even after

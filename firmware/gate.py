@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firmware.buffer import Buffer
+from firmware.buffer import Buffer, quarantine_if_corrupt, quarantined_files
 from firmware.clock import Clock
 from firmware.config import GateConfig
 from firmware.errors import BufferFull
@@ -119,6 +119,8 @@ class Gate:
 
     # --- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        if quarantine_if_corrupt(self.buffer_path) is not None:
+            log.error("the taps not yet acknowledged in the corrupt buffer are not sent; recover them by hand")
         buf = Buffer(self.buffer_path)
         try:
             cached = buf.load_config()
@@ -281,7 +283,8 @@ class Gate:
             clock_synced=stamp.clock_synced,
             boot_id=stamp.boot_id,
             mono_ms=stamp.mono_ms,
-            disk_ok=not self._disk_full and self.stats.disk_ok,
+            # A corrupt buffer set aside on the card also says "look at this disk" until it is removed.
+            disk_ok=not self._disk_full and self.stats.disk_ok and not quarantined_files(self.buffer_path),
             direction=self.direction,  # type: ignore[arg-type]
             config_version=self._config.version if self._config else None,
         )

@@ -408,3 +408,28 @@ def test_a_writer_killed_mid_burst_loses_no_confirmed_tap_and_no_seq_is_reused(p
             assert b.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert tap(b).seq == on_disk[-1] + 1  # the next tap reuses nothing
         confirmed.append(on_disk[-1] + 1)
+
+
+def test_a_damaged_buffer_file_is_quarantined_and_a_healthy_one_is_left_alone(tmp_path: Path) -> None:
+    from firmware.buffer import quarantine_if_corrupt, quarantined_files
+
+    path = tmp_path / "buffer.db"
+    assert quarantine_if_corrupt(path) is None  # none yet
+    buf = Buffer(path)
+    old_id = buf.buffer_id
+    for n in range(300):
+        buf.record(tech="felica", uid=f"0114{n:012X}", direction="in", at=datetime.now(UTC), clock_synced=True,
+                   boot_id="b", mono_ms=n, shown="entry")
+    buf.close()
+    assert quarantine_if_corrupt(path) is None
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 4096] = b"\xff" * 4096  # a torn write in the middle of the file
+    path.write_bytes(bytes(raw))
+    moved = quarantine_if_corrupt(path)
+    assert moved is not None and moved.exists() and not path.exists()
+    assert quarantined_files(path) == [moved]
+    fresh = Buffer(path)
+    try:
+        assert fresh.buffer_id != old_id and fresh.depth() == 0
+    finally:
+        fresh.close()

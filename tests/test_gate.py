@@ -300,3 +300,16 @@ def test_a_stale_command_from_while_the_gate_was_off_is_ignored(tmp_path: Path, 
         publisher.callbacks["on_command"](Command(id="new", name="identify", issued_at=datetime.now(UTC)))
         wait_for(lambda: any(e.startswith("led all blink-fast") for e in rig.events), "the fresh identify")
         assert sum(1 for e in rig.events if e.startswith("led all blink-fast")) == 1
+
+
+def test_a_corrupt_buffer_is_set_aside_and_the_gate_keeps_recording(tmp_path: Path, factory: MockFactory) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "buffer.db").write_bytes(b"power cut in the middle of a page" * 200)  # not a database any more
+    rig = Rig(tmp_path, factory)
+    with rig:
+        rig.tap()
+        assert rig.taps() == ["tap 1 entry"]  # a new buffer, counting from 1 under a new buffer_id
+        assert rig.gate.status().disk_ok is False  # staff see the disk needs a look
+    kept = sorted(p.name for p in data.iterdir() if ".corrupt-" in p.name)
+    assert len(kept) == 1 and kept[0].startswith("buffer.db.corrupt-")
