@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from server.domain.accounts import Actor, Role
@@ -26,6 +27,7 @@ from server.errors import Conflict, Forbidden, InvalidInput
 
 __all__ = [
     "AttendanceDay",
+    "DayLike",
     "DayRule",
     "Direction",
     "Tap",
@@ -376,7 +378,18 @@ def check_corrected_record(record: AttendanceDay) -> None:
         )
 
 
-def count_work_days(records: Iterable[AttendanceDay]) -> int:
+class DayLike(Protocol):
+    """What the counts need of a record: an AttendanceDay, or a stored row with these columns."""
+
+    @property
+    def worker_id(self) -> int | None: ...
+    @property
+    def site_id(self) -> int: ...
+    @property
+    def work_day(self) -> date: ...
+
+
+def count_work_days(records: Iterable[DayLike]) -> int:
     """就業日数: distinct (worker, day) pairs with any record; for one worker, distinct days.
 
     Two sites on the same day are one day, however many taps. The caller passes the records that
@@ -385,7 +398,7 @@ def count_work_days(records: Iterable[AttendanceDay]) -> int:
     return len({(r.worker_id, r.work_day) for r in records if r.worker_id is not None})
 
 
-def count_leader_days(records: Iterable[tuple[AttendanceDay, str | None]]) -> int:
+def count_leader_days(records: Iterable[tuple[DayLike, str | None]]) -> int:
     """Days as 職長/班長, counted separately for skill levels 3 and 4.
 
     Each record comes with the 立場 of the roster entry in force that day (the caller joins them).
@@ -400,7 +413,7 @@ def count_leader_days(records: Iterable[tuple[AttendanceDay, str | None]]) -> in
     )
 
 
-def site_fee_days(records: Iterable[AttendanceDay]) -> int:
+def site_fee_days(records: Iterable[DayLike]) -> int:
     """Worker-days the 元請 is charged for: one per worker, site and day with a record.
 
     Unlike ``count_work_days`` the site matters: the fee is per site, so one worker on two sites on

@@ -331,13 +331,20 @@ class _Viewer:
         self.actor, self.site, self.tree = actor, site, tree
         mine = tree.node_of_company(actor.company_id)
         self.node = mine.id if mine is not None and mine.status == Status.REGISTERED else None
+        self._under: dict[int | None, bool] = {}  # node → in the actor's subtree (asked once per node)
 
-    def sees(self, r: t.Attendance | t.Correction, employer_id: int | None, node_id: int | None) -> bool:
+    def _in_subtree(self, node_id: int | None) -> bool:
+        if node_id not in self._under:
+            self._under[node_id] = (self.node is not None and node_id is not None and node_id in self.tree.nodes
+                                    and self.tree.in_subtree(self.node, node_id))
+        return self._under[node_id]
+
+    def sees(self, r: Any, employer_id: int | None, node_id: int | None) -> bool:
+        """``r``: a record or correction (ORM object or plain row) with a ``worker_id``."""
         return sees_attendance(
             self.actor, worker_id=r.worker_id, employer_id=employer_id, site_id=self.site.id,
             prime_id=self.site.prime_id, actor_node=self.node, record_node=node_id,
-            in_subtree=self.node is not None and node_id is not None and node_id in self.tree.nodes
-            and self.tree.in_subtree(self.node, node_id),
+            in_subtree=self._in_subtree(node_id),
         )
 
     @property
@@ -359,13 +366,18 @@ def _load_people(s: Session, rows: Iterable[t.Attendance]) -> tuple[dict[int, t.
     return workers, companies
 
 
-def _site_rows(s: Session, actor: Actor, site_id: int, first: date, last: date) -> tuple[t.Site, _Viewer, list[Any]]:
+def _site_rows(s: Session, actor: Actor, site_id: int, first: date, last: date,
+               columns: tuple[str, ...] | None = None) -> tuple[t.Site, _Viewer, list[Any]]:
+    """The records of a site in a date range that the actor sees, as plain rows (all columns, or
+    ``columns``). Not ORM objects: a month of a large site is 200,000 read-only rows, and an
+    identity-mapped object per row (and decoding columns nobody reads) was most of the time."""
     site = site_or_404(s, site_id)
     viewer = _Viewer(actor, site, load_tree(s, site_id))
-    rows = s.scalars(
-        select(t.Attendance)
-        .where(t.Attendance.site_id == site_id, t.Attendance.work_day >= first, t.Attendance.work_day <= last)
-        .order_by(t.Attendance.work_day, t.Attendance.tier, t.Attendance.employer_id, t.Attendance.worker_id)
+    a = t.Attendance.__table__.c
+    rows = s.execute(
+        select(*[a[name] for name in columns] if columns else t.Attendance.__table__.columns)
+        .where(a.site_id == site_id, a.work_day >= first, a.work_day <= last)
+        .order_by(a.work_day, a.tier, a.employer_id, a.worker_id)
     ).all()
     visible = [r for r in rows if viewer.sees(r, r.employer_id, r.node_id)]
     if not visible and not viewer.on_site:
@@ -434,24 +446,23 @@ def site_month(ctx: Context, actor: Actor, site_id: int, month: str) -> dict[str
     the 元請 is charged and reports (就業日数, 現場利用料の人日)."""
     first, last = parse_month(month)
     with ctx.store.read() as s:
-        site, _viewer, rows = _site_rows(s, actor, site_id, first, last)
+        site, _viewer, rows = _site_rows(s, actor, site_id, first, last, columns=(
+            "worker_id", "site_id", "work_day", "tier", "employer_id", "node_id", "valid", "position"))
         workers, companies = _load_people(s, rows)
-        per: dict[int, list[t.Attendance]] = {}
+        per: dict[int, list[Any]] = {}
         for r in rows:
             per.setdefault(r.worker_id, []).append(r)
-        out_rows = []
+        out_rows: list[dict[str, Any]] = []
         for worker_id, recs in per.items():
             w = workers[worker_id]
             employer = companies.get(w.employer_id)
-            days = _domain_days(recs)
             out_rows.append({
                 "worker": {"id": w.id, "ccus_id": w.ccus_id, "name": w.name},
                 "employer": {"id": employer.id, "name": employer.name} if employer else None,
                 "tier": recs[-1].tier,
-                "days": rules.count_work_days(days),
-                "valid_days": rules.count_work_days(d for d, r in zip(days, recs, strict=True) if r.valid),
-                "leader_days": rules.count_leader_days(
-                    (d, r.position) for d, r in zip(days, recs, strict=True) if r.valid),
+                "days": rules.count_work_days(recs),
+                "valid_days": rules.count_work_days(r for r in recs if r.valid),
+                "leader_days": rules.count_leader_days((r, r.position) for r in recs if r.valid),
                 "work_days": [r.work_day.isoformat() for r in recs],
             })
         out_rows.sort(key=lambda x: (x["tier"] if x["tier"] is not None else 99, x["worker"]["id"]))
@@ -459,16 +470,8 @@ def site_month(ctx: Context, actor: Actor, site_id: int, month: str) -> dict[str
             "site": {"id": site.id, "name": site.name},
             "month": first.strftime("%Y-%m"),
             "workers": out_rows,
-            "summary": {"site_fee_days": rules.site_fee_days(_domain_days(rows)), "workers": len(out_rows)},
+            "summary": {"site_fee_days": rules.site_fee_days(rows), "workers": len(out_rows)},
         }
-
-
-def _domain_days(rows: Iterable[t.Attendance]) -> list[rules.AttendanceDay]:
-    return [
-        rules.AttendanceDay(r.worker_id, r.site_id, r.work_day, r.entry_at, r.exit_at, r.entry_tap_id,
-                            r.exit_tap_id, r.tap_count, r.clock_unverified)
-        for r in rows
-    ]
 
 
 def worker_month(ctx: Context, actor: Actor, worker_id: int, month: str) -> dict[str, Any]:
@@ -504,16 +507,14 @@ def worker_month(ctx: Context, actor: Actor, worker_id: int, month: str) -> dict
         while d <= last:
             days.append({"date": d.isoformat(), "weekday": "月火水木金土日"[d.weekday()], "records": by_day.get(d, [])})
             d += timedelta(days=1)
-        domain = _domain_days(visible)
         return {
             "worker": {"id": worker.id, "ccus_id": worker.ccus_id, "name": worker.name},
             "month": first.strftime("%Y-%m"),
             "days": days,
             "summary": {
-                "work_days": rules.count_work_days(domain),
-                "valid_work_days": rules.count_work_days(d for d, r in zip(domain, visible, strict=True) if r.valid),
-                "leader_days": rules.count_leader_days(
-                    (d, r.position) for d, r in zip(domain, visible, strict=True) if r.valid),
+                "work_days": rules.count_work_days(visible),
+                "valid_work_days": rules.count_work_days(r for r in visible if r.valid),
+                "leader_days": rules.count_leader_days((r, r.position) for r in visible if r.valid),
             },
         }
 
