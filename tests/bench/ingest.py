@@ -219,9 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="genba-bench-", dir=args.dir or Path.cwd()))
     try:
-        with PrivateMosquitto(base / "broker-floor") as broker:
+        # Mosquitto queues at most 1,000 messages per client by default and drops the rest: a burst
+        # of more taps than that towards one subscriber would measure the drop, not the throughput.
+        unlimited = "max_queued_messages 0"
+        with PrivateMosquitto(base / "broker-floor", extra_config=unlimited) as broker:
             floor = broker_floor(broker, args.devices, args.taps)
-        with PrivateMosquitto(base / "broker-ingest") as broker:
+        with PrivateMosquitto(base / "broker-ingest", extra_config=unlimited) as broker:
             ingest = ingest_throughput(base, broker, args.devices, args.taps)
         first = date(2026, 11, 2)
         month = []
