@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,10 @@ def build_gate(cfg: config_mod.GateConfig, simulate: bool, reader_spec: str | No
         pin_factory = MockFactory(pin_class=MockPWMPin)
     voice = Voice(cfg.voice, Path(cfg.data_dir) / "voice", events=events, simulate=simulate)
     voice.prepare()
-    feedback = Feedback(cfg.pins, voice, events=events, pin_factory=pin_factory)
+    from firmware.motion import in_quiet_hours
+
+    feedback = Feedback(cfg.pins, voice, events=events, pin_factory=pin_factory,
+                        quiet=lambda: in_quiet_hours(cfg.quiet_hours, datetime.now().time()))
     motion = None
     if cfg.pins.motion is not None:
         from firmware.motion import MotionPrompt
@@ -67,7 +71,8 @@ def build_gate(cfg: config_mod.GateConfig, simulate: bool, reader_spec: str | No
         from firmware.direction import DirectionSwitch
 
         direction = DirectionSwitch(cfg.pins.direction_button, cfg.pins.direction_led,
-                                    "out" if cfg.direction == "out" else "in", events, pin_factory)
+                                    "out" if cfg.direction == "out" else "in", events, pin_factory,
+                                    state_file=Path(cfg.data_dir) / "direction")
     synced = {"yes": True, "no": False}.get(clock_synced)
     if simulate and (reader_spec or "stdin").lower() in ("sim", "stdin"):
         from firmware.clock import SimulatedTime

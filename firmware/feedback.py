@@ -218,8 +218,12 @@ class Feedback:
         pin_factory: Factory | None = None,
         *,
         reader_reminder_s: float = READER_REMINDER_S,
+        quiet: Callable[[], bool] | None = None,
     ) -> None:
         self._voice = voice
+        # During the site's quiet hours the reader-failed reminder is not spoken (the red LED still
+        # blinks): a gate must not call out every minute all night beside a residential street.
+        self._quiet = quiet or (lambda: False)
         self._events = events
         self._reminder_s = reader_reminder_s
         self._lock = threading.RLock()
@@ -375,9 +379,13 @@ class Feedback:
             except Exception:  # printing must not break feedback
                 log.exception("feedback: event sink failed")
 
+    def _remind(self) -> None:
+        if not self._quiet():
+            self._voice.say("reader_check")
+
     def _set_reminder(self, on: bool) -> None:
         if on and self._reminder is None:
-            self._reminder = _Reminder(self._reminder_s, lambda: self._voice.say("reader_check"))
+            self._reminder = _Reminder(self._reminder_s, self._remind)
         elif not on and self._reminder is not None:
             self._reminder.stop()
             self._reminder = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mosquitto import free_port
 
 BIN = Path(sys.executable).with_name("genba-server")
 
@@ -26,11 +26,6 @@ def _config(tmp_path: Path, url: str, port: int = 8080) -> Path:
     cfg.write_text(f'database_url = "{url}"\n[http]\nport = {port}\n[mqtt]\nenabled = false\n', encoding="utf-8")
     return cfg
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_help_explains_each_command() -> None:
@@ -80,7 +75,7 @@ def test_run_before_init_says_what_to_do(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_run_serves_the_api_on_either_backend(tmp_path: Path, db_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     cfg = _config(tmp_path, db_url, port)
     assert _run("init", "--config", str(cfg), "--operator", "admin",
                 "--operator-password", "gate-Pass-2026").returncode == 0

@@ -364,3 +364,19 @@ def test_simulation_prints_what_the_gate_shows_and_says(factory, tmp_path) -> No
         "say 作業員名簿に登録されていません。職長に連絡してください",
         "led amber blink-slow",
     ]
+
+
+def test_the_reader_reminder_is_not_spoken_in_quiet_hours_but_the_led_still_warns(factory, voice, events) -> None:
+    quiet = [True]
+    fb = Feedback(TOWER, voice, events=events.append, pin_factory=factory, reader_reminder_s=0.1,
+                  quiet=lambda: quiet[0])
+    try:
+        fb.set_idle({Idle.READY, Idle.READER_FAILED})
+        time.sleep(0.35)
+        assert "reader_check" not in voice.said
+        assert len(pin(factory, RED).states) > 2  # blinking
+        quiet[0] = False  # morning
+        time.sleep(0.3)
+        assert "reader_check" in voice.said
+    finally:
+        fb.close()

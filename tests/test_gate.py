@@ -313,3 +313,25 @@ def test_a_corrupt_buffer_is_set_aside_and_the_gate_keeps_recording(tmp_path: Pa
         assert rig.gate.status().disk_ok is False  # staff see the disk needs a look
     kept = sorted(p.name for p in data.iterdir() if ".corrupt-" in p.name)
     assert len(kept) == 1 and kept[0].startswith("buffer.db.corrupt-")
+
+
+def test_the_toggled_direction_survives_a_restart(tmp_path: Path, factory: MockFactory) -> None:
+    state = tmp_path / "direction"
+    switch = DirectionSwitch(23, 24, "in", None, factory, state_file=state)
+    button = factory.pin(23)
+    button.drive_low()  # pressed (pull-up)
+    wait_for(lambda: switch.current == "out", "the toggle")
+    button.drive_high()
+    switch.close()
+    assert state.read_text().strip() == "out"
+    again = DirectionSwitch(23, 24, "in", None, factory, state_file=state)  # after a power cut
+    try:
+        assert again.current == "out" and factory.pin(24).state  # the 退場 lamp is lit again
+    finally:
+        again.close()
+    state.write_text("garbage\n")
+    fallback = DirectionSwitch(23, 24, "in", None, factory, state_file=state)
+    try:
+        assert fallback.current == "in"  # an unreadable state falls back to the configured way
+    finally:
+        fallback.close()

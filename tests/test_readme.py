@@ -6,7 +6,6 @@ A new user pastes these commands; if one breaks, this test says which.
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mosquitto import free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -24,15 +24,10 @@ def _flows() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.mark.slow
 def test_the_readme_flows_work_against_the_demo(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     demo = subprocess.Popen([sys.executable, "-m", "server.demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
