@@ -406,8 +406,7 @@ class Gate:
         elif cmd.name == "selftest":
             self.feedback.selftest()
         elif cmd.name == "resync":
-            self.publisher.kick()
-            self.publisher.publish_status()
+            self.publisher.resync()
 
     def _write_status_file(self) -> None:
         """For `genba-gate status`: the running gate's view, replaced atomically."""

@@ -127,6 +127,11 @@ class Publisher:
         """A new tap is in the buffer: send soon. Returns at once."""
         self._events.put(("kick", None))
 
+    def resync(self) -> None:
+        """The server asks for everything unacknowledged again now (e.g. after it lost a batch):
+        in-flight taps are re-sent at once instead of at their ack timeout. Returns at once."""
+        self._events.put(("resync", None))
+
     def publish_status(self) -> None:
         """Publish the retained status now (if connected; it is published on every connect anyway)."""
         self._events.put(("status", None))
@@ -343,6 +348,11 @@ class Publisher:
         elif kind == "ack":
             self._apply_ack(item)
         elif kind == "status":
+            self._publish_status("online")
+        elif kind == "resync":
+            self._sent_at.clear()  # everything unacknowledged is due in the send pass that follows
+            self._resend_after = self.cfg.ack_timeout_s
+            self._pause_until = 0.0
             self._publish_status("online")
         # "kick": nothing to do but the send pass that follows every event
 

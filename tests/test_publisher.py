@@ -384,3 +384,18 @@ def test_a_tls_broker_is_reached_with_the_configured_ca(tmp_path: Path) -> None:
         finally:
             gate.close()
             ingest.close()
+
+
+def test_resync_resends_what_is_in_flight_at_once_not_at_its_ack_timeout(
+        mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
+    server = Ingest(mosquitto, acking=False)
+    side = GateSide(gate_config(mosquitto, tmp_path / "gate", ack_timeout_s=60))
+    try:
+        side.tap()
+        side.publisher.start()
+        wait_for(lambda: server.seqs() == [1], "the first send")
+        side.publisher.resync()  # as the server's resync command does
+        wait_for(lambda: server.seqs() == [1, 1], "the re-send, long before the 60 s ack timeout", timeout=10)
+    finally:
+        side.close()
+        server.close()
