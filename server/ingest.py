@@ -278,7 +278,8 @@ class ConfigPusher:
         self.ctx = ctx
         self.publish = publish
         self.debounce_s = debounce_s
-        self.published: dict[str, int] = {}
+        self.published: dict[str, int] = {}  # touched by the pusher's thread only
+        self._forget = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="config-pusher", daemon=True)
@@ -292,7 +293,8 @@ class ConfigPusher:
         self._thread.join(5)
 
     def republish_all(self) -> None:
-        self.published.clear()
+        """From paho's thread on (re)connect: the pusher's own thread forgets what it published."""
+        self._forget = True
         self._wake.set()
 
     def _loop(self) -> None:
@@ -303,6 +305,9 @@ class ConfigPusher:
             self._wake.wait(0.5)
             force = self._wake.is_set()
             self._wake.clear()
+            if self._forget:
+                self._forget = False
+                self.published.clear()
             try:
                 with self.ctx.store.read() as s:
                     newest = s.scalar(select(func.max(t.AuditEntry.id)))
