@@ -3,6 +3,8 @@ and a watcher of a device topic. Shared by the publisher tests and the gate's en
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,18 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def stop_process(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
+    """SIGTERM a child (gate or server) and wait; SIGKILL it if it does not end. Its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def mqtt_client(broker: PrivateMosquitto, client_id: str, *, persistent: bool = False,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from mosquitto import PrivateMosquitto
-from mqtt_peers import Ingest, mqtt_client, wait_for
+from mqtt_peers import Ingest, mqtt_client, stop_process, wait_for
 
 from firmware.buffer import Buffer
 from protocol.messages import Command, DeviceConfig, SiteRef, card_digest, encode
@@ -74,14 +74,7 @@ class GateProcess:
         return any(text in line for line in list(self.lines))
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

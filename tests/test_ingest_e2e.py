@@ -9,7 +9,6 @@ clock), and the site's accumulation period is built around it.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from mosquitto import PrivateMosquitto, free_port
-from mqtt_peers import wait_for
+from mqtt_peers import stop_process, wait_for
 from sqlalchemy import func, select
 from test_gate_e2e import GateProcess
 from world import Api, Company, Site
@@ -61,14 +60,7 @@ class ServerProcess:
         return any(text in line for line in list(self.lines))
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc)
 
 
 def server_config(tmp_path: Path, db_url: str, broker: PrivateMosquitto, port: int) -> Path:
