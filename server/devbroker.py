@@ -64,6 +64,8 @@ class PrivateMosquitto:
         users: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
         extra_config: str = "",
+        dropin: Path | None = None,
+        port: int | None = None,
     ) -> None:
         if not MOSQUITTO.exists():
             raise RuntimeError(f"{MOSQUITTO} not found: install the broker (apt-get install mosquitto)")
@@ -71,7 +73,8 @@ class PrivateMosquitto:
         self.directory = Path(tempfile.mkdtemp(prefix="mosquitto-")) if directory is None else directory
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "data").mkdir(exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
+        self.dropin = dropin
         self.users = dict(users or {})
         self.tls = tls
         self.extra_config = extra_config
@@ -92,10 +95,25 @@ class PrivateMosquitto:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "mosquitto.pid"
+
     def _write_config(self) -> None:
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            f"allow_anonymous {'false' if self.users else 'true'}",
+        if self.dropin is not None:
+            # The way Debian runs it: a main config (pid, persistence, logs) that includes the
+            # generated drop-in, which brings its own listeners, TLS, password files and ACL.
+            conf_d = self.directory / "conf.d"
+            conf_d.mkdir(exist_ok=True)
+            (conf_d / "genbagate.conf").write_text(self.dropin.read_text(encoding="utf-8"), encoding="utf-8")
+            lines = [f"include_dir {conf_d}"]
+        else:
+            lines = [
+                f"listener {self.port} 127.0.0.1",
+                f"allow_anonymous {'false' if self.users else 'true'}",
+            ]
+        lines += [
+            f"pid_file {self.pid_file}",
             "persistence true",
             f"persistence_location {self.directory / 'data'}",
             "autosave_interval 60",
@@ -162,6 +180,11 @@ class PrivateMosquitto:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def reload(self) -> None:
+        """SIGHUP, as `systemctl reload mosquitto` sends it: password files and ACL are re-read."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGHUP)
 
     def restart(self) -> None:
         self.stop()
