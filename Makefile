@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := postgresql mosquitto espeak-ng
+APT_PACKAGES := postgresql mosquitto espeak-ng mtools dosfstools fdisk cloud-init
 
 .PHONY: test demo lint bench system-deps venv clean
 
@@ -23,6 +23,10 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	{ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; } || missing="$$missing mosquitto"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v mcopy >/dev/null || missing="$$missing mtools"; \
+	{ command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ]; } || missing="$$missing dosfstools"; \
+	{ command -v sfdisk >/dev/null || [ -x /usr/sbin/sfdisk ] || [ -x /sbin/sfdisk ]; } || missing="$$missing fdisk"; \
+	command -v cloud-init >/dev/null || missing="$$missing cloud-init"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing system packages:$$missing"; \

@@ -154,6 +154,34 @@ def cmd_device_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wheels(args: argparse.Namespace) -> int:
+    from provisioning import wheels
+
+    target = wheels.Target.native() if args.native else wheels.Target.pi(args.release)
+    made = wheels.build(Path(args.out), target, Path(args.source) if args.source else None)
+    size = sum(p.stat().st_size for p in made)
+    where = "this machine" if args.native else f"Raspberry Pi OS {args.release} (aarch64, Python {target.python})"
+    print(f"ホイール {len(made)} 個（{size >> 20} MB）を {args.out} にそろえました: {where}")
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    from provisioning.bundle import Bundle
+    from provisioning.flash import flash
+
+    keys: list[str] = []
+    for f in args.ssh_key or []:
+        keys += [k.strip() for k in Path(f).read_text(encoding="utf-8").splitlines() if k.strip()]
+    result = flash(Path(args.image), Bundle(Path(args.bundle)), Path(args.wheels),
+                   out=Path(args.out) if args.out else None, os_release=args.os, ssh_keys=keys)
+    print(f"{result['image']} にゲート {result['device_id']} を書き込みました"
+          f"（{'cloud-init' if result['os'] == 'trixie' else 'firstrun.sh'}、{result['network']}、"
+          f"ホイール {result['wheels']} 個）")
+    print("次: カードを Pi に挿して設置し、電源を入れてください。初回起動で自動的に設定と点検をします（数分）。")
+    print(f"     バンドル {args.bundle} にはパスワードが入っています。不要になったら削除してください。")
+    return 0
+
+
 def _add_server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", help="GenbaGate サーバーのURL（既定 http://127.0.0.1:8080、または GENBA_SERVER）")
     p.add_argument("--login", help="元請のID（パスワードは GENBA_PASSWORD か入力）")
@@ -232,6 +260,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp = dev.add_parser("list", help="このブローカーのゲート")
     _add_broker_args(sp)
     sp.set_defaults(func=cmd_device_list)
+
+    sp = sub.add_parser("wheels", help="ゲートのソフトウェア一式（ホイール）をそろえる（初回起動はネット不要）",
+                        description="GenbaGate とその依存パッケージを Raspberry Pi 用のホイールとして --out に集めます。"
+                                    "flash はこれをブートパーティションに書き込みます。")
+    sp.add_argument("--out", required=True, help="ホイールを置くフォルダ")
+    sp.add_argument("--release", default="trixie", choices=["trixie", "bookworm"],
+                    help="Raspberry Pi OS のリリース（trixie = Python 3.13、bookworm = 3.11。既定 trixie）")
+    sp.add_argument("--native", action="store_true", help="この機械用（試験用）")
+    sp.add_argument("--source", help="GenbaGate のソースフォルダ（既定: このインストール元）")
+    sp.set_defaults(func=cmd_wheels)
+
+    sp = sub.add_parser("flash", help="Raspberry Pi OS のイメージ（またはカード）にゲートのバンドルを書き込む",
+                        description="ブートパーティション（FAT）に、バンドル・ホイール・初回起動の設定（cloud-init "
+                                    "または firstrun.sh）を書き込みます。root もマウントも不要です。")
+    sp.add_argument("--image", required=True, help="Raspberry Pi OS のイメージ（.img、.img.xz）またはカードのデバイス（/dev/sdX）")
+    sp.add_argument("--bundle", required=True, help="device add で作ったバンドルのフォルダ")
+    sp.add_argument("--wheels", required=True, help="wheels で作ったフォルダ")
+    sp.add_argument("--out", help="書き込んだイメージの出力先（省略時は --image をそのまま書き換え）")
+    sp.add_argument("--os", default="auto", choices=["auto", "trixie", "bookworm"],
+                    help="初回起動の方式（既定 auto: イメージから判断）")
+    sp.add_argument("--ssh-key", action="append", help="保守用アカウント genba-admin の SSH 公開鍵ファイル（省略時はログイン不可）")
+    sp.set_defaults(func=cmd_flash)
     return p
 
 
