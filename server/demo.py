@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from provisioning.broker import BrokerDir, BrokerSettings
+from server import config as config_mod
 from server import demo_day
-from server.config import MqttConfig
-from server.devbroker import PrivateMosquitto
+from server.devbroker import PrivateMosquitto, free_port
 from server.domain.accounts import Actor, Role
 from server.domain.attendance import JST
 from server.domain.ids import corporate_number_check_digit
@@ -241,10 +242,13 @@ def script(cards: dict[str, str]) -> dict[str, list[demo_day.Step]]:
     }
 
 
-def play_day(workdir: Path, ctx: Context, sid: int, cards: dict[str, str], broker: PrivateMosquitto) -> bool:
+def play_day(workdir: Path, ctx: Context, sid: int, cards: dict[str, str], broker: BrokerDir,
+             passwords: dict[str, str]) -> bool:
     """Start the two simulated gates, play the script, wait until the server has every tap."""
     today = ctx.now().astimezone(JST).date()
-    gates = {d: demo_day.SimGate(d, demo_day.gate_config(workdir, d, broker.host, broker.port))
+    url = broker.settings().gate_url
+    gates = {d: demo_day.SimGate(d, demo_day.gate_config(workdir, d, url, password=passwords[d],
+                                                         ca_file=broker.ca_file))
              for d in ("gate-in", "gate-out")}
     for g in gates.values():
         g.start()
@@ -311,18 +315,30 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(Store(url))
     info = build(ctx)
     sid = int(info["site_id"])  # type: ignore[call-overload]
-    broker = PrivateMosquitto(workdir / "mosquitto").start()
-    (workdir / "server.toml").write_text(
-        f'database_url = "{url}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n\n'
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n', encoding="utf-8"
+    # The broker as a site runs it: `genba-provision broker-config` (TLS with the site's own CA, one
+    # account per gate, the ACL), here on free loopback ports, and an account per demo gate.
+    broker_dir = BrokerDir(workdir / "broker")
+    mosquitto_dir = workdir / "mosquitto"
+    gate_port, server_port = free_port(), free_port()
+    broker_dir.create(BrokerSettings(gate_host="127.0.0.1", gate_port=gate_port, gate_bind="127.0.0.1",
+                                     server_port=server_port, pid_file=str(mosquitto_dir / "mosquitto.pid")))
+    passwords = {d: broker_dir.add_gate(d) for d in ("gate-in", "gate-out")}
+    broker = PrivateMosquitto(mosquitto_dir, dropin=broker_dir.dropin, port=gate_port).start()
+    mqtt_table = broker_dir.server_mqtt.read_text(encoding="utf-8").split("[mqtt]\n", 1)[1]
+    server_toml = workdir / "server.toml"
+    server_toml.write_text(
+        f'database_url = "{url}"\n\n[http]\nhost = "127.0.0.1"\nport = {port}\n\n[mqtt]\n{mqtt_table}',
+        encoding="utf-8",
     )
-    ingest = MqttIngest(ctx, MqttConfig(host=broker.host, port=broker.port, config_debounce_s=0.2))
+    server_toml.chmod(0o600)
+    mqtt_cfg = config_mod.load(server_toml).mqtt.model_copy(update={"config_debounce_s": 0.2})
+    ingest = MqttIngest(ctx, mqtt_cfg)
     ingest.start()
     try:
-        played = play_day(workdir, ctx, sid, info["cards"], broker)  # type: ignore[arg-type]
+        played = play_day(workdir, ctx, sid, info["cards"], broker_dir, passwords)  # type: ignore[arg-type]
         if not played:
             return 1
-        return _serve(args, workdir, ctx, info, port, broker, pidfile)
+        return _serve(args, workdir, ctx, info, port, broker_dir, pidfile)
     finally:
         ingest.stop()
         broker.stop()
@@ -330,14 +346,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, workdir: Path, ctx: Context, info: dict[str, object], port: int,
-           broker: PrivateMosquitto, pidfile: Path) -> int:
+           broker: BrokerDir, pidfile: Path) -> int:
     base = f"http://127.0.0.1:{port}"
     cos: dict[str, DemoCompany] = info["companies"]  # type: ignore[assignment]
     sid = info["site_id"]
     auth, pretty = '-H "Authorization: Bearer $TOKEN"', "python3 -m json.tool --no-ensure-ascii"
     print(f"""== GenbaGate demo ==
 Database : {workdir / "genba.db"}  (config: {workdir / "server.toml"})
-Broker   : private Mosquitto on {broker.host}:{broker.port} (gates gate-in / gate-out; the system's broker is untouched)
+Broker   : private Mosquitto on the generated config ({broker.path}): gates on {broker.settings().gate_url}
+           (TLS, own CA, one account each, ACL), server on mqtts://127.0.0.1:{broker.settings().server_port};
+           gates gate-in / gate-out; the system's broker is untouched
 Site     : エプロ建設工事 (現場ID 40224614116771, id {sid}) — {info["workers"]} workers, 3 tiers,
            a replaced CCUS未登録 placeholder, and a pending invitation for 湾岸設備(株)
 API      : {base}/api/v1     OpenAPI: {base}/openapi.json     Docs: {base}/docs

@@ -88,21 +88,26 @@ class SimGate:
             return None
 
 
-def gate_config(workdir: Path, device_id: str, broker_host: str, broker_port: int) -> Path:
+def gate_config(workdir: Path, device_id: str, broker_url: str, *, password: str | None = None,
+                ca_file: Path | None = None) -> Path:
+    """The gate's TOML as `genba-provision device add` writes it (its own account, the broker's CA),
+    plus the demo's quick timings."""
     path = workdir / f"{device_id}.toml"
-    path.write_text(
-        "\n".join([
-            f'device_id = "{device_id}"',
-            f'broker_url = "mqtt://{broker_host}:{broker_port}"',
-            f'data_dir = "{workdir / device_id}"',
-            'direction = "auto"  # the server says in or out (its device record, pushed in the config)',
-            "debounce_s = 2",
-            "ack_timeout_s = 2",
-            "[pins]",
-            "motion = false",
-        ]) + "\n",
-        encoding="utf-8",
-    )
+    lines = [
+        f'device_id = "{device_id}"',
+        f'broker_url = "{broker_url}"',
+        f'data_dir = "{workdir / device_id}"',
+        'direction = "auto"  # the server says in or out (its device record, pushed in the config)',
+        "debounce_s = 2",
+        "ack_timeout_s = 2",
+    ]
+    if password is not None:
+        lines += [f'username = "{device_id}"', f'password = "{password}"']
+    if ca_file is not None:
+        lines.append(f'ca_file = "{ca_file}"')
+    lines += ["[pins]", "motion = false"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
     return path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,13 @@ def test_the_demo_plays_a_day_at_the_gates_and_prints_the_attendance_table(tmp_p
     assert "床張 蓮    CCUS建設(株)          2   1         0" in month and "現場利用料の対象 9人日" in month
     assert "gate-in   正門 入場ゲート  入場  オフライン" in cli("devices")  # the demo's gates have exited
     assert "該当する事後補正はありません" in cli("corrections")
+    # The demo ran the broker as a site does: the generated TLS listeners, one account per gate, the ACL.
+    demo = tmp_path / "demo"
+    assert "private Mosquitto on the generated config" in out
+    conf = (demo / "mosquitto" / "conf.d" / "genbagate.conf").read_text()
+    assert "allow_anonymous false" in conf and "use_username_as_clientid true" in conf and "acl_file" in conf
+    gate_in = tomllib.loads((demo / "gate-in.toml").read_text())
+    assert gate_in["broker_url"].startswith("mqtts://") and gate_in["username"] == "gate-in"
+    assert gate_in["ca_file"] == str(demo / "broker" / "ca.pem")
+    assert sorted(line.split(":")[0] for line in (demo / "broker" / "passwd-gates").read_text().splitlines()) \
+        == ["gate-in", "gate-out"]
