@@ -13,13 +13,14 @@ underscore, which a device id cannot (``protocol.topics.DEVICE_ID``): no gate ca
 ``genba_server`` and no server account matches a gate's topics through a pattern. The server's
 rights are listed per account (``user`` blocks) because they span every gate.
 
-The shared subscription the ingest uses is allowed in both spellings: Mosquitto 2.0 checks a
-``$share/…`` subscription against the ACL with its prefix (verified by the tests with the real broker).
+Mosquitto 2.0.11 grants every SUBSCRIBE (wildcards, ``$share/…``, other gates' topics) and checks
+read access on each message it would deliver, retained ones included: a gate may hold a
+subscription to ``#`` and never receive anything through it (tests/test_broker_security.py).
 """
 
 from __future__ import annotations
 
-from protocol.topics import PREFIX, SHARED_GROUP
+from protocol.topics import PREFIX
 
 GATE_WRITES = ("tap", "status")
 GATE_READS = ("ack", "config", "cmd")
@@ -35,7 +36,6 @@ def render_acl(server_accounts: list[str]) -> str:
         lines.append(f"user {account}")
         for kind in GATE_WRITES:
             lines.append(f"topic read {PREFIX}/+/{kind}")
-            lines.append(f"topic read $share/{SHARED_GROUP}/{PREFIX}/+/{kind}")
         for kind in GATE_READS:
             lines.append(f"topic write {PREFIX}/+/{kind}")
         lines.append("")
