@@ -104,14 +104,9 @@ def cmd_device_add(args: argparse.Namespace) -> int:
     network = _network(args)
     assert network is not None
     server = _server(args)
-    out_given = Path(args.out) if args.out else None
     result = gates.add(broker, server, site=args.site, name=args.name, direction=args.direction, network=network,
-                       out=out_given or Path("bundle-pending"), device_id=args.id, location=args.location,
+                       out=Path(args.out) if args.out else None, device_id=args.id, location=args.location,
                        reader=args.reader, reload=not args.no_reload)
-    if out_given is None:  # name the folder after the device id chosen by the server's numbering
-        final = Path(f"bundle-{result['device_id']}")
-        Path("bundle-pending").rename(final)
-        result["bundle"] = gates.Bundle(final)
     print(f"ゲート {result['device_id']} を登録しました（{args.name}、{args.direction}）")
     print(f"  バンドル: {result['bundle'].path}（パスワードを含みます。書き込み後は削除してください）")
     print(f"  次: genba-provision flash --image raspios.img --bundle {result['bundle'].path} --wheels WHEELS")

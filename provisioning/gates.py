@@ -74,7 +74,7 @@ def next_device_id(site_ccus_id: str, taken: set[str]) -> str:
 
 
 def add(broker: BrokerDir, server: ServerClient | None, *, site: str, name: str, direction: str,
-        network: Network, out: Path, device_id: str | None = None, location: str | None = None,
+        network: Network, out: Path | None = None, device_id: str | None = None, location: str | None = None,
         reader: str = "usb", reload: bool = True) -> dict[str, Any]:
     settings = broker.settings()
     taken = set(broker.gates())
@@ -101,8 +101,9 @@ def add(broker: BrokerDir, server: ServerClient | None, *, site: str, name: str,
     password = broker.add_gate(device_id)
     record = GateRecord(device_id, site_id, site_ccus, name, direction, reader, network)
     write_private(_record_path(broker, device_id), record.to_toml(), mode=0o644)
-    bundle = write_bundle(out, device_id=device_id, broker_url=settings.gate_url, password=password,
-                          ca_pem=broker.ca_file.read_bytes(), direction=direction, network=network, reader=reader)
+    bundle = write_bundle(out or Path(f"bundle-{device_id}"), device_id=device_id, broker_url=settings.gate_url,
+                          password=password, ca_pem=broker.ca_file.read_bytes(), direction=direction,
+                          network=network, reader=reader)
     pid = broker.reload() if reload else None
     return {"device_id": device_id, "bundle": bundle, "server": registered, "reloaded": pid}
 
