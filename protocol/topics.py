@@ -12,6 +12,12 @@ KINDS: tuple[Kind, ...] = ("tap", "ack", "status", "config", "cmd")
 # Server side: more than one ingest worker shares the taps (MQTT 5 shared subscription).
 SHARED_GROUP = "genba-ingest"
 TAP_SUBSCRIPTION = f"$share/{SHARED_GROUP}/{PREFIX}/+/tap"
+
+
+def tap_subscription(group: str = SHARED_GROUP) -> str:
+    """The ingest's shared subscription; the group is a secret of the server's config on a
+    provisioned broker (see server.config.MqttConfig.share_group)."""
+    return f"$share/{group}/{PREFIX}/+/tap"
 STATUS_SUBSCRIPTION = f"{PREFIX}/+/status"
 
 DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,62}")

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import grp
 import os
+import secrets
 import signal
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from protocol.messages import MAX_CONFIG_BYTES
 from protocol.topics import check_device_id
 from provisioning import pki
 from provisioning.acl import render_acl
@@ -94,7 +96,8 @@ def _broker_group() -> int | None:
 
 class BrokerDir:
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        # Absolute: the drop-in names its files by path, and Mosquitto does not run from here.
+        self.path = Path(path).absolute()
 
     # --- layout -------------------------------------------------------------------------------
     @property
@@ -193,6 +196,7 @@ class BrokerDir:
             f"username = {_q(account)}\n"
             f"password = {_q(password)}\n"
             f"ca_file = {_q(str(self.ca_file))}\n"
+            f"share_group = {_q('genba-ingest-' + secrets.token_hex(12))}\n"
         )
         write_private(self.server_mqtt, text, mode=0o600)
 
@@ -213,6 +217,12 @@ class BrokerDir:
             # The ingest's session may hold a burst of taps while it restarts; the default of 1,000 per
             # client drops the rest (the gates re-send them, but later). Bounded, not unlimited.
             "max_queued_messages 100000",
+            # ... and bounded in bytes, so one stolen gate's flood cannot fill the broker's memory.
+            "max_queued_bytes 268435456",
+            # The largest message is a site's roster config (protocol.messages.MAX_CONFIG_BYTES, 4 MiB);
+            # anything bigger disconnects its sender. Global in Mosquitto 2.0 (the ingest refuses a
+            # tap over 64 KiB with a reason).
+            f"max_packet_size {MAX_CONFIG_BYTES + 64 * 1024}",
             "",
             "# Gates: TLS only, one account each, the client id forced to the username (= device id).",
             f"listener {s.gate_port}{' ' + s.gate_bind if s.gate_bind else ''}",

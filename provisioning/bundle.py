@@ -45,11 +45,16 @@ class Network:
 
     def __post_init__(self) -> None:
         if self.wifi_ssid is not None:
-            if not 1 <= len(self.wifi_ssid.encode("utf-8")) <= 32:
-                raise ProvisionError("bad_ssid", "Wi-Fi の SSID は 1〜32 バイトです", "an SSID is 1 to 32 bytes")
-            if self.wifi_psk is not None and not (8 <= len(self.wifi_psk) <= 63 or _is_hex64(self.wifi_psk)):
-                raise ProvisionError("bad_psk", "Wi-Fi のパスフレーズは 8〜63 文字です",
-                                     "a WPA passphrase is 8 to 63 characters")
+            # No control characters: the SSID and passphrase end up in YAML and in a shell heredoc
+            # (Bookworm's firstrun.sh); a newline there could end the heredoc and run as root.
+            if not 1 <= len(self.wifi_ssid.encode("utf-8")) <= 32 or not self.wifi_ssid.isprintable():
+                raise ProvisionError("bad_ssid", "Wi-Fi の SSID は 1〜32 バイトの表示できる文字です",
+                                     "an SSID is 1 to 32 bytes of printable characters")
+            if self.wifi_psk is not None and not (_is_passphrase(self.wifi_psk) or _is_hex64(self.wifi_psk)):
+                raise ProvisionError("bad_psk", "Wi-Fi のパスフレーズは 8〜63 文字の半角英数記号です",
+                                     "a WPA passphrase is 8 to 63 printable ASCII characters")
+        if not (len(self.country) == 2 and self.country.isascii() and self.country.isalpha()):
+            raise ProvisionError("bad_country", "国コードは JP のような2文字です", "a country code is two letters")
         if self.address is not None:
             try:
                 iface = ipaddress.ip_interface(self.address)
@@ -90,6 +95,11 @@ class Network:
         d = tomllib.loads(text)
         return cls(wifi_ssid=d.get("wifi_ssid"), wifi_psk=d.get("wifi_psk"), country=d.get("country", "JP"),
                    address=d.get("address"), gateway=d.get("gateway"), dns=tuple(d.get("dns", ())))
+
+
+def _is_passphrase(s: str) -> bool:
+    """WPA2-PSK: 8 to 63 characters of printable ASCII (32-126), spaces included."""
+    return 8 <= len(s) <= 63 and all(32 <= ord(c) <= 126 for c in s)
 
 
 def _is_hex64(s: str) -> bool:

@@ -30,7 +30,7 @@ from provisioning.server_client import ServerClient
 
 def _secret(env: str, prompt: str, file: str | None = None, required: bool = True) -> str | None:
     if file:
-        return Path(file).read_text(encoding="utf-8").strip()
+        return Path(file).read_text(encoding="utf-8").rstrip("\r\n")  # the line ending only: spaces are the secret's
     if os.environ.get(env):
         return os.environ[env]
     if not sys.stdin.isatty():
@@ -134,10 +134,27 @@ def cmd_device_rotate(args: argparse.Namespace) -> int:
 def cmd_device_retire(args: argparse.Namespace) -> int:
     broker = _broker(args)
     broker.settings()
-    result = gates.retire(broker, _server(args), args.device_id, reload=not args.no_reload)
-    print(f"ゲート {args.device_id} を退役させました。ブローカーへの接続はもうできません"
-          if result["broker_account_removed"] else f"ゲート {args.device_id} のブローカーアカウントはありませんでした")
-    return 0
+    try:
+        server = _server(args)
+        server_problem = None
+    except ProvisionError as exc:  # revoking must not wait for the server: say so, and go on
+        server, server_problem = None, exc
+    result = gates.retire(broker, server, args.device_id, reload=not args.no_reload)
+    if result["broker_account_removed"]:
+        print(f"ゲート {args.device_id} のブローカーアカウントを削除しました。もう接続できません")
+    else:
+        print(f"ゲート {args.device_id} のブローカーアカウントはありませんでした")
+    problem = result["server_error"] or server_problem
+    if result["server"] is not None:
+        print(f"サーバーでゲート {args.device_id} を退役させました（以後のタップは受け付けません）")
+        return 0
+    if args.no_server:
+        print("サーバーでは退役していません（--no-server）。元請の画面から退役させてください")
+        return 0
+    print(f"サーバーでの退役はできませんでした: {problem.message if problem else '不明'}\n"
+          "接続はすでに止まっています。サーバーが動いてから、もう一度このコマンドか元請の画面で退役させてください",
+          file=sys.stderr)
+    return 1
 
 
 def cmd_device_list(args: argparse.Namespace) -> int:
@@ -155,7 +172,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
     target = wheels.Target.native() if args.native else wheels.Target.pi(args.release)
     made = wheels.build(Path(args.out), target, Path(args.source) if args.source else None)
     size = sum(p.stat().st_size for p in made)
-    where = "this machine" if args.native else f"Raspberry Pi OS {args.release} (aarch64, Python {target.python})"
+    where = "この機械用" if args.native else f"Raspberry Pi OS {args.release} 用（aarch64、Python {target.python}）"
     print(f"ホイール {len(made)} 個（{size >> 20} MB）を {args.out} にそろえました: {where}")
     return 0
 
@@ -173,7 +190,8 @@ def cmd_flash(args: argparse.Namespace) -> int:
           f"（{'cloud-init' if result['os'] == 'trixie' else 'firstrun.sh'}、{result['network']}、"
           f"ホイール {result['wheels']} 個）")
     print("次: カードを Pi に挿して設置し、電源を入れてください。初回起動で自動的に設定と点検をします（数分）。")
-    print(f"     バンドル {args.bundle} にはパスワードが入っています。不要になったら削除してください。")
+    print(f"     バンドル {args.bundle}" + (f" と {result['image']}" if args.out else "")
+          + " にはパスワードが入っています。カードに書き込んだら削除してください。")
     return 0
 
 
@@ -288,7 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"エラー: {exc.message}\n({exc.code}: {exc.message_en})", file=sys.stderr)
         return 2
     except ValueError as exc:  # a device id that check_device_id refused
-        print(f"エラー: {exc}", file=sys.stderr)
+        print(f"エラー: デバイスIDは英小文字・数字・ハイフンの3〜63文字です（例 gate-01）\n({exc})", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        print(f"エラー: ファイルを開けません: {exc.filename or ''}（{exc.strerror or exc}）\n({exc})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

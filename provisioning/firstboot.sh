@@ -68,8 +68,9 @@ system chown genba:genba "$STATE"
 install -d "$ROOT/etc/udev/rules.d" "$ROOT/etc/systemd/system"
 install -m 0644 "$HERE/99-genbagate-reader.rules" "$ROOT/etc/udev/rules.d/99-genbagate-reader.rules"
 install -m 0644 "$HERE/genba-gate.service" "$ROOT/etc/systemd/system/genba-gate.service"
-system udevadm control --reload
-system udevadm trigger --subsystem-match=usb
+# Not fatal: under Bookworm's firstrun.sh udevd may not run yet; the reboot that follows applies the rule.
+system udevadm control --reload || true
+system udevadm trigger --subsystem-match=usb || true
 
 # 5. The boot partition is FAT: anyone who pulls the card reads it. The password lives in /etc now.
 if command -v shred >/dev/null; then shred -u "$HERE/gate.toml"; else rm -f "$HERE/gate.toml"; fi

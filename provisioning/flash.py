@@ -47,7 +47,7 @@ def user_data(device_id: str, ssh_keys: list[str]) -> str:
         "#cloud-config",
         "# GenbaGate gate: written by genba-provision flash. The gate installs itself from",
         f"# {BOOT_MOUNT}/genbagate at first boot (no network needed) and starts.",
-        f"hostname: {device_id}",
+        f"hostname: {_yaml_str(device_id)}",  # quoted: an id like 0123 or off is not a number or a bool
         "manage_etc_hosts: true",
         f"timezone: {TIMEZONE}",
         "users:",
@@ -96,7 +96,8 @@ def _iface(net: Network) -> list[str]:
 
 def meta_data(device_id: str, now: datetime) -> str:
     # A new instance-id per flash: cloud-init runs its once-per-instance modules again on a re-used card.
-    return f"instance-id: genbagate-{device_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}\nlocal-hostname: {device_id}\n"
+    instance = f"genbagate-{device_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+    return f"instance-id: {_yaml_str(instance)}\nlocal-hostname: {_yaml_str(device_id)}\n"
 
 
 def _sh(s: str) -> str:
@@ -104,13 +105,23 @@ def _sh(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+def _keyfile(value: str) -> str:
+    """A GKeyFile string value: backslash escaped, and spaces at either end kept as \\s (GLib strips
+    them otherwise). Control characters never get here (bundle.Network refuses them)."""
+    v = value.replace("\\", "\\\\")
+    stripped = v.strip(" ")
+    lead = len(v) - len(v.lstrip(" "))
+    trail = len(v) - len(v.rstrip(" "))
+    return "\\s" * lead + stripped + "\\s" * trail if stripped else "\\s" * len(v)
+
+
 def nm_connection(net: Network) -> str:
     """The NetworkManager keyfile Bookworm's firstrun.sh installs (Imager writes the same)."""
     if net.wifi_ssid:
         lines = ["[connection]", "id=genbagate", "type=wifi", "interface-name=wlan0", "autoconnect=true",
-                 "[wifi]", "mode=infrastructure", f"ssid={net.wifi_ssid}"]
+                 "[wifi]", "mode=infrastructure", f"ssid={_keyfile(net.wifi_ssid)}"]
         if net.wifi_psk:
-            lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={net.wifi_psk}"]
+            lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={_keyfile(net.wifi_psk)}"]
     else:
         lines = ["[connection]", "id=genbagate", "type=ethernet", "interface-name=eth0", "autoconnect=true"]
     if net.address:

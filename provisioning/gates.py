@@ -128,21 +128,26 @@ def rotate(broker: BrokerDir, device_id: str, *, out: Path, network: Network | N
 
 
 def retire(broker: BrokerDir, server: ServerClient | None, device_id: str, *, reload: bool = True) -> dict[str, Any]:
-    """Retired on the server (its taps refused from now on) and its broker account removed: the
-    reload disconnects it at once and it can never connect again."""
-    answer = None
-    if server is not None:
-        try:
-            answer = server.retire_device(device_id)
-        except ServerError as exc:
-            if exc.code != "device_retired":
-                raise
+    """Its broker account removed (the reload disconnects it at once and it can never connect
+    again), then retired on the server (its taps refused from now on).
+
+    The broker comes first and does not wait for the server: revoking a stolen gate must work while
+    the server is down or does not know the gate. A server refusal is reported in ``server_error``
+    (the 元請 retires it from the screen later); the credentials are gone either way."""
     removed = broker.remove_gate(device_id)
     rec = _record_path(broker, device_id)
     if rec.exists():
         rec.rename(rec.with_suffix(".retired"))
     pid = broker.reload() if reload else None
-    return {"device_id": device_id, "server": answer, "broker_account_removed": removed, "reloaded": pid}
+    answer, error = None, None
+    if server is not None:
+        try:
+            answer = server.retire_device(device_id)
+        except ServerError as exc:
+            if exc.code != "device_retired":
+                error = exc
+    return {"device_id": device_id, "server": answer, "server_error": error, "broker_account_removed": removed,
+            "reloaded": pid}
 
 
 def listing(broker: BrokerDir) -> list[dict[str, Any]]:

@@ -108,14 +108,18 @@ def find_boot(image: Path) -> BootPartition:
 def prepare(image: Path, out: Path | None) -> Path:
     """The file or device to write: the image itself, or a copy at ``out`` (decompressed from
     ``.xz``, as Raspberry Pi OS is published). A compressed image needs ``--out``."""
+    if out is not None and out.parent and not out.parent.is_dir():
+        raise ImageError("out_dir_missing", f"出力先のフォルダ {out.parent} がありません", f"no folder {out.parent}")
     if image.suffix == ".xz":
         if out is None:
             raise ImageError("needs_out", "圧縮されたイメージ（.xz）には --out で書き出し先を指定してください",
                              "a compressed image needs --out")
-        with lzma.open(image) as src, open(out, "wb") as dst:
+        with lzma.open(image) as src, open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
             shutil.copyfileobj(src, dst, 4 << 20)
+        os.chmod(out, 0o600)  # the flashed image will hold the gate's password
         return out
     if out is not None:
         shutil.copyfile(image, out)
+        os.chmod(out, 0o600)
         return out
     return image

@@ -12,7 +12,8 @@
     host = "localhost"
     port = 1883
     username = "genba-server"    # with password = "..." when the broker asks for one
-    client_id = "genba-ingest"   # one per ingest process
+    client_id = "genba_ingest"   # one per ingest process; never a possible gate id (it has "_")
+    share_group = "genba-ingest-…"   # the ingests' $share group (random from genba-provision broker-config)
 
 ``GENBA_DATABASE_URL`` overrides database_url (for containers and CI).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from protocol.topics import DEVICE_ID
 from server.errors import InvalidInput
 
 
@@ -53,9 +55,23 @@ class MqttConfig(Strict):
     username: str | None = None
     password: str | None = None
     ca_file: str | None = None  # TLS when set (port 8883 usually)
-    client_id: str = Field("genba-ingest", min_length=1, max_length=64)
+    client_id: str = Field("genba_ingest", min_length=1, max_length=64)
+    # The ingest's shared-subscription group. broker-config makes it random: Mosquitto 2.0 lets any
+    # client join any $share group, and a gate in the ingest's group would be handed (and lose) a
+    # share of every gate's taps. A name the gates cannot guess keeps them out.
+    share_group: str = Field("genba-ingest", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     keepalive_s: int = Field(30, ge=5, le=600)
     config_debounce_s: float = Field(2.0, ge=0, le=300)  # roster push: wait for edits to settle
+
+    @field_validator("client_id")
+    @classmethod
+    def _not_a_gate(cls, v: str) -> str:
+        """Client ids are one namespace across the broker's listeners: a gate may be called anything
+        a device id allows, so a server whose client id is a possible device id can be kicked off by
+        the gate of that name. An underscore makes it impossible (protocol.topics.DEVICE_ID)."""
+        if DEVICE_ID.fullmatch(v):
+            raise ValueError(f"client_id {v!r} could be a gate's device id: give it an underscore (genba_ingest_2)")
+        return v
 
     @field_validator("ca_file")
     @classmethod

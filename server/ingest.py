@@ -49,7 +49,7 @@ from sqlalchemy import func, select
 
 from protocol.errors import ProtocolError
 from protocol.messages import Ack, AckItem, DeviceStatus, TapEvent, decode, encode
-from protocol.topics import STATUS_SUBSCRIPTION, TAP_SUBSCRIPTION, parse, topic
+from protocol.topics import STATUS_SUBSCRIPTION, parse, tap_subscription, topic
 from server.config import MqttConfig
 from server.errors import GenbaError
 from server.services import devices
@@ -148,7 +148,7 @@ class MqttIngest:
         if reason.is_failure:
             log.error("broker refused the connection: %s (check [mqtt] username/password)", reason)
             return
-        client.subscribe([(TAP_SUBSCRIPTION, QOS), (STATUS_SUBSCRIPTION, QOS)])
+        client.subscribe([(tap_subscription(self.cfg.share_group), QOS), (STATUS_SUBSCRIPTION, QOS)])
         self.connected.set()
         self._pusher.republish_all()  # a broker that lost its retained messages gets them again
         log.info("ingest connected (session present: %s)", getattr(flags, "session_present", "?"))

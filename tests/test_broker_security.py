@@ -225,6 +225,37 @@ def test_one_gates_credentials_reach_only_that_gates_topics(site: Site) -> None:
             p.close()
 
 
+def test_a_gate_in_the_ingests_shared_subscription_takes_no_tap_from_it(site: Site) -> None:
+    """Mosquitto 2.0 lets any client join any $share group; a gate in the ingest's group would be
+    handed every other tap and, lacking read access, drop it for the whole group. The group's name
+    is a secret of the server's config (server-mqtt.toml), so the gate joins only groups of its own."""
+    group = site.server["share_group"]
+    assert group.startswith("genba-ingest-") and len(group) > 20
+    srv = server(site, "genba_ingest")
+    assert srv.subscribe(f"$share/{group}/genba/v1/devices/+/tap") == [1]  # the only subscription it has
+    attacker = gate(site, "gate-a")
+    victim = gate(site, "gate-b")
+    try:
+        for guess in ("genba-ingest", "genba_ingest", "ingest", group[:-1]):
+            attacker.subscribe(f"$share/{guess}/genba/v1/devices/+/tap")
+        for seq in range(1, 11):
+            assert victim.publish(topic("gate-b", "tap"), tap("gate-b", seq)) in ACCEPTED
+        wait_for(lambda: len(srv.messages) == 10, "all ten taps at the ingest")
+        assert attacker.messages == []
+    finally:
+        for p in (srv, attacker, victim):
+            p.close()
+
+
+def test_a_gates_oversized_message_gets_it_disconnected(site: Site) -> None:
+    attacker = gate(site, "gate-a")
+    try:
+        attacker.client.publish(topic("gate-a", "tap"), b"x" * (5 << 20), qos=1)
+        wait_for(lambda: attacker.disconnects, "the broker's answer to a 5 MiB message")
+    finally:
+        attacker.close()
+
+
 def test_a_gate_cannot_take_another_gates_client_id(site: Site) -> None:
     victim = gate(site, "gate-b")
     attacker = Peer(site.gate_port, "gate-a", site.passwords["gate-a"], ca_file=site.dir.ca_file, client_id="gate-b")
@@ -297,7 +328,8 @@ def test_the_owning_gate_still_connects_and_its_taps_are_recorded(site: Site, ap
     s = api.site(prime)
     prime.owner.ok("POST", f"/sites/{s.id}/devices", {"device_id": "gate-b", "name": "正門"}, status=201)
     cfg = MqttConfig(host="127.0.0.1", port=site.server_port, username=site.server["username"],
-                     password=site.server["password"], ca_file=site.server["ca_file"], config_debounce_s=0.2)
+                     password=site.server["password"], ca_file=site.server["ca_file"],
+                     share_group=site.server["share_group"], config_debounce_s=0.2)
     ingest = MqttIngest(api.ctx, cfg)
     ingest.start()
     attacker = gate(site, "gate-a")

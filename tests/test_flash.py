@@ -39,12 +39,14 @@ def make_image(path: Path, release: str) -> Path:
     """A Raspberry Pi OS-shaped image: partition 1 FAT32 'bootfs' with the files the OS ships."""
     with open(path, "wb") as f:
         f.truncate((BOOT_START + BOOT_SECTORS + ROOT_SECTORS) * SECTOR)
-    script = f"label: dos\nstart={BOOT_START}, size={BOOT_SECTORS}, type=c\nstart={BOOT_START + BOOT_SECTORS}, type=83\n"
+    script = (f"label: dos\nstart={BOOT_START}, size={BOOT_SECTORS}, type=c\n"
+              f"start={BOOT_START + BOOT_SECTORS}, type=83\n")
     subprocess.run(["sfdisk", "-q", str(path)], input=script, text=True, check=True, capture_output=True)
     subprocess.run(["mkfs.vfat", "-F", "32", "-n", "bootfs", "--offset", str(BOOT_START), str(path),
                     str(BOOT_SECTORS * SECTOR // 1024)], check=True, capture_output=True)
     boot = find_boot(path)
-    boot.write("/cmdline.txt", b"console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n")
+    boot.write("/cmdline.txt", b"console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4"
+                               b" fsck.repair=yes rootwait\n")
     boot.write("/config.txt", b"[all]\ndtparam=audio=on\n")
     if release == "trixie":  # what the Trixie images carry, for the user to edit
         boot.write("/user-data", b"#cloud-config\n# hostname: raspberrypi\n")
@@ -80,6 +82,7 @@ def test_a_trixie_image_gets_the_bundle_and_a_cloud_init_that_cloud_init_accepts
                   "--out", str(tmp_path / "gate.img"), "--ssh-key", str(ssh))
     assert r.returncode == 0, r.stderr
     assert "cloud-init" in r.stdout
+    assert stat.S_IMODE((tmp_path / "gate.img").stat().st_mode) == 0o600  # it holds the gate's password
     boot = find_boot(tmp_path / "gate.img")
     # Every file of the bundle, byte for byte, and every wheel.
     assert boot.read("/genbagate/gate.toml") == b.gate_toml.read_bytes()

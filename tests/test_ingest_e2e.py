@@ -247,7 +247,7 @@ def test_two_ingest_processes_on_one_database_count_every_tap_once(scene: Scene)
         api.on_roster(site, prime, w)
     prime.owner.ok("POST", f"/sites/{site.id}/devices",
                    {"device_id": "gate-auto", "name": "通用口", "direction": "auto"}, status=201)
-    second = ServerProcess(scene.config, "--client-id", "genba-ingest-2", command="ingest")
+    second = ServerProcess(scene.config, "--client-id", "genba_ingest_2", command="ingest")
     try:
         wait_for(lambda: second.saw("ingest connected"), "the second ingest process", 60)
         gate = scene.gate("gate-auto")

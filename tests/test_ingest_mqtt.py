@@ -135,7 +135,7 @@ def test_the_roster_push_is_debounced_versioned_and_keeps_its_version_across_res
     finally:
         watcher.close()
     server.stop()
-    again = MqttIngest(api.ctx, MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="genba-ingest-b"))
+    again = MqttIngest(api.ctx, MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="genba_ingest_b"))
     again.start()
     watcher = Watcher(mosquitto, topic("gate-01", "config"), "config-watcher-2")
     try:

@@ -147,7 +147,7 @@ def test_an_installer_adds_a_gate_that_is_recorded_then_rotates_and_retires_it(o
     assert r.returncode == 0, r.stderr
     new = tomllib.loads((office.tmp / "bundle2" / "gate.toml").read_text())
     assert new["password"] != gate_toml["password"]
-    wait_for(lambda: any("disconnected from the broker" in x for x in gate.stderr), "the old password's session dropped")
+    wait_for(lambda: any("disconnected from the broker" in x for x in gate.stderr), "the old password's session gone")
     gate.card("0114A1B2C3D4E5F7")
     wait_for(lambda: len(gate.taps()) == 2, "the second tap taken at the gate")
     assert taps(office.ctx, device_id) == 1

@@ -121,3 +121,47 @@ def test_the_cli_says_what_to_do_next(tmp_path: Path) -> None:
     assert "wifi-pass-123" not in (tmp_path / "b" / "gates" / "gate-01.toml").read_text()  # the record keeps none
     assert "systemctl reload mosquitto" in r.stdout
     assert "gate-01" in cli("device", "list", "--broker-dir", str(tmp_path / "b")).stdout
+
+
+def test_a_server_client_id_that_a_gate_could_take_is_refused() -> None:
+    from server.config import MqttConfig
+
+    with pytest.raises(ValueError, match="underscore"):
+        MqttConfig(client_id="genba-ingest")
+    assert MqttConfig().client_id == "genba_ingest"
+
+
+def test_wifi_values_cannot_break_out_of_the_first_boot_script(tmp_path: Path) -> None:
+    from provisioning.flash import firstrun_sh, network_config
+
+    for ssid in ("x\nGENBA_NM\ntouch /tmp/PWNED\n:", "tab\there", "nul\x00"):
+        with pytest.raises(ProvisionError):
+            Network(wifi_ssid=ssid, wifi_psk="good-pass-123")
+    with pytest.raises(ProvisionError):
+        Network(wifi_ssid="AP", wifi_psk="pass\nword-123")
+    with pytest.raises(ProvisionError):
+        Network(wifi_ssid="AP", wifi_psk="パスワードです12")  # WPA passphrases are ASCII
+    odd = Network(wifi_ssid=" 現場'AP\" $(x) GENBA_NM ", wifi_psk=" back\\slash'\"`$ ")
+    script = firstrun_sh("gate-01", odd, [])
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    body = script.split("<<'GENBA_NM'\n", 1)[1].split("\nGENBA_NM\n", 1)[0]
+    assert "ssid=\\s現場'AP\" $(x) GENBA_NM\\s" in body and "psk=\\sback\\\\slash'\"`$\\s" in body
+    import yaml
+
+    net = yaml.safe_load(network_config(odd))["network"]
+    assert net["wifis"]["wlan0"]["access-points"] == {odd.wifi_ssid: {"password": odd.wifi_psk}}
+
+
+def test_retire_cuts_the_gate_off_even_when_the_server_cannot_be_reached(tmp_path: Path) -> None:
+    cli("broker-config", "--out", str(tmp_path / "b"), "--host", "127.0.0.1")
+    cli("device", "add", "--site", "40224614116771", "--name", "正門", "--direction", "in", "--ethernet",
+        "--no-server", "--id", "gate-01", "--broker-dir", str(tmp_path / "b"), "--no-reload",
+        "--out", str(tmp_path / "bundle"))
+    r = cli("device", "retire", "gate-01", "--broker-dir", str(tmp_path / "b"), "--no-reload",
+            "--server", "http://127.0.0.1:9", "--login", "kihon-owner", GENBA_PASSWORD="x")
+    assert r.returncode == 1
+    assert "もう接続できません" in r.stdout and "サーバーでの退役はできませんでした" in r.stderr
+    assert BrokerDir(tmp_path / "b").gates() == []
+    r = cli("flash", "--image", str(tmp_path / "none.img"), "--bundle", str(tmp_path / "bundle"),
+            "--wheels", str(tmp_path), "--ssh-key", str(tmp_path / "missing.pub"))
+    assert r.returncode == 2 and "ファイルを開けません" in r.stderr and "Traceback" not in r.stderr
