@@ -3,7 +3,7 @@
     genba-gate run --config /etc/genbagate/gate.toml
     genba-gate run --simulate --config gate.toml      # mock pins; card UIDs (hex) one per line on stdin
     genba-gate status --config gate.toml
-    genba-gate selftest --config gate.toml
+    genba-gate selftest --config gate.toml [--json]
 
 In simulation every output is printed as one line on stdout (`led green`, `beep short`,
 `say 入場を記録しました`, `tap 12 entry`, …; see firmware/feedback.py for the format), so scripts
@@ -159,7 +159,9 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from firmware.selftest import run_selftest
 
     cfg = config_mod.load(args.config)
-    return run_selftest(cfg, simulate=args.simulate, reader_spec=args.reader)
+    clock = args.clock_synced or ("yes" if args.simulate else "system")
+    return run_selftest(cfg, simulate=args.simulate, reader_spec=args.reader,
+                        clock_synced={"yes": True, "no": False}.get(clock), hold_s=args.hold, as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,8 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", required=True, metavar="FILE")
     sp.set_defaults(func=cmd_status)
 
-    sp = sub.add_parser("selftest", help="reader, LED and buzzer, voice, broker; exit code 0 when all pass")
+    sp = sub.add_parser("selftest", help="reader, LED and buzzer, network, TLS, broker login, clock, disk, sound; "
+                        "shows the verdict on the LED and in Japanese; exit code 0 when all pass")
     common(sp)
+    sp.add_argument("--clock-synced", choices=["yes", "no", "system"], default=None,
+                    help="claim the clock is (not) NTP-synchronised (default: ask the system; with --simulate: yes)")
+    sp.add_argument("--hold", type=float, default=None, metavar="SECONDS",
+                    help="how long the failure's LED pattern is held (default 20; with --simulate 0)")
+    sp.add_argument("--json", action="store_true", help="print the results as one JSON object (first boot logs it)")
     sp.set_defaults(func=cmd_selftest)
     return p
 

@@ -40,19 +40,47 @@ voice included); when it ends the idle pattern resumes. `identify` blinks every 
 double beep and says the gate's name; `selftest` lights each lamp in turn (0.5 s each), beeps double and
 says スピーカーのテストです.
 
+`genba-gate selftest` ends by showing its verdict (firmware/selftest.py): the first failure in the order an
+installer fixes them, or success. A failure is a *blink code*: the colour blinks N times (0.3 s on, 0.3 s
+off), stays dark 1.5 s, and repeats until the hold ends (20 s on a gate). N is the verdict's place in the
+fix-first order; red is a part of the gate itself, amber its connection to the server:
+
+| verdict | LED | beep | voice | what failed |
+| --- | --- | --- | --- | --- |
+| `passed` | green, steady 3 s | double | 点検が完了しました。使用できます | nothing |
+| `reader` | red ×1 | long | カードリーダーが見つかりません。接続を確認してください | reader does not open |
+| `network` | amber ×2 | long | サーバーにつながりません。ネットワークを確認してください | ¹ |
+| `tls` | amber ×3 | long | 暗号化の設定が合っていません。設定を確認してください | ² |
+| `broker` | amber ×4 | long | サーバーに接続を拒否されました。ゲートの登録を確認してください | ³ |
+| `clock` | amber ×5 | long | 時刻が同期していません。インターネット接続を確認してください | not NTP-synced |
+| `disk` | red ×6 | long | SDカードに書き込めません。SDカードを交換してください | ⁴ |
+| `sound` | red ×7 | long | – (LED and beep only: the speaker is what failed) | ⁵ |
+
+¹ the broker's host does not resolve, or no TCP connection to host:port. ² the broker's certificate is not
+trusted by ca_file (or names another host), mqtts:// to a plain port, or mqtt:// to a TLS port. ³ the broker
+answered the login with a refusal: bad username or password, not authorised. ⁴ data_dir cannot be written,
+or has under 50 MB free. ⁵ no sound device, or the player (aplay) failed on the test phrase.
+
+`tls` comes before `broker` because the TLS handshake comes before the login: when TLS is wrong the
+login cannot be tried, so the two never fail together. No blink code looks like a tap's or an idle
+pattern: taps are steady or a single burst, idle blinks are even and endless, a code is a counted
+group with a pause.
+
 LED wiring, from `[pins]`, in this order of precedence:
 1. `led_blue` set → one RGB LED on `led_red`/`led_green`/`led_blue` (amber = red + green; `led_amber` is
    ignored, so its default pin may be reused for blue);
 2. else `led_amber` set → a three-lamp tower on `led_red`/`led_amber`/`led_green`;
 3. else no status LED (logged). A wiring with `led_red` or `led_green` missing is a ConfigError.
 Both wirings drive one gpiozero `RGBLED(pwm=False)`: on a tower its third channel is the amber lamp, so
-every pattern (alternating colours included) runs in gpiozero's own blink thread.
+every pattern (alternating colours included) runs in gpiozero's own blink thread (a blink code in its
+source thread).
 
 Events: every output is also one line to the EventSink (how `genba-gate run --simulate` prints what the
 gate shows), in this format:
 
     led <colour> [<mode>]      colour: green | red | amber | all | off | amber/red
-                               mode: blink-slow | blink-fast | double | brief | alternate | cycle;
+                               mode: blink-slow | blink-fast | double | brief | alternate | cycle |
+                               code-<n> (a selftest blink code: n blinks, a pause, repeated);
                                no mode = steady
     beep short | long | double
     say <display text>         (emitted by Voice, when the voice is enabled)
@@ -64,6 +92,7 @@ no `beep` lines; one without LED pins no `led` lines.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -113,6 +142,25 @@ class Idle(StrEnum):
 
 IDLE_PRECEDENCE = (Idle.READER_FAILED, Idle.DISK_FULL, Idle.CLOCK_UNSYNCED, Idle.OFFLINE, Idle.READY)
 
+
+class Verdict(StrEnum):
+    """What `genba-gate selftest` shows at the end; the value is also the voice phrase key."""
+
+    PASSED = "selftest_ok"
+    READER = "selftest_reader"
+    NETWORK = "selftest_network"
+    TLS = "selftest_tls"
+    BROKER = "selftest_broker"
+    CLOCK = "selftest_clock"
+    DISK = "selftest_disk"
+    SOUND = "selftest_sound"
+
+
+#: Failures in the order an installer fixes them; the first one found is the one shown.
+VERDICT_ORDER = (
+    Verdict.READER, Verdict.NETWORK, Verdict.TLS, Verdict.BROKER, Verdict.CLOCK, Verdict.DISK, Verdict.SOUND
+)
+
 SLOW = (1.0, 1.0)
 FAST = (0.15, 0.15)
 
@@ -128,19 +176,28 @@ class Pattern:
     off_s: float = 0.0
     n: int | None = None
     off_colour: str = "off"
+    pause_s: float = 0.0  # mode "code": dark after each group of `n` blinks; the group repeats for ever
 
     @property
     def duration(self) -> float | None:
         if self.mode == "steady":
             return self.on_s
-        if self.n is None or self.on_s is None:
+        if self.mode == "code" or self.n is None or self.on_s is None:
             return None
         return self.n * (self.on_s + self.off_s)
 
     @property
     def event(self) -> str:
         colour = self.colour if self.off_colour == "off" else f"{self.colour}/{self.off_colour}"
+        if self.mode == "code":
+            return f"led {colour} code-{self.n}"
         return f"led {colour}" if self.mode == "steady" else f"led {colour} {self.mode}"
+
+    def frames(self) -> list[str]:
+        """Mode "code": one group as colours, one per `on_s` step (on, off, on, …, then the pause)."""
+        step = self.on_s or CODE_STEP_S
+        group = [self.colour, self.off_colour] * ((self.n or 1) - 1) + [self.colour]
+        return group + [self.off_colour] * round(self.pause_s / step)
 
 
 @dataclass(frozen=True)
@@ -181,6 +238,25 @@ IDLE_PATTERNS: dict[Idle, Pattern] = {
 
 IDENTIFY = Pattern("all", "blink-fast", 0.25, 0.25, 10)
 SELFTEST_STEP_S = 0.5
+
+CODE_STEP_S = 0.3  # a blink code's on and off time
+CODE_PAUSE_S = 1.5  # dark between two groups: five steps, so the groups are easy to tell apart
+
+
+def _code(colour: str, n: int, verdict: Verdict) -> Response:
+    return Response(Pattern(colour, "code", CODE_STEP_S, CODE_STEP_S, n, pause_s=CODE_PAUSE_S), "long", verdict.value)
+
+
+VERDICTS: dict[Verdict, Response] = {
+    Verdict.PASSED: Response(Pattern("green", on_s=3.0), "double", Verdict.PASSED.value),
+    Verdict.READER: _code("red", 1, Verdict.READER),
+    Verdict.NETWORK: _code("amber", 2, Verdict.NETWORK),
+    Verdict.TLS: _code("amber", 3, Verdict.TLS),
+    Verdict.BROKER: _code("amber", 4, Verdict.BROKER),
+    Verdict.CLOCK: _code("amber", 5, Verdict.CLOCK),
+    Verdict.DISK: _code("red", 6, Verdict.DISK),
+    Verdict.SOUND: _code("red", 7, Verdict.SOUND),
+}
 
 _CHANNELS = {  # colour → (channel 1, channel 2, channel 3) of the RGBLED device
     "rgb": {
@@ -289,8 +365,9 @@ class Feedback:
             self._beep("double")
         self._voice.say("identify", text=name)
 
-    def selftest(self) -> None:
-        """Each lamp in turn, the buzzer, a test phrase: site staff check every output at once."""
+    def selftest(self, speak: bool = True) -> None:
+        """Each lamp in turn, the buzzer, a test phrase: site staff check every output at once.
+        `genba-gate selftest` passes speak=False: it plays the test phrase itself, to see the player's exit code."""
         with self._lock:
             if self._closed:
                 return
@@ -304,7 +381,25 @@ class Feedback:
                 self._emit("led all cycle")
             self._schedule_resume(SELFTEST_STEP_S * (len(lamps) + 1))
             self._beep("double")
-        self._voice.say("selftest")
+        if speak:
+            self._voice.say("selftest")
+
+    @property
+    def selftest_s(self) -> float:
+        """How long `selftest()`'s lamp cycle runs."""
+        return SELFTEST_STEP_S * (len(_LAMPS[self.wiring]) + 1) if self.wiring else 0.0
+
+    def show_verdict(self, verdict: Verdict, hold_s: float | None = None, speak: bool = True) -> None:
+        """`genba-gate selftest`'s result: its LED pattern for `hold_s` (None: the pattern's own length,
+        for ever for a blink code), its beep, and its sentence unless `speak` is False (the sound failed)."""
+        response = VERDICTS[verdict]
+        with self._lock:
+            if self._closed:
+                return
+            self._begin(response.led, response.led.duration if hold_s is None else hold_s)
+            self._beep(response.beep)
+        if speak:
+            self._voice.say(response.phrase)
 
     def close(self) -> None:
         with self._lock:
@@ -346,7 +441,10 @@ class Feedback:
             return
         led.source = None  # a running selftest cycle
         colour = self._colours[pattern.colour]
-        if pattern.mode == "steady":
+        if pattern.mode == "code":  # counted groups: gpiozero's blink() has no pause, its source thread runs it
+            led.source_delay = pattern.on_s or CODE_STEP_S
+            led.source = itertools.cycle([self._colours[c] for c in pattern.frames()])
+        elif pattern.mode == "steady":
             led.value = colour
         else:
             led.blink(

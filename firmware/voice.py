@@ -19,6 +19,14 @@ in the gate's TOML overrides the spoken form of any key below.
     reader_check     カードリーダーを確認してください                           かーどりーだーを かくにんしてください
     prompt           カードをタッチしてください                                 かーどを たっちしてください
     selftest         スピーカーのテストです                                     すぴーかーの てすとです
+    selftest_ok      点検が完了しました。使用できます                           (kana of the same)
+    selftest_reader  カードリーダーが見つかりません。接続を確認してください     (kana of the same)
+    selftest_network サーバーにつながりません。ネットワークを確認してください   (kana of the same)
+    selftest_tls     暗号化の設定が合っていません。設定を確認してください       (kana of the same)
+    selftest_broker  サーバーに接続を拒否されました。ゲートの登録を確認してください (kana of the same)
+    selftest_clock   時刻が同期していません。インターネット接続を確認してください (kana of the same)
+    selftest_disk    SDカードに書き込めません。SDカードを交換してください        (kana; SD as えすでぃー)
+    selftest_sound   スピーカーから音が出ません                                 (display only: never spoken)
 
 Renderers:
 - ``pyttsx3`` (default) over espeak-ng with the voice ``ja``. pyttsx3's `runAndWait()` hangs or raises
@@ -114,6 +122,33 @@ PHRASES: dict[str, Phrase] = {
     "reader_check": Phrase("カードリーダーを確認してください", "かーどりーだーを かくにんしてください"),
     "prompt": Phrase("カードをタッチしてください", "かーどを たっちしてください"),
     "selftest": Phrase("スピーカーのテストです", "すぴーかーの てすとです"),
+    # `genba-gate selftest`'s verdicts (firmware/feedback.py, Verdict)
+    "selftest_ok": Phrase("点検が完了しました。使用できます", "てんけんが かんりょうしました。しようできます"),
+    "selftest_reader": Phrase(
+        "カードリーダーが見つかりません。接続を確認してください",
+        "かーどりーだーが みつかりません。せつぞくを かくにんしてください",
+    ),
+    "selftest_network": Phrase(
+        "サーバーにつながりません。ネットワークを確認してください",
+        "さーばーに つながりません。ねっとわーくを かくにんしてください",
+    ),
+    "selftest_tls": Phrase(
+        "暗号化の設定が合っていません。設定を確認してください",
+        "あんごうかの せっていが あっていません。せっていを かくにんしてください",
+    ),
+    "selftest_broker": Phrase(
+        "サーバーに接続を拒否されました。ゲートの登録を確認してください",
+        "さーばーに せつぞくを きょひされました。げーとの とうろくを かくにんしてください",
+    ),
+    "selftest_clock": Phrase(
+        "時刻が同期していません。インターネット接続を確認してください",
+        "じこくが どうきしていません。いんたーねっと せつぞくを かくにんしてください",
+    ),
+    "selftest_disk": Phrase(
+        "SDカードに書き込めません。SDカードを交換してください",
+        "えすでぃー かーどに かきこめません。えすでぃー かーどを こうかんしてください",
+    ),
+    "selftest_sound": Phrase("スピーカーから音が出ません", "すぴーかーから おとが でません"),
 }
 
 
