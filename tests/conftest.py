@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from gpiozero.pins.mock import MockFactory
 from pgserver import PrivatePostgres
 from world import Api
 
@@ -26,6 +27,14 @@ from server.store.database import Store
 pytest_plugins = ["mqtt_fixtures"]  # `mosquitto`: a private broker per test (tests/mosquitto.py)
 
 _counter = itertools.count()
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    """gpiozero mock pins of this test's own (pin state lives on the factory: reset after)."""
+    f = MockFactory()
+    yield f
+    f.reset()
 
 
 @pytest.fixture(scope="session")

@@ -36,13 +36,6 @@ class SpokenLog:
 
 
 @pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
-
-
-@pytest.fixture
 def voice() -> SpokenLog:
     return SpokenLog()
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPin
+from gpiozero.pins.mock import MockPin
 
 from firmware.config import QuietHours
 from firmware.config import Voice as VoiceConfig
@@ -46,13 +46,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         systime.sleep(0.01)
     return condition()
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 @pytest.fixture

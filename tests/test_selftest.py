@@ -146,13 +146,6 @@ def no_speaker(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
-
-
-@pytest.fixture
 def gate(tmp_path: Path, voice_cache: Path, tls_broker: PrivateMosquitto, pki: Pki, speaker: tuple[str, Path]):
     """A GateConfig for a gate that passes every check; tests change one thing."""
     data = tmp_path / "data"
