@@ -193,3 +193,26 @@ def test_the_first_boot_installs_the_gate_from_the_boot_partition_alone(tmp_path
     # A second run (a reboot) does nothing.
     r = subprocess.run(["bash", str(boot_dir / "firstboot.sh")], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "already installed" in (root / "var/log/genbagate-firstboot.log").read_text()
+
+
+def _loop_device(image: Path) -> str | None:
+    """The image attached as a block device (root only): what a card in a USB reader looks like."""
+    if os.geteuid() != 0:
+        return None
+    r = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.startswith("/dev/") else None
+
+
+def test_a_card_in_a_reader_is_flashed_in_place(tmp_path: Path, wheels: Path) -> None:
+    image = make_image(tmp_path / "card.img", "trixie")
+    device = _loop_device(image)
+    if device is None:
+        pytest.skip("attaching an image as a block device needs root and a free loop device")
+    try:
+        b = bundle(tmp_path, Network())
+        r = provision("flash", "--image", device, "--bundle", str(b.path), "--wheels", str(wheels))
+        assert r.returncode == 0, r.stderr
+        assert find_boot(Path(device)).read("/genbagate/gate.toml") == b.gate_toml.read_bytes()
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=False)
+    assert find_boot(image).read("/genbagate/gate.toml") == b.gate_toml.read_bytes()  # it was the card itself
