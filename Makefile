@@ -46,6 +46,7 @@ demo: system-deps venv
 lint: venv
 	$(VENV)/bin/ruff check server firmware protocol provisioning tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: system-deps venv
 	$(PY) tests/bench/gate.py

@@ -45,7 +45,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlalchemy import func, select
 
 from protocol.errors import ProtocolError
 from protocol.messages import Ack, AckItem, DeviceStatus, TapEvent, decode, encode
@@ -56,7 +55,6 @@ from server.services import devices
 from server.services.attendance import attribute_orphans
 from server.services.context import Context
 from server.services.ingest import Counters, ingest_batch
-from server.store import tables as t
 
 log = logging.getLogger("genba.ingest")
 
@@ -316,8 +314,7 @@ class ConfigPusher:
                 self._forget = False
                 self.published.clear()
             try:
-                with self.ctx.store.read() as s:
-                    newest = s.scalar(select(func.max(t.AuditEntry.id)))
+                newest = devices.change_marker(self.ctx)
                 if newest != seen:
                     seen, changed_at = newest, time.monotonic()
                 if time.monotonic() - last_full > RESYNC_EVERY_S:

@@ -9,7 +9,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from protocol.messages import DeviceConfig, DeviceStatus, SiteRef, card_digest, encode
@@ -214,6 +214,13 @@ def _config_for(s: Session, d: t.Device, cache: dict[int, tuple[t.Site, dict[str
         direction=d.direction,  # type: ignore[arg-type]
         name=d.name[:100], roster_key=d.roster_key, roster=roster,  # type: ignore[arg-type]
     )
+
+
+def change_marker(ctx: Context) -> int | None:
+    """Moves whenever anything a gate's config is made of may have changed: every edit (roster,
+    cards, devices, sites) writes the audit log, so its newest id is the marker the pusher watches."""
+    with ctx.store.read() as s:
+        return s.scalar(select(func.max(t.AuditEntry.id)))
 
 
 def configs_to_publish(ctx: Context, published: dict[str, int]) -> list[DeviceConfig]:
