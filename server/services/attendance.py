@@ -25,16 +25,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.domain import attendance as rules
+from server.domain import taps as tap_rules
 from server.domain.accounts import Actor, Role
 from server.domain.hierarchy import Status, Tree
 from server.domain.roster import POSITIONS
 from server.domain.trades import trade_table
 from server.domain.visibility import sees_attendance
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
-from server.services.common import as_aware, audit, load_tree, site_or_404, snapshot, worker_or_404
+from server.services.common import as_aware, audit, entry_fields, load_tree, site_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
-from server.store.upsert import insert_or_skip
+from server.store.upsert import insert_many_or_skip
 
 
 def utc(at: datetime) -> datetime:
@@ -72,38 +73,97 @@ def _roster_entry(s: Session, site_id: int, worker_id: int) -> t.RosterEntry | N
 def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
             tree: Tree | None = None) -> t.Attendance | None:
     """The one record of (site, worker, day) from everything known now; None when nothing is left."""
-    from server.services.roster import entry_fields  # roster edits call back into this module
+    return rebuild_many(s, site, [(worker_id, day)], now, tree)[(worker_id, day)]
 
+
+_EMPTY_RECORD = {"tap_count": 0, "clock_unverified": False, "on_roster": False, "valid": False, "reasons": []}
+
+
+def rebuild_many(s: Session, site: t.Site, keys: Iterable[tuple[int, date]], now: datetime,
+                 tree: Tree | None = None) -> dict[tuple[int, date], t.Attendance | None]:
+    """The records of many (worker, day) pairs of one site, set-based: a handful of statements
+    whatever the number of records (the ingest rebuilds a whole batch's records at once).
+
+    Order of work, for the concurrency argument in the module docstring: every record row exists
+    (one INSERT … ON CONFLICT DO NOTHING for all), the rows are locked in id order (one SELECT … FOR
+    UPDATE: two workers lock overlapping sets in the same order, so they queue rather than
+    deadlock), and only then are the taps, corrections and roster entries read."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
     rule = rule_of(site)
-    keys = {"site_id": site.id, "worker_id": worker_id, "work_day": day}
-    # An earlier rebuild in this transaction may have deleted this very row (its taps moved to
+    # An earlier rebuild in this transaction may have deleted one of these rows (its taps moved to
     # another day); flush it first, or the insert below would be skipped for a row about to vanish.
     s.flush()
-    insert_or_skip(
+    insert_many_or_skip(
         s, t.Attendance,
-        {**keys, "tap_count": 0, "clock_unverified": False, "on_roster": False, "valid": False, "reasons": [],
-         "updated_at": now},
+        [{"site_id": site.id, "worker_id": w, "work_day": d, **_EMPTY_RECORD, "updated_at": now} for w, d in wanted],
         ("site_id", "worker_id", "work_day"),
     )
-    row = s.scalars(
-        select(t.Attendance).filter_by(**keys).with_for_update().execution_options(populate_existing=True)
-    ).one()
-    taps, corrections = _day_inputs(s, site, worker_id, day)
-    if not taps and not corrections:
-        s.delete(row)  # e.g. a clock correction moved the day's only tap to another day
-        return None
+    workers = sorted({w for w, _ in wanted})
+    days = sorted({d for _, d in wanted})
+    rows = {
+        (r.worker_id, r.work_day): r
+        for r in s.scalars(
+            select(t.Attendance)
+            .where(t.Attendance.site_id == site.id, t.Attendance.worker_id.in_(workers),
+                   t.Attendance.work_day.in_(days))
+            .order_by(t.Attendance.id).with_for_update().execution_options(populate_existing=True))
+    }
+    # The inputs of every wanted record, one query each.
+    first, _ = rules.day_window(days[0], rule)
+    _, last = rules.day_window(days[-1], rule)
+    taps: dict[tuple[int, date], list[t.Tap]] = {}
+    for tap in s.scalars(
+        select(t.Tap)
+        .where(t.Tap.site_id == site.id, t.Tap.worker_id.in_(workers),
+               t.Tap.effective_at >= utc(first), t.Tap.effective_at < utc(last))
+        .order_by(t.Tap.effective_at, t.Tap.id)
+    ):
+        assert tap.worker_id is not None
+        taps.setdefault((tap.worker_id, rules.work_day(as_aware(tap.effective_at), rule)), []).append(tap)
+    corrections: dict[tuple[int, date], list[t.Correction]] = {}
+    for c in s.scalars(
+        select(t.Correction)
+        .where(t.Correction.site_id == site.id, t.Correction.worker_id.in_(workers),
+               t.Correction.work_day.in_(days), t.Correction.state == "approved")
+        .order_by(t.Correction.decided_at, t.Correction.id)
+    ):
+        corrections.setdefault((c.worker_id, c.work_day), []).append(c)
+    entries = {e.worker_id: e for e in s.scalars(
+        select(t.RosterEntry).where(t.RosterEntry.site_id == site.id, t.RosterEntry.worker_id.in_(workers)))}
+    employers: dict[int, int | None] = {
+        wid: emp for wid, emp in s.execute(select(t.Worker.id, t.Worker.employer_id).where(t.Worker.id.in_(workers)))}
+    tree = tree or load_tree(s, site.id)
 
+    out: dict[tuple[int, date], t.Attendance | None] = {}
+    for key in wanted:
+        worker_id, day = key
+        row = rows[key]
+        day_taps, day_corrections = taps.get(key, []), corrections.get(key, [])
+        if not day_taps and not day_corrections:
+            s.delete(row)  # e.g. a clock correction moved the day's only tap to another day
+            out[key] = None
+            continue
+        if worker_id not in employers:
+            raise worker_not_found()
+        _fill(row, site, tree, worker_id, day, day_taps, day_corrections, entries.get(worker_id),
+              employers[worker_id], rule, now)
+        out[key] = row
+    return out
+
+
+def _fill(row: t.Attendance, site: t.Site, tree: Tree, worker_id: int, day: date, taps: list[t.Tap],
+          corrections: list[t.Correction], entry: t.RosterEntry | None, employer_id: int | None,
+          rule: rules.DayRule, now: datetime) -> None:
+    """One record row from its inputs, by the domain's rules."""
     device = rules.build_record([_domain_tap(x) for x in taps], rule) if taps else None
     record = _apply_corrections(device, worker_id, site.id, day, corrections)
     correction = corrections[-1] if corrections else None
     assert record is not None
-
-    worker = worker_or_404(s, worker_id)
-    entry = _roster_entry(s, site.id, worker_id)
-    tree = tree or load_tree(s, site.id)
     node_id = entry.node_id if entry else None
     if node_id is None:
-        own = tree.node_of_company(worker.employer_id)
+        own = tree.node_of_company(employer_id) if employer_id is not None else None
         node_id = own.id if own and own.status == Status.REGISTERED else None
     fields = entry_fields(entry) if entry else None
     validity = rules.validity(record, fields, (site.period_start, site.period_end), card_linked=True)
@@ -116,7 +176,7 @@ def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
     row.exit_tap_id = device.exit_seq if device else None
     row.tap_count = len(taps)
     row.clock_unverified = record.clock_unverified
-    row.employer_id = worker.employer_id
+    row.employer_id = employer_id
     row.node_id = node_id
     row.tier = tree.tier(node_id) if node_id in tree.nodes else None
     row.on_roster = entry is not None
@@ -127,7 +187,6 @@ def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
     row.reasons = list(validity.reasons)
     row.correction_id = correction.id if correction else None
     row.updated_at = now
-    return row
 
 
 def _apply_corrections(device: rules.AttendanceDay | None, worker_id: int, site_id: int, day: date,
@@ -167,13 +226,12 @@ def _current(s: Session, site: t.Site, worker_id: int, day: date) -> rules.Atten
 
 
 def rebuild_days(s: Session, days: Iterable[tuple[int, int, date]], now: datetime) -> None:
-    """Rebuild several (site, worker, day) records, loading each site and tree once."""
-    sites: dict[int, tuple[t.Site, Tree]] = {}
-    for site_id, worker_id, day in sorted(set(days)):
-        if site_id not in sites:
-            sites[site_id] = (site_or_404(s, site_id), load_tree(s, site_id))
-        site, tree = sites[site_id]
-        rebuild(s, site, worker_id, day, now, tree)
+    """Rebuild several (site, worker, day) records: per site, set-based (``rebuild_many``)."""
+    by_site: dict[int, set[tuple[int, date]]] = {}
+    for site_id, worker_id, day in days:
+        by_site.setdefault(site_id, set()).add((worker_id, day))
+    for site_id in sorted(by_site):
+        rebuild_many(s, site_or_404(s, site_id), by_site[site_id], now)
 
 
 def rebuild_site(ctx: Context, s: Session, site: t.Site) -> int:
@@ -246,30 +304,26 @@ def attribute_orphans(ctx: Context) -> int:
         return sum(attribute_card(ctx, s, uid, worker_id) for uid, worker_id in pairs)
 
 
-def tap_time(device: t.Device, at: datetime, clock_synced: bool, boot_id: str, mono_ms: int) -> tuple[datetime, bool]:
-    """(effective time, trusted) for a new tap: its own time when the gate's clock was synchronised,
-    else re-dated from the device's latest synchronised reading of the same boot, else its own
-    time, untrusted (corrected later by ``clock_reference`` if such a reading arrives)."""
-    if clock_synced:
-        return at, True
-    if device.sync_boot_id == boot_id and device.sync_at is not None and device.sync_mono_ms is not None:
-        return as_aware(device.sync_at) - timedelta(milliseconds=device.sync_mono_ms - mono_ms), True
-    return at, False
+def reference_of(device: t.Device) -> tap_rules.ClockReading | None:
+    """The gate's latest synchronised clock reading, as the domain reads it."""
+    if device.sync_boot_id and device.sync_at is not None and device.sync_mono_ms is not None:
+        return tap_rules.ClockReading(device.sync_boot_id, as_aware(device.sync_at), device.sync_mono_ms)
+    return None
 
 
 def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at: datetime, mono_ms: int) -> int:
     """A synchronised reading of the device clock (from a synced tap or status): remember it, and
-    re-date the taps this boot took before sync. Returns how many taps were re-dated.
-
-    Monotonic time within one boot is what makes this sound: the tap happened (reading.mono_ms -
-    tap.mono_ms) ms before the reading, whatever the wall clock said then. A different boot has
-    a different monotonic origin, so its taps stay untrusted and their records flagged."""
+    re-date the taps this boot took before sync (``domain.taps.redate``). Returns how many taps were
+    re-dated. A different boot has a different monotonic origin, so its taps stay untrusted and
+    their records flagged."""
     if not boot_id:
         return 0
-    if device.sync_boot_id == boot_id:
+    reading = tap_rules.ClockReading(boot_id, at, mono_ms)
+    current = reference_of(device)
+    if current is not None and current.boot_id == boot_id:
         # This boot already has a reading, so none of its taps is waiting for one: taps stored since
-        # were re-dated on arrival (tap_time). Keep the newest reading (NTP may have slewed since).
-        if mono_ms > (device.sync_mono_ms or 0):
+        # were re-dated on arrival. Keep the newest reading (NTP may have slewed since).
+        if reading.newer_than(current):
             device.sync_at, device.sync_mono_ms = utc(at), mono_ms
         return 0
     device.sync_boot_id, device.sync_at, device.sync_mono_ms = boot_id, utc(at), mono_ms
@@ -282,7 +336,7 @@ def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at
         site = site_cache.setdefault(tap.site_id, site_or_404(s, tap.site_id))
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
-        tap.effective_at = utc(at - timedelta(milliseconds=mono_ms - tap.mono_ms))
+        tap.effective_at = utc(tap_rules.redate(reading, tap.mono_ms))
         tap.clock_trusted = True
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))

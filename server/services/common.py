@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from server.domain.accounts import Actor
 from server.domain.hierarchy import Node, Status, Tree
+from server.domain.roster import EntryFields
 from server.errors import NotFound, site_not_found, worker_not_found
 from server.services.context import Context
 from server.store import tables as t
@@ -99,4 +100,18 @@ def audit(
             before=before,
             after=after,
         )
+    )
+
+
+def entry_fields(e: t.RosterEntry) -> EntryFields:
+    """A roster row as the domain reads it (the roster's checks and the attendance record's 職種・立場)."""
+    return EntryFields(
+        trade=(e.trade_major, e.trade_minor) if e.trade_major and e.trade_minor else None,
+        position=e.position,
+        work_description=e.work_description,
+        hazardous=tuple(e.hazardous),
+        hazardous_other=e.hazardous_other,
+        health_checks=tuple(e.health_checks),
+        health_checks_other=e.health_checks_other,
+        qualification_ids=tuple(e.qualification_ids),
     )

@@ -6,24 +6,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 
 from protocol.messages import AckItem, TapEvent
-from server.domain.hierarchy import Tree
+from server.domain import taps
 from server.services import attendance
 from server.services.common import load_tree, site_or_404
 from server.services.context import Context
 from server.store import tables as t
-from server.store.upsert import insert_or_skip
+from server.store.upsert import insert_many_or_skip
 
 log = logging.getLogger("genba.ingest")
 
-# A gate clock outside these is broken, not late: refused with a reason rather than stored.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-MAX_MONO_MS = 2**53  # JSON-safe; 285,000 years of uptime
 
 
 @dataclass
@@ -55,15 +52,17 @@ def ingest_taps(ctx: Context, topic_device_id: str, events: Sequence[TapEvent],
 def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                  counters: Counters | None = None) -> list[AckItem]:
     """Store each tap once per (device, buffer, seq); answer recorded, duplicate, or rejected with a
-    reason, one AckItem per item in order. One transaction for the whole batch: one commit (one
-    fsync on SQLite) for many taps is what makes a morning rush cheap.
+    reason, one AckItem per item in order. One transaction for the whole batch, and set-based: one
+    query for the batch's cards, one multi-row INSERT … ON CONFLICT DO NOTHING for its taps, and the
+    touched records rebuilt together per site (``attendance.rebuild_many``). One commit (one fsync on
+    SQLite) for many taps is what makes a morning rush cheap.
 
     The site comes from the server's record of the device, never from the message, so a gate cannot
     write into another site. A card not yet linked to a worker is kept (worker_id NULL) and attributed
     when the card is linked later. A new tap of a linked card rebuilds that worker's record for the
     day in the same transaction, so the Ack also confirms the 就業履歴."""
     counted = Counters()  # merged into ``counters`` only after the commit
-    acks: list[AckItem] = []
+    acks: list[AckItem | None] = [None] * len(items)
     with ctx.store.write() as s:
         now = ctx.now()
         # Lock the batch's gates, in one order for every process (no deadlock between two ingest
@@ -74,58 +73,85 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         for d in s.scalars(select(t.Device).where(t.Device.device_id.in_(wanted))
                            .order_by(t.Device.id).with_for_update()):
             devices[d.device_id] = d
-        sites: dict[int, tuple[t.Site, Tree]] = {}
-        touched: set[tuple[int, int, date]] = set()
-        for topic_device_id, e in items:
+
+        # Acceptance (the domain's rule), and a re-send inside the batch answered as a duplicate.
+        accepted: list[tuple[int, t.Device, TapEvent]] = []
+        in_batch: set[tuple[str, str, int]] = set()
+        for i, (topic_device_id, e) in enumerate(items):
             device = devices[topic_device_id]
-            reason = None
-            if e.device_id != topic_device_id:
-                reason = "device_id in the body differs from the topic"
-            elif device is None:
-                reason = "unknown device"
-            elif device.retired_at is not None:
-                reason = "device retired"
-            elif device.site_id is None:
-                reason = "device not placed on a site"
-            elif not EARLIEST <= e.at <= LATEST or e.mono_ms > MAX_MONO_MS:
-                reason = "time out of range"  # a broken clock: stored, it would break every day it touches
-            if reason is not None or device is None or device.site_id is None:
+            gate = None if device is None else taps.GateRecord(retired=device.retired_at is not None,
+                                                               placed=device.site_id is not None)
+            reason = taps.refusal(topic_device_id, e.device_id, gate, e.at, e.mono_ms)
+            if reason is not None or device is None:
                 counted.reject(reason or "?")
                 log.warning("rejected tap %s/%s seq %d: %s", topic_device_id, e.buffer_id, e.seq, reason)
-                acks.append(AckItem(seq=e.seq, outcome="rejected", reason=reason))
-                continue
-            card = s.scalar(select(t.Card).where(t.Card.uid == e.card.uid, t.Card.revoked_at.is_(None)))
-            worker_id = card.worker_id if card else None
-            effective_at, trusted = attendance.tap_time(device, e.at, e.clock_synced, e.boot_id, e.mono_ms)
-            new_id = insert_or_skip(
-                s,
-                t.Tap,
-                {
-                    "device_pk": device.id, "buffer_id": e.buffer_id, "seq": e.seq, "site_id": device.site_id,
-                    "card_tech": e.card.tech, "card_uid": e.card.uid, "worker_id": worker_id,
-                    "direction": e.direction, "at": attendance.utc(e.at), "clock_synced": e.clock_synced,
-                    "boot_id": e.boot_id, "mono_ms": e.mono_ms, "shown": e.shown, "received_at": now,
-                    "effective_at": attendance.utc(effective_at), "clock_trusted": trusted,
-                },
-                ("device_pk", "buffer_id", "seq"),
-            )
-            if new_id is None:
+                acks[i] = AckItem(seq=e.seq, outcome="rejected", reason=reason)
+            elif (e.device_id, e.buffer_id, e.seq) in in_batch:
                 counted.duplicate += 1
-                acks.append(AckItem(seq=e.seq, outcome="duplicate"))
+                acks[i] = AckItem(seq=e.seq, outcome="duplicate")
+            else:
+                in_batch.add((e.device_id, e.buffer_id, e.seq))
+                accepted.append((i, device, e))
+
+        # Who each card belongs to: one query for the batch.
+        uids = sorted({e.card.uid for _, _, e in accepted})
+        holders: dict[str, int] = {}
+        if uids:
+            holders = {uid: wid for uid, wid in s.execute(
+                select(t.Card.uid, t.Card.worker_id).where(t.Card.uid.in_(uids), t.Card.revoked_at.is_(None)))}
+
+        # Times: each gate's taps in order against its clock reference; a synchronised tap is a
+        # reading that also dates this batch's earlier unsynchronised taps of its boot.
+        reference = {d.id: attendance.reference_of(d) for d in devices.values() if d is not None}
+        waiting: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        readings: dict[int, list[taps.ClockReading]] = {}
+        rows: list[dict[str, Any]] = []
+        for _, device, e in accepted:
+            at = attendance.utc(e.at)
+            row: dict[str, Any] = {
+                "device_pk": device.id, "buffer_id": e.buffer_id, "seq": e.seq, "site_id": device.site_id,
+                "card_tech": e.card.tech, "card_uid": e.card.uid, "worker_id": holders.get(e.card.uid),
+                "direction": e.direction, "at": at, "clock_synced": e.clock_synced, "boot_id": e.boot_id,
+                "mono_ms": e.mono_ms, "shown": e.shown, "received_at": now,
+            }
+            if e.clock_synced and e.boot_id:
+                reading = taps.ClockReading(e.boot_id, at, e.mono_ms)
+                readings.setdefault(device.id, []).append(reading)
+                if reading.newer_than(reference[device.id]):
+                    reference[device.id] = reading
+                for earlier in waiting.pop((device.id, e.boot_id), []):
+                    earlier["effective_at"] = attendance.utc(taps.redate(reading, earlier["mono_ms"]))
+                    earlier["clock_trusted"] = True
+            effective_at, trusted = taps.tap_time(reference[device.id], at, e.clock_synced, e.boot_id, e.mono_ms)
+            row["effective_at"], row["clock_trusted"] = attendance.utc(effective_at), trusted
+            if not trusted:
+                waiting.setdefault((device.id, e.boot_id), []).append(row)
+            rows.append(row)
+
+        new = {(dp, b, q) for dp, b, q in insert_many_or_skip(
+            s, t.Tap, rows, ("device_pk", "buffer_id", "seq"), returning=("device_pk", "buffer_id", "seq"))}
+        touched: dict[int, set[tuple[int, date]]] = {}
+        sites: dict[int, t.Site] = {}
+        for (i, device, e), row in zip(accepted, rows, strict=True):
+            if (device.id, e.buffer_id, e.seq) not in new:
+                counted.duplicate += 1
+                acks[i] = AckItem(seq=e.seq, outcome="duplicate")
                 continue
             counted.recorded += 1
-            acks.append(AckItem(seq=e.seq, outcome="recorded"))
-            if device.site_id not in sites:
-                sites[device.site_id] = (site_or_404(s, device.site_id), load_tree(s, device.site_id))
-            site, tree = sites[device.site_id]
-            if e.clock_synced:  # also re-dates this boot's earlier unsynced taps, if any
-                attendance.clock_reference(ctx, s, device, e.boot_id, e.at, e.mono_ms)
-            if worker_id is not None:
-                touched.add((device.site_id, worker_id, attendance.day_of(site, effective_at)))
-        # One rebuild per (site, worker, day) the batch touched, after all of its taps are in.
-        for site_id, worker_id, day in sorted(touched):
-            site, tree = sites[site_id]
-            attendance.rebuild(s, site, worker_id, day, now, tree)
+            acks[i] = AckItem(seq=e.seq, outcome="recorded")
+            if row["worker_id"] is not None:
+                site_id = int(row["site_id"])
+                site = sites.setdefault(site_id, site_or_404(s, site_id))
+                touched.setdefault(site_id, set()).add((row["worker_id"], attendance.day_of(site, row["effective_at"])))
+        # The recorded readings become the gates' references, in order; each re-dates the taps of its
+        # boot kept from earlier batches (this batch's were dated above). A re-sent reading of an
+        # older boot must not move the reference back: only recorded taps count.
+        for (_, device, e), row in zip(accepted, rows, strict=True):
+            if e.clock_synced and e.boot_id and (device.id, e.buffer_id, e.seq) in new:
+                attendance.clock_reference(ctx, s, device, e.boot_id, row["at"], e.mono_ms)
+        # One rebuild per site for every (worker, day) the batch touched, after all of its taps are in.
+        for site_id in sorted(touched):
+            attendance.rebuild_many(s, sites[site_id], touched[site_id], now, load_tree(s, site_id))
     if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
         counters.add(counted)
-    return acks
+    return [a for a in acks if a is not None]

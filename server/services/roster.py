@@ -23,7 +23,16 @@ from server.domain.roster import (
 from server.domain.trades import trade_table
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
 from server.services import attendance
-from server.services.common import as_aware, audit, get, load_tree, site_or_404, snapshot, worker_or_404
+from server.services.common import (
+    as_aware,
+    audit,
+    entry_fields,
+    get,
+    load_tree,
+    site_or_404,
+    snapshot,
+    worker_or_404,
+)
 from server.services.companies import has_proxy_consent, too_long
 from server.services.context import Context
 from server.store import tables as t
@@ -37,20 +46,7 @@ def _holdings(s: Session, worker_id: int) -> WorkerHoldings:
     return WorkerHoldings(frozenset((a, b) for a, b in trades), frozenset(quals))
 
 
-def _fields(e: t.RosterEntry) -> EntryFields:
-    return EntryFields(
-        trade=(e.trade_major, e.trade_minor) if e.trade_major and e.trade_minor else None,
-        position=e.position,
-        work_description=e.work_description,
-        hazardous=tuple(e.hazardous),
-        hazardous_other=e.hazardous_other,
-        health_checks=tuple(e.health_checks),
-        health_checks_other=e.health_checks_other,
-        qualification_ids=tuple(e.qualification_ids),
-    )
-
-
-entry_fields = _fields  # the attendance record takes 職種 and 立場 from the same conversion
+_fields = entry_fields  # the attendance record takes 職種 and 立場 from the same conversion (services.common)
 
 
 def _apply_fields(e: t.RosterEntry, f: EntryFields) -> None:

@@ -26,3 +26,22 @@ def insert_or_skip(session: Session, model: type[Base], values: dict[str, Any], 
     stmt = insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c.id)  # type: ignore[attr-defined]
     row = session.execute(stmt, values).first()
     return int(row[0]) if row else None
+
+
+def insert_many_or_skip(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], keys: Sequence[str],
+                        returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """Many rows in one executemany INSERT … ON CONFLICT DO NOTHING (SQLAlchemy sends them as
+    multi-row VALUES, "insertmanyvalues", on both backends). Returns the ``returning`` columns of
+    the rows actually inserted, in no particular order: skipped rows return nothing, so callers
+    return the key columns to tell which were new. ``rows`` must not repeat a key."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    stmt = insert(table).on_conflict_do_nothing(index_elements=list(keys))  # type: ignore[attr-defined]
+    if returning:
+        stmt = stmt.returning(*(table.c[name] for name in returning))
+        return [tuple(r) for r in session.execute(stmt, list(rows)).all()]
+    session.execute(stmt, list(rows))
+    return []
