@@ -110,7 +110,9 @@ class GateConfig(Strict):
     reader: str = "usb"  # nfcpy device path: usb, usb:054c:06c3, tty:AMA0:pn532, udp:host:port
     retention_days: int = Field(30, ge=1, le=3650)
     ack_timeout_s: float = Field(10, gt=0, le=600)
-    batch_size: int = Field(50, ge=1, le=1000)
+    # The send window: unacknowledged taps in flight at once. Hundreds, so a backlog of thousands
+    # drains in a few round trips of the server's batches after an outage.
+    batch_size: int = Field(300, ge=1, le=1000)
     pins: Pins = Pins()
     voice: Voice = Voice()
     quiet_hours: QuietHours = QuietHours()

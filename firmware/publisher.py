@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +60,17 @@ IDLE_POLL_S = 1.0  # also picks up taps recorded without a kick()
 MAX_RESEND_S = 300.0  # the ack timeout doubles up to this while the server stays silent
 MAX_PAUSE_S = 30.0  # backoff cap after a failed publish or buffer error
 STOP_PUBLISH_WAIT_S = 3.0  # how long stop() waits for the broker to take the offline status
+# Reconnect delay: from about 1 s, doubling, capped at a few seconds, each gate on its own random
+# schedule (drawn anew after every successful connect). A broker that comes back after a restart
+# then sees the site's gates return within seconds, spread out rather than all at once; paho's own
+# default grows to 60 s or more, which left taps waiting long after the broker was back.
+RECONNECT_MIN_S = (0.5, 1.5)
+RECONNECT_MAX_S = (3.0, 5.0)
+INFLIGHT = 100  # QoS 1 publishes paho keeps in flight at once (its default is 20)
+
+
+def jittered_reconnect_delay() -> tuple[float, float]:
+    return random.uniform(*RECONNECT_MIN_S), random.uniform(*RECONNECT_MAX_S)
 
 
 class Publisher:
@@ -85,7 +97,7 @@ class Publisher:
         on_command: Callable[[Command], None],
         on_connection: Callable[[bool], None],
         status: Callable[[], DeviceStatus],
-        reconnect_delay_s: tuple[int, int] = (1, 60),
+        reconnect_delay_s: tuple[float, float] | None = None,  # None: jittered_reconnect_delay()
         keepalive_s: int = KEEPALIVE_S,
     ) -> None:
         self.cfg = cfg
@@ -172,7 +184,9 @@ class Publisher:
             client.enable_logger(paho_log)
         # Bound paho's in-memory queue: the Buffer is the truth and re-fills it; a full queue is a backoff.
         client.max_queued_messages_set(max(100, 4 * self.cfg.batch_size))
-        client.reconnect_delay_set(*self._reconnect_delay)  # exponential, reset on a successful CONNACK
+        client.max_inflight_messages_set(INFLIGHT)
+        # Exponential from min to max, reset on a successful CONNACK (paho takes floats despite its hints).
+        client.reconnect_delay_set(*(self._reconnect_delay or jittered_reconnect_delay()))  # type: ignore[arg-type]
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password)
         if self.cfg.broker[2]:
@@ -191,6 +205,8 @@ class Publisher:
                 log.warning("broker refused the connection: %s", reason)
                 return
             client.subscribe([(self._topics[k], QOS) for k in ("ack", "config", "cmd")])
+            if self._reconnect_delay is None:  # a new random schedule for the next outage
+                client.reconnect_delay_set(*jittered_reconnect_delay())  # type: ignore[arg-type]
             log.info("connected to %s (session %s)", self.cfg.broker_url,
                      "resumed" if flags.session_present else "new")
             self._connected = True
