@@ -443,8 +443,8 @@ class Publisher:
         changed = self._require_buffer().mark_acked((a.seq, a.outcome, a.reason) for a in ack.acks)
         for a in ack.acks:
             self._sent_at.pop(a.seq, None)
-            if a.outcome == "rejected":
-                log.warning("the server rejected seq %d: %s", a.seq, a.reason)
+            if a.outcome in ("rejected", "conflict"):
+                log.warning("the server answered seq %d %s: %s", a.seq, a.outcome, a.reason)
         if changed:
             self._resend_after = self.cfg.ack_timeout_s  # the server is answering: back to the short timeout
         log.debug("ack for %d taps, %d new", len(ack.acks), changed)

@@ -58,12 +58,14 @@ class TapEvent(Message):
     shown: str | None = Field(None, max_length=40)  # what the gate told the worker (feedback signal name)
 
 
-Outcome = Literal["recorded", "duplicate", "rejected"]
+# conflict: the server already holds this (device, buffer, seq) with other content; it kept this
+# version too, for the 元請 to see. Final, like the others.
+Outcome = Literal["recorded", "duplicate", "rejected", "conflict"]
 
 
 class AckItem(Message):
     seq: int = Field(..., ge=1)
-    outcome: Outcome  # all three are final: the gate stops re-sending
+    outcome: Outcome  # all are final: the gate stops re-sending
     reason: str | None = Field(None, max_length=200)
 
 

@@ -91,3 +91,24 @@ def test_two_ingest_workers_with_the_same_batch_store_it_once(api: Api) -> None:
         assert s.scalar(select(func.count()).select_from(t.Tap)) == 20
     per_seq = list(zip(*outcomes, strict=True))
     assert all(sorted(p) == ["duplicate", "recorded"] for p in per_seq)
+
+
+def test_a_seq_stored_with_other_content_is_a_conflict_kept_for_the_prime_not_a_duplicate(api: Api) -> None:
+    site_id, worker, prime = _gate_and_prime(api)
+    assert [a.outcome for a in ingest.ingest_taps(api.ctx, "gate-01", [tap(1)])] == ["recorded"]
+    other = tap(1, uid="0114FFFFFFFFFFFF")  # the same seq, another card: a restored SD image, or a forgery
+    counters = ingest.Counters()
+    acks = ingest.ingest_taps(api.ctx, "gate-01", [other, tap(1), other], counters)
+    # Within the batch the repeat of `other` is a re-send; the true re-send of seq 1 a duplicate.
+    assert [(a.outcome, a.reason) for a in acks] == [
+        ("conflict", "seq already stored with other content"), ("duplicate", None), ("duplicate", None)]
+    assert counters.conflict == 1 and counters.duplicate == 2
+    assert [a.outcome for a in ingest.ingest_taps(api.ctx, "gate-01", [other])] == ["conflict"]  # answered again
+    assert stored(api) == [(1, worker["id"], site_id)]  # the record keeps the first version
+    with api.ctx.store.read() as s:
+        assert s.scalar(select(func.count()).select_from(t.TapConflict)) == 1  # kept once
+    seen = prime.owner.ok("GET", f"/sites/{site_id}/tap-conflicts")
+    assert [(c["device_id"], c["seq"], c["stored"]["card"]["uid"], c["other"]["card"]["uid"]) for c in seen] \
+        == [("gate-01", 1, "0114A1B2C3D4E5F6", "0114FFFFFFFFFFFF")]
+    outsider = api.company("(株)よその会社")
+    outsider.owner.fail("GET", f"/sites/{site_id}/tap-conflicts", status=404)

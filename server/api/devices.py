@@ -39,6 +39,12 @@ def list_for_site(ctx: Ctx, actor: CurrentActor, site_id: int, include_retired: 
     return svc.list_for_site(ctx, actor, site_id, include_retired)
 
 
+@router.get("/sites/{site_id}/tap-conflicts")
+def tap_conflicts(ctx: Ctx, actor: CurrentActor, site_id: int) -> list[dict[str, Any]]:
+    """同じゲート・同じ連番（seq）で内容の違うタップ: 記録に使った方と、もう一方（元請のみ）。"""
+    return svc.tap_conflicts(ctx, actor, site_id)
+
+
 @router.patch("/devices/{device_id}")
 def update(ctx: Ctx, actor: CurrentActor, device_id: str, body: DeviceUpdateIn) -> dict[str, Any]:
     return svc.update(ctx, actor, device_id, body.model_dump(exclude_unset=True))

@@ -125,6 +125,34 @@ def list_for_site(ctx: Context, actor: Actor, site_id: int, include_retired: boo
         return [device_view(d, now) for d in s.scalars(q)]
 
 
+def _tap_version(tech: str, uid: str, direction: str, at: datetime, clock_synced: bool, boot_id: str,
+                 mono_ms: int) -> dict[str, Any]:
+    return {"card": {"tech": tech, "uid": uid}, "direction": direction, "at": as_aware(at).isoformat(),
+            "clock_synced": clock_synced, "boot_id": boot_id, "mono_ms": mono_ms}
+
+
+def tap_conflicts(ctx: Context, actor: Actor, site_id: int) -> list[dict[str, Any]]:
+    """Taps whose (gate, buffer, seq) arrived twice with different content: the version stored
+    (the one 就業履歴 uses) and the other one, for the 元請 to judge (a restored SD card image
+    repeats seqs; a forged tap in a gate's name is refused by the broker, but not by us alone)."""
+    with ctx.store.read() as s:
+        _prime_site(s, actor, site_id)
+        rows = s.execute(
+            select(t.TapConflict, t.Tap, t.Device.device_id)
+            .join(t.Tap, t.Tap.id == t.TapConflict.stored_tap_id)
+            .join(t.Device, t.Device.id == t.TapConflict.device_pk)
+            .where(t.TapConflict.site_id == site_id)
+            .order_by(t.TapConflict.received_at, t.TapConflict.id)
+        ).all()
+        return [{
+            "device_id": device_id, "buffer_id": c.buffer_id, "seq": c.seq,
+            "received_at": as_aware(c.received_at).isoformat(),
+            "stored": _tap_version(tap.card_tech, tap.card_uid, tap.direction, tap.at, tap.clock_synced, tap.boot_id,
+                                   tap.mono_ms),
+            "other": _tap_version(c.card_tech, c.card_uid, c.direction, c.at, c.clock_synced, c.boot_id, c.mono_ms),
+        } for c, tap, device_id in rows]
+
+
 def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Rename, re-place, change direction, or move to another site of the same 元請."""
     with ctx.store.write() as s:

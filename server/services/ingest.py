@@ -3,18 +3,20 @@ HTTP later). The Ack for a batch is built only from what this transaction commit
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
 
 from protocol.messages import AckItem, TapEvent
 from server.domain import taps
 from server.services import attendance
-from server.services.common import load_tree, site_or_404
+from server.services.common import as_aware, load_tree, site_or_404
 from server.services.context import Context
 from server.store import tables as t
 from server.store.upsert import insert_many_or_skip
@@ -27,6 +29,7 @@ log = logging.getLogger("genba.ingest")
 class Counters:
     recorded: int = 0
     duplicate: int = 0
+    conflict: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
@@ -35,12 +38,14 @@ class Counters:
     def add(self, other: Counters) -> None:
         self.recorded += other.recorded
         self.duplicate += other.duplicate
+        self.conflict += other.conflict
         for reason, n in other.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
 
     def summary(self) -> str:
         rejected = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items())) or "none"
-        return f"recorded {self.recorded}, duplicate {self.duplicate}, rejected {rejected}"
+        return (f"recorded {self.recorded}, duplicate {self.duplicate}, conflict {self.conflict}, "
+                f"rejected {rejected}")
 
 
 def ingest_taps(ctx: Context, topic_device_id: str, events: Sequence[TapEvent],
@@ -132,8 +137,18 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
             s, t.Tap, rows, ("device_pk", "buffer_id", "seq"), returning=("device_pk", "buffer_id", "seq"))}
         touched: dict[int, set[tuple[int, date]]] = {}
         sites: dict[int, t.Site] = {}
+        skipped = [row for (_, device, e), row in zip(accepted, rows, strict=True)
+                   if (device.id, e.buffer_id, e.seq) not in new]
+        conflicts = _conflicts(s, skipped, now)
         for (i, device, e), row in zip(accepted, rows, strict=True):
-            if (device.id, e.buffer_id, e.seq) not in new:
+            key = (device.id, e.buffer_id, e.seq)
+            if key in conflicts:
+                counted.conflict += 1
+                log.warning("conflict: %s/%s seq %d is stored with other content; kept both", device.device_id,
+                            e.buffer_id, e.seq)
+                acks[i] = AckItem(seq=e.seq, outcome="conflict", reason="seq already stored with other content")
+                continue
+            if key not in new:
                 counted.duplicate += 1
                 acks[i] = AckItem(seq=e.seq, outcome="duplicate")
                 continue
@@ -155,3 +170,36 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
     if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
         counters.add(counted)
     return [a for a in acks if a is not None]
+
+
+_CONTENT = ("card_tech", "card_uid", "direction", "at", "clock_synced", "boot_id", "mono_ms")
+
+
+def _content(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(attendance.utc(as_aware(row[k])) if k == "at" else row[k] for k in _CONTENT)
+
+
+def _conflicts(s: Session, skipped: list[dict[str, Any]], now: datetime) -> set[tuple[int, str, int]]:
+    """Of the taps the store already had, those stored with other content: each kept once in
+    tap_conflicts (a re-send of the same conflicting tap is not kept again). A true re-send (same
+    content) is a plain duplicate. One query for the batch."""
+    if not skipped:
+        return set()
+    keys = [(r["device_pk"], r["buffer_id"], r["seq"]) for r in skipped]
+    stored = {
+        (x.device_pk, x.buffer_id, x.seq): x
+        for x in s.scalars(select(t.Tap).where(tuple_(t.Tap.device_pk, t.Tap.buffer_id, t.Tap.seq).in_(keys)))
+    }
+    found: list[dict[str, Any]] = []
+    for r in skipped:
+        old = stored.get((r["device_pk"], r["buffer_id"], r["seq"]))
+        if old is None:
+            continue  # stored by this very batch (cannot happen: the batch has no repeated keys)
+        theirs = _content({k: getattr(old, k) for k in _CONTENT})
+        ours = _content(r)
+        if theirs != ours:
+            digest = hashlib.sha256(repr(ours).encode()).hexdigest()
+            found.append({**{k: r[k] for k in ("device_pk", "buffer_id", "seq", "site_id", *_CONTENT)},
+                          "stored_tap_id": old.id, "content": digest, "received_at": now})
+    insert_many_or_skip(s, t.TapConflict, found, ("device_pk", "buffer_id", "seq", "content"))
+    return {(f["device_pk"], f["buffer_id"], f["seq"]) for f in found}

@@ -405,6 +405,30 @@ class Tap(Base):
     )
 
 
+class TapConflict(Base):
+    """A tap whose (device, buffer, seq) was already stored with other content: a gate that reused a
+    seq (a restored SD card image) or someone sending in its name. Kept, never answered as a plain
+    duplicate, so the 元請 sees both versions; never made into a record by itself."""
+
+    __tablename__ = "tap_conflicts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id"), nullable=False)
+    buffer_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), nullable=False, index=True)
+    stored_tap_id: Mapped[int] = mapped_column(ForeignKey("taps.id"), nullable=False)
+    content: Mapped[str] = mapped_column(String(64), nullable=False)  # a digest: re-sends are kept once
+    card_tech: Mapped[str] = mapped_column(String(12), nullable=False)
+    card_uid: Mapped[str] = mapped_column(String(40), nullable=False)
+    direction: Mapped[str] = mapped_column(String(4), nullable=False)
+    at: Mapped[datetime] = _ts()
+    clock_synced: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    boot_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    mono_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    received_at: Mapped[datetime] = _ts()
+    __table_args__ = (UniqueConstraint("device_pk", "buffer_id", "seq", "content"),)
+
+
 class Attendance(Base):
     """就業履歴: one per worker, site and work day, rebuilt from all of the day's taps and the approved
     correction (services/attendance.rebuild), so a re-sent tap or a second ingest worker cannot add
