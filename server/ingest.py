@@ -52,9 +52,9 @@ from protocol.topics import STATUS_SUBSCRIPTION, parse, tap_subscription, topic
 from server.config import MqttConfig
 from server.errors import GenbaError
 from server.services import devices
-from server.services.attendance import attribute_orphans
 from server.services.context import Context
 from server.services.ingest import Counters, ingest_batch
+from server.services.records import attribute_orphans
 
 log = logging.getLogger("genba.ingest")
 

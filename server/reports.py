@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from server.domain.accounts import Actor, Role
 from server.domain.attendance import JST
-from server.services import attendance, devices
+from server.services import attendance, corrections, devices
 from server.services.common import site_or_404
 from server.services.context import Context
 
@@ -109,7 +109,7 @@ def devices_table(ctx: Context, site_id: int) -> str:
 def corrections_table(ctx: Context, site_id: int, state: str | None = "pending") -> str:
     """事後補正 on the site (pending by default): what the 元請 has to decide."""
     rows = []
-    for c in attendance.list_corrections(ctx, _prime_actor(ctx, site_id), site_id, state):
+    for c in corrections.list_corrections(ctx, _prime_actor(ctx, site_id), site_id, state):
         day = date.fromisoformat(c["work_day"])
         rows.append([str(c["id"]), c["work_day"], c["worker"]["name"],
                      _hm(c["entry_at"], day) if c["entry_at"] else "-", _hm(c["exit_at"], day) if c["exit_at"] else "-",

@@ -383,7 +383,7 @@ def test_taps_of_a_card_reported_lost_go_to_no_one_else_but_back_to_its_holder_w
 def test_a_tap_stored_while_its_card_was_being_linked_is_attributed_by_the_sweep(gates: Gates) -> None:
     from sqlalchemy import update
 
-    from server.services import attendance
+    from server.services import records
     from server.store import tables as t
 
     w = _worker(gates, "遅れて 紐付け", UID_A)
@@ -392,7 +392,7 @@ def test_a_tap_stored_while_its_card_was_being_linked_is_attributed_by_the_sweep
         s.execute(update(t.Tap).values(worker_id=None))
         s.execute(__import__("sqlalchemy").delete(t.Attendance))
     assert gates.day()["records"] == []
-    assert attendance.attribute_orphans(gates.api.ctx) == 1
+    assert records.attribute_orphans(gates.api.ctx) == 1
     assert gates.record_of(w)["entry_at"] == "2026-11-25T08:00:00+09:00"
 
 

@@ -11,7 +11,9 @@ from pydantic import AwareDatetime, Field
 
 from server.api.deps import Ctx, CurrentActor
 from server.api.schemas import Body
+from server.domain.attendance import JST
 from server.services import attendance as svc
+from server.services import corrections
 
 router = APIRouter(tags=["attendance"])
 Day = Annotated[date | None, Query(description="就業日 YYYY-MM-DD（省略時は今日）")]
@@ -20,7 +22,7 @@ State = Annotated[str | None, Query(description="pending | approved | rejected")
 
 
 def _today(ctx: Ctx) -> date:
-    return ctx.now().astimezone(svc.rules.JST).date()
+    return ctx.now().astimezone(JST).date()
 
 
 @router.get("/sites/{site_id}/attendance")
@@ -67,7 +69,7 @@ class DecisionIn(Body):
 @router.post("/corrections", status_code=201)
 def submit(ctx: Ctx, actor: CurrentActor, body: CorrectionIn) -> dict[str, Any]:
     """事後補正・直接入力の申請（技能者本人または所属事業者、就労翌月末まで）。"""
-    return svc.submit_correction(ctx, actor, body.site_id, body.worker_id, body.work_day, body.entry_at,
+    return corrections.submit_correction(ctx, actor, body.site_id, body.worker_id, body.work_day, body.entry_at,
                                  body.exit_at, body.reason)
 
 
@@ -75,14 +77,14 @@ def submit(ctx: Ctx, actor: CurrentActor, body: CorrectionIn) -> dict[str, Any]:
 def list_corrections(ctx: Ctx, actor: CurrentActor, site_id: int | None = None,
                      state: State = None) -> list[dict[str, Any]]:
     """元請は自社現場の申請、技能者・所属事業者は自分たちの申請（申請中 → 承認／否認）。"""
-    return svc.list_corrections(ctx, actor, site_id, state)
+    return corrections.list_corrections(ctx, actor, site_id, state)
 
 
 @router.post("/corrections/{correction_id}/approve")
 def approve(ctx: Ctx, actor: CurrentActor, correction_id: int, body: DecisionIn) -> dict[str, Any]:
-    return svc.decide_correction(ctx, actor, correction_id, True, body.comment)
+    return corrections.decide_correction(ctx, actor, correction_id, True, body.comment)
 
 
 @router.post("/corrections/{correction_id}/reject")
 def reject(ctx: Ctx, actor: CurrentActor, correction_id: int, body: DecisionIn) -> dict[str, Any]:
-    return svc.decide_correction(ctx, actor, correction_id, False, body.comment)
+    return corrections.decide_correction(ctx, actor, correction_id, False, body.comment)

@@ -18,6 +18,7 @@ from server.domain.visibility import worker_items
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, worker_not_found
 from server.services.common import audit, company_or_404, load_tree, snapshot, worker_or_404
 from server.services.context import Context
+from server.services.records import attribute_card
 from server.store import tables as t
 
 INSURANCE_STATES = {"enrolled": "加入", "not_enrolled": "未加入", "exempt": "適用除外", "unknown": "未確認"}
@@ -462,7 +463,6 @@ def link_card(
         s.add(c)
         s.flush()
         audit(ctx, s, actor, "card.link", "card", c.id, after=snapshot(c))
-        from server.services.attendance import attribute_card  # attendance reads the roster, which reads us
 
         view = card_view(c)
         view["attributed_taps"] = attribute_card(ctx, s, uid, w.id)

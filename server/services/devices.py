@@ -16,7 +16,7 @@ from protocol.messages import DeviceConfig, DeviceStatus, SiteRef, card_digest, 
 from protocol.topics import check_device_id
 from server.domain.accounts import INVITE_ROLES, Actor, Role, require_role
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
-from server.services import attendance
+from server.services import records
 from server.services.common import as_aware, audit, site_or_404, snapshot
 from server.services.context import Context
 from server.store import tables as t
@@ -196,7 +196,7 @@ def record_status(ctx: Context, status: DeviceStatus) -> bool:
         d.last_seen_at = ctx.now()
         d.status = status.model_dump(mode="json")
         if status.state == "online" and status.clock_synced and status.boot_id:
-            attendance.clock_reference(ctx, s, d, status.boot_id, status.at, status.mono_ms)
+            records.clock_reference(ctx, s, d, status.boot_id, status.at, status.mono_ms)
         return True
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from protocol.messages import AckItem, TapEvent
 from server.domain import taps
-from server.services import attendance
+from server.services import records
 from server.services.common import as_aware, load_tree, site_or_404
 from server.services.context import Context
 from server.store import tables as t
@@ -59,7 +59,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
     """Store each tap once per (device, buffer, seq); answer recorded, duplicate, or rejected with a
     reason, one AckItem per item in order. One transaction for the whole batch, and set-based: one
     query for the batch's cards, one multi-row INSERT … ON CONFLICT DO NOTHING for its taps, and the
-    touched records rebuilt together per site (``attendance.rebuild_many``). One commit (one fsync on
+    touched records rebuilt together per site (``records.rebuild_many``). One commit (one fsync on
     SQLite) for many taps is what makes a morning rush cheap.
 
     The site comes from the server's record of the device, never from the message, so a gate cannot
@@ -107,12 +107,12 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
 
         # Times: each gate's taps in order against its clock reference; a synchronised tap is a
         # reading that also dates this batch's earlier unsynchronised taps of its boot.
-        reference = {d.id: attendance.reference_of(d) for d in devices.values() if d is not None}
+        reference = {d.id: records.reference_of(d) for d in devices.values() if d is not None}
         waiting: dict[tuple[int, str], list[dict[str, Any]]] = {}
         readings: dict[int, list[taps.ClockReading]] = {}
         rows: list[dict[str, Any]] = []
         for _, device, e in accepted:
-            at = attendance.utc(e.at)
+            at = records.utc(e.at)
             row: dict[str, Any] = {
                 "device_pk": device.id, "buffer_id": e.buffer_id, "seq": e.seq, "site_id": device.site_id,
                 "card_tech": e.card.tech, "card_uid": e.card.uid, "worker_id": holders.get(e.card.uid),
@@ -125,10 +125,10 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 if reading.newer_than(reference[device.id]):
                     reference[device.id] = reading
                 for earlier in waiting.pop((device.id, e.boot_id), []):
-                    earlier["effective_at"] = attendance.utc(taps.redate(reading, earlier["mono_ms"]))
+                    earlier["effective_at"] = records.utc(taps.redate(reading, earlier["mono_ms"]))
                     earlier["clock_trusted"] = True
             effective_at, trusted = taps.tap_time(reference[device.id], at, e.clock_synced, e.boot_id, e.mono_ms)
-            row["effective_at"], row["clock_trusted"] = attendance.utc(effective_at), trusted
+            row["effective_at"], row["clock_trusted"] = records.utc(effective_at), trusted
             if not trusted:
                 waiting.setdefault((device.id, e.boot_id), []).append(row)
             rows.append(row)
@@ -157,16 +157,16 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
             if row["worker_id"] is not None:
                 site_id = int(row["site_id"])
                 site = sites.setdefault(site_id, site_or_404(s, site_id))
-                touched.setdefault(site_id, set()).add((row["worker_id"], attendance.day_of(site, row["effective_at"])))
+                touched.setdefault(site_id, set()).add((row["worker_id"], records.day_of(site, row["effective_at"])))
         # The recorded readings become the gates' references, in order; each re-dates the taps of its
         # boot kept from earlier batches (this batch's were dated above). A re-sent reading of an
         # older boot must not move the reference back: only recorded taps count.
         for (_, device, e), row in zip(accepted, rows, strict=True):
             if e.clock_synced and e.boot_id and (device.id, e.buffer_id, e.seq) in new:
-                attendance.clock_reference(ctx, s, device, e.boot_id, row["at"], e.mono_ms)
+                records.clock_reference(ctx, s, device, e.boot_id, row["at"], e.mono_ms)
         # One rebuild per site for every (worker, day) the batch touched, after all of its taps are in.
         for site_id in sorted(touched):
-            attendance.rebuild_many(s, sites[site_id], touched[site_id], now, load_tree(s, site_id))
+            records.rebuild_many(s, sites[site_id], touched[site_id], now, load_tree(s, site_id))
     if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
         counters.add(counted)
     return [a for a in acks if a is not None]
@@ -176,7 +176,7 @@ _CONTENT = ("card_tech", "card_uid", "direction", "at", "clock_synced", "boot_id
 
 
 def _content(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(attendance.utc(as_aware(row[k])) if k == "at" else row[k] for k in _CONTENT)
+    return tuple(records.utc(as_aware(row[k])) if k == "at" else row[k] for k in _CONTENT)
 
 
 def _conflicts(s: Session, skipped: list[dict[str, Any]], now: datetime) -> set[tuple[int, str, int]]:

@@ -22,7 +22,7 @@ from server.domain.roster import (
 )
 from server.domain.trades import trade_table
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
-from server.services import attendance
+from server.services import records
 from server.services.common import (
     as_aware,
     audit,
@@ -200,7 +200,7 @@ def add_entry(ctx: Context, s: Session, actor: Actor, tree: Tree, worker_id: int
     s.add(e)
     s.flush()
     audit(ctx, s, actor, "roster.add", "roster_entry", e.id, after=snapshot(e), site_id=tree.site_id)
-    attendance.refresh_today(ctx, s, tree.site_id, w.id)
+    records.refresh_today(ctx, s, tree.site_id, w.id)
     return e
 
 
@@ -252,7 +252,7 @@ def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -
         e.updated_at = ctx.now()
         audit(ctx, s, actor, "roster.update", "roster_entry", e.id, before, snapshot(e), site_id=e.site_id)
         s.flush()
-        attendance.refresh_today(ctx, s, e.site_id, w.id)
+        records.refresh_today(ctx, s, e.site_id, w.id)
         return entry_view(s, e, tree)
 
 
@@ -267,7 +267,7 @@ def remove(ctx: Context, actor: Actor, entry_id: int) -> None:
         s.delete(e)
         audit(ctx, s, actor, "roster.remove", "roster_entry", entry_id, before, None, site_id=before["site_id"])
         s.flush()
-        attendance.refresh_today(ctx, s, before["site_id"], w.id)
+        records.refresh_today(ctx, s, before["site_id"], w.id)
 
 
 def _sees_entry(actor: Actor, tree: Tree, e: t.RosterEntry) -> bool:

@@ -33,7 +33,7 @@ from server.domain.hierarchy import (
     pattern_from_tree,
 )
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
-from server.services import attendance
+from server.services import records
 from server.services.common import as_aware, audit, company_or_404, get, load_tree, site_or_404, snapshot
 from server.services.companies import count
 from server.services.context import Context
@@ -181,7 +181,7 @@ def update_site(ctx: Context, actor: Actor, site_id: int, changes: dict[str, Any
         audit(ctx, s, actor, "site.update", "site", site.id, before, snapshot(site), site_id=site.id)
         if {"day_boundary", "period_start", "period_end"} & set(changes):
             s.flush()
-            attendance.rebuild_site(ctx, s, site)  # taps may fall on other days, validity may change
+            records.rebuild_site(ctx, s, site)  # taps may fall on other days, validity may change
         return site_view_for(s, actor, site)
 
 

@@ -367,7 +367,7 @@ class Device(Base):
     config_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     config_hash: Mapped[str | None] = mapped_column(String(64))
     # The latest synchronised reading of the device clock: (boot, wall time, monotonic ms). Taps of
-    # the same boot taken before sync are re-dated from it (services/attendance.clock_reference).
+    # the same boot taken before sync are re-dated from it (services/records.clock_reference).
     sync_boot_id: Mapped[str | None] = mapped_column(String(64))
     sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sync_mono_ms: Mapped[int | None] = mapped_column(BigInteger)
@@ -431,7 +431,7 @@ class TapConflict(Base):
 
 class Attendance(Base):
     """就業履歴: one per worker, site and work day, rebuilt from all of the day's taps and the approved
-    correction (services/attendance.rebuild), so a re-sent tap or a second ingest worker cannot add
+    correction (services/records.rebuild), so a re-sent tap or a second ingest worker cannot add
     a second record. ``device_*`` keep what the gates said next to any corrected time."""
 
     __tablename__ = "attendance"

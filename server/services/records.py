@@ -1,0 +1,343 @@
+"""就業履歴 records in the store: rebuilt from taps, clock correction, unlinked cards attributed.
+
+Every change that can move a record (a new tap, a card linked later, a clock re-dated, an
+approved correction, a roster edit) ends in ``rebuild`` for the (site, worker, work day) it
+touches, inside the caller's transaction. ``rebuild`` reads *all* of that day's taps and the
+approved correction and writes the one record the domain builds from them, so the order in which
+taps arrive, re-deliveries and a second ingest worker cannot change the result.
+
+Concurrency: on PostgreSQL two ingest workers may commit taps of the same worker and day at
+once. ``rebuild`` first makes sure the record row exists (INSERT … ON CONFLICT DO NOTHING, which
+waits for the other transaction's insert), then locks it (SELECT … FOR UPDATE), and only then
+reads the taps: under READ COMMITTED each statement sees what was committed before it, so
+whichever worker locks last sees both taps and writes the complete record. On SQLite writes are
+serialised by BEGIN IMMEDIATE, so the question does not arise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain import attendance as rules
+from server.domain import taps as tap_rules
+from server.domain.hierarchy import Status, Tree
+from server.errors import worker_not_found
+from server.services.common import as_aware, entry_fields, load_tree, site_or_404
+from server.services.context import Context
+from server.store import tables as t
+from server.store.upsert import insert_many_or_skip
+
+
+def utc(at: datetime) -> datetime:
+    """What we store: UTC. SQLite keeps a DateTime as text without its offset, so an aware JST
+    time stored as is would come back nine hours off; converting first makes both backends agree."""
+    return at.astimezone(UTC)
+
+
+def rule_of(site: t.Site) -> rules.DayRule:
+    return rules.DayRule(boundary=rules.parse_boundary(site.day_boundary))
+
+
+def local_today(ctx: Context, rule: rules.DayRule) -> date:
+    return ctx.now().astimezone(rule.tz).date()
+
+
+def _domain_tap(row: t.Tap) -> rules.Tap:
+    # The tap's row id stands in for seq: seq is per gate buffer, the id is unique on the site.
+    return rules.Tap(
+        seq=row.id,
+        direction=rules.Direction(row.direction),
+        at=as_aware(row.effective_at),
+        clock_trusted=row.clock_trusted,
+        worker_id=row.worker_id,
+        site_id=row.site_id,
+    )
+
+
+def roster_entry(s: Session, site_id: int, worker_id: int) -> t.RosterEntry | None:
+    return s.scalar(
+        select(t.RosterEntry).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == worker_id)
+    )
+
+
+def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
+            tree: Tree | None = None) -> t.Attendance | None:
+    """The one record of (site, worker, day) from everything known now; None when nothing is left."""
+    return rebuild_many(s, site, [(worker_id, day)], now, tree)[(worker_id, day)]
+
+
+_EMPTY_RECORD = {"tap_count": 0, "clock_unverified": False, "on_roster": False, "valid": False, "reasons": []}
+
+
+def rebuild_many(s: Session, site: t.Site, keys: Iterable[tuple[int, date]], now: datetime,
+                 tree: Tree | None = None) -> dict[tuple[int, date], t.Attendance | None]:
+    """The records of many (worker, day) pairs of one site, set-based: a handful of statements
+    whatever the number of records (the ingest rebuilds a whole batch's records at once).
+
+    Order of work, for the concurrency argument in the module docstring: every record row exists
+    (one INSERT … ON CONFLICT DO NOTHING for all), the rows are locked in id order (one SELECT … FOR
+    UPDATE: two workers lock overlapping sets in the same order, so they queue rather than
+    deadlock), and only then are the taps, corrections and roster entries read."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rule = rule_of(site)
+    # An earlier rebuild in this transaction may have deleted one of these rows (its taps moved to
+    # another day); flush it first, or the insert below would be skipped for a row about to vanish.
+    s.flush()
+    insert_many_or_skip(
+        s, t.Attendance,
+        [{"site_id": site.id, "worker_id": w, "work_day": d, **_EMPTY_RECORD, "updated_at": now} for w, d in wanted],
+        ("site_id", "worker_id", "work_day"),
+    )
+    workers = sorted({w for w, _ in wanted})
+    days = sorted({d for _, d in wanted})
+    rows = {
+        (r.worker_id, r.work_day): r
+        for r in s.scalars(
+            select(t.Attendance)
+            .where(t.Attendance.site_id == site.id, t.Attendance.worker_id.in_(workers),
+                   t.Attendance.work_day.in_(days))
+            .order_by(t.Attendance.id).with_for_update().execution_options(populate_existing=True))
+    }
+    # The inputs of every wanted record, one query each.
+    first, _ = rules.day_window(days[0], rule)
+    _, last = rules.day_window(days[-1], rule)
+    taps: dict[tuple[int, date], list[t.Tap]] = {}
+    for tap in s.scalars(
+        select(t.Tap)
+        .where(t.Tap.site_id == site.id, t.Tap.worker_id.in_(workers),
+               t.Tap.effective_at >= utc(first), t.Tap.effective_at < utc(last))
+        .order_by(t.Tap.effective_at, t.Tap.id)
+    ):
+        assert tap.worker_id is not None
+        taps.setdefault((tap.worker_id, rules.work_day(as_aware(tap.effective_at), rule)), []).append(tap)
+    corrections: dict[tuple[int, date], list[t.Correction]] = {}
+    for c in s.scalars(
+        select(t.Correction)
+        .where(t.Correction.site_id == site.id, t.Correction.worker_id.in_(workers),
+               t.Correction.work_day.in_(days), t.Correction.state == "approved")
+        .order_by(t.Correction.decided_at, t.Correction.id)
+    ):
+        corrections.setdefault((c.worker_id, c.work_day), []).append(c)
+    entries = {e.worker_id: e for e in s.scalars(
+        select(t.RosterEntry).where(t.RosterEntry.site_id == site.id, t.RosterEntry.worker_id.in_(workers)))}
+    employers: dict[int, int | None] = {
+        wid: emp for wid, emp in s.execute(select(t.Worker.id, t.Worker.employer_id).where(t.Worker.id.in_(workers)))}
+    tree = tree or load_tree(s, site.id)
+
+    out: dict[tuple[int, date], t.Attendance | None] = {}
+    for key in wanted:
+        worker_id, day = key
+        row = rows[key]
+        day_taps, day_corrections = taps.get(key, []), corrections.get(key, [])
+        if not day_taps and not day_corrections:
+            s.delete(row)  # e.g. a clock correction moved the day's only tap to another day
+            out[key] = None
+            continue
+        if worker_id not in employers:
+            raise worker_not_found()
+        _fill(row, site, tree, worker_id, day, day_taps, day_corrections, entries.get(worker_id),
+              employers[worker_id], rule, now)
+        out[key] = row
+    return out
+
+
+def _fill(row: t.Attendance, site: t.Site, tree: Tree, worker_id: int, day: date, taps: list[t.Tap],
+          corrections: list[t.Correction], entry: t.RosterEntry | None, employer_id: int | None,
+          rule: rules.DayRule, now: datetime) -> None:
+    """One record row from its inputs, by the domain's rules."""
+    device = rules.build_record([_domain_tap(x) for x in taps], rule) if taps else None
+    record = _apply_corrections(device, worker_id, site.id, day, corrections)
+    correction = corrections[-1] if corrections else None
+    assert record is not None
+    node_id = entry.node_id if entry else None
+    if node_id is None:
+        own = tree.node_of_company(employer_id) if employer_id is not None else None
+        node_id = own.id if own and own.status == Status.REGISTERED else None
+    fields = entry_fields(entry) if entry else None
+    validity = rules.validity(record, fields, (site.period_start, site.period_end), card_linked=True)
+
+    row.entry_at = utc(record.entry_at) if record.entry_at else None
+    row.exit_at = utc(record.exit_at) if record.exit_at else None
+    row.device_entry_at = utc(device.entry_at) if device and device.entry_at else None
+    row.device_exit_at = utc(device.exit_at) if device and device.exit_at else None
+    row.entry_tap_id = device.entry_seq if device else None
+    row.exit_tap_id = device.exit_seq if device else None
+    row.tap_count = len(taps)
+    row.clock_unverified = record.clock_unverified
+    row.employer_id = employer_id
+    row.node_id = node_id
+    row.tier = tree.tier(node_id) if node_id in tree.nodes else None
+    row.on_roster = entry is not None
+    row.trade_major = entry.trade_major if entry else None
+    row.trade_minor = entry.trade_minor if entry else None
+    row.position = entry.position if entry else None
+    row.valid = validity.valid
+    row.reasons = list(validity.reasons)
+    row.correction_id = correction.id if correction else None
+    row.updated_at = now
+
+
+def _apply_corrections(device: rules.AttendanceDay | None, worker_id: int, site_id: int, day: date,
+                       corrections: Iterable[t.Correction]) -> rules.AttendanceDay | None:
+    """The approved corrections in the order they were decided, each on top of the last: an
+    entry-only correction and a later exit-only one both stand."""
+    record = device
+    for c in corrections:
+        record = rules.corrected(record, worker_id, site_id, day,
+                                 as_aware(c.entry_at) if c.entry_at else None,
+                                 as_aware(c.exit_at) if c.exit_at else None)
+    return record
+
+
+def _day_inputs(s: Session, site: t.Site, worker_id: int, day: date) -> tuple[list[t.Tap], list[t.Correction]]:
+    """What a record is made of: the worker's taps in the work day's window, and the approved
+    corrections in the order they were decided."""
+    start, end = rules.day_window(day, rule_of(site))
+    taps = s.scalars(
+        select(t.Tap)
+        .where(t.Tap.site_id == site.id, t.Tap.worker_id == worker_id,
+               t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))
+        .order_by(t.Tap.effective_at, t.Tap.id)
+    ).all()
+    corrections = s.scalars(
+        select(t.Correction).filter_by(site_id=site.id, worker_id=worker_id, work_day=day, state="approved")
+        .order_by(t.Correction.decided_at, t.Correction.id)
+    ).all()
+    return list(taps), list(corrections)
+
+
+def current_record(s: Session, site: t.Site, worker_id: int, day: date) -> rules.AttendanceDay | None:
+    """The record as it stands (device times and approved corrections), for checking a new correction."""
+    taps, approved = _day_inputs(s, site, worker_id, day)
+    device = rules.build_record([_domain_tap(x) for x in taps], rule_of(site)) if taps else None
+    return _apply_corrections(device, worker_id, site.id, day, approved)
+
+
+def rebuild_days(s: Session, days: Iterable[tuple[int, int, date]], now: datetime) -> None:
+    """Rebuild several (site, worker, day) records: per site, set-based (``rebuild_many``)."""
+    by_site: dict[int, set[tuple[int, date]]] = {}
+    for site_id, worker_id, day in days:
+        by_site.setdefault(site_id, set()).add((worker_id, day))
+    for site_id in sorted(by_site):
+        rebuild_many(s, site_or_404(s, site_id), by_site[site_id], now)
+
+
+def rebuild_site(ctx: Context, s: Session, site: t.Site) -> int:
+    """Every record of a site again, after its day boundary or 蓄積期間 changed: the days the taps
+    fall on now, plus the days that had a record before (which may now be empty). Rare and bounded
+    by the site's history, so done in the editing transaction rather than in the background."""
+    keys = {(site.id, w, d) for w, d in s.execute(
+        select(t.Attendance.worker_id, t.Attendance.work_day).where(t.Attendance.site_id == site.id))}
+    keys |= {(site.id, w, day_of(site, at)) for w, at in s.execute(
+        select(t.Tap.worker_id, t.Tap.effective_at).where(t.Tap.site_id == site.id, t.Tap.worker_id.is_not(None)))}
+    keys |= {(site.id, w, d) for w, d in s.execute(
+        select(t.Correction.worker_id, t.Correction.work_day).where(
+            t.Correction.site_id == site.id, t.Correction.state == "approved"))}
+    rebuild_days(s, keys, ctx.now())
+    return len(keys)
+
+
+def day_of(site: t.Site, at: datetime) -> date:
+    return rules.work_day(as_aware(at), rule_of(site))
+
+
+def refresh_today(ctx: Context, s: Session, site_id: int, worker_id: int) -> None:
+    """After a roster edit: today's record takes the entry in force now (職種, 立場, validity).
+    Earlier days keep what was in force when they were built."""
+    site = site_or_404(s, site_id)
+    today = rules.work_day(ctx.now(), rule_of(site))
+    exists = s.scalar(select(t.Attendance.id).filter_by(site_id=site_id, worker_id=worker_id, work_day=today))
+    if exists is not None:
+        rebuild(s, site, worker_id, today, ctx.now())
+
+
+def attribute_card(ctx: Context, s: Session, uid: str, worker_id: int) -> int:
+    """A card linked now: its earlier taps (kept with no worker) become the worker's, and the days
+    they fall on get their records. Returns how many taps were attributed."""
+    # A UID revoked before (a card reported lost): who used it while nobody held it is not known.
+    # Linked back to the same worker (found again), the taps since the revocation are theirs; linked
+    # to someone else, they stay unlinked and listed (the 元請 can enter that day by a correction).
+    revoked = s.scalars(select(t.Card).where(t.Card.uid == uid, t.Card.revoked_at.is_not(None))
+                        .order_by(t.Card.revoked_at.desc()).limit(1)).first()
+    q = select(t.Tap).where(t.Tap.card_uid == uid, t.Tap.worker_id.is_(None))
+    if revoked is not None:
+        if revoked.worker_id != worker_id:
+            return 0
+        q = q.where(t.Tap.received_at > revoked.revoked_at)
+    taps = s.scalars(q).all()
+    days: set[tuple[int, int, date]] = set()
+    site_cache: dict[int, t.Site] = {}
+    for tap in taps:
+        tap.worker_id = worker_id
+        site = site_cache.setdefault(tap.site_id, site_or_404(s, tap.site_id))
+        days.add((tap.site_id, worker_id, day_of(site, tap.effective_at)))
+    s.flush()
+    rebuild_days(s, days, ctx.now())
+    return len(taps)
+
+
+def attribute_orphans(ctx: Context) -> int:
+    """Taps stored without a worker whose card has been linked since: attribute them now.
+
+    ``link_card`` attributes what it can see, but on PostgreSQL an ingest transaction that read the
+    card table just before the link committed can store its tap without a worker after the link's
+    own sweep ran. The ingest's housekeeping calls this every few seconds, so such a tap joins its
+    record shortly after instead of never."""
+    with ctx.store.write() as s:
+        pairs = s.execute(
+            select(t.Card.uid, t.Card.worker_id).distinct()
+            .join(t.Tap, t.Tap.card_uid == t.Card.uid)
+            .where(t.Card.revoked_at.is_(None), t.Tap.worker_id.is_(None))
+        ).all()
+        return sum(attribute_card(ctx, s, uid, worker_id) for uid, worker_id in pairs)
+
+
+def reference_of(device: t.Device) -> tap_rules.ClockReading | None:
+    """The gate's latest synchronised clock reading, as the domain reads it."""
+    if device.sync_boot_id and device.sync_at is not None and device.sync_mono_ms is not None:
+        return tap_rules.ClockReading(device.sync_boot_id, as_aware(device.sync_at), device.sync_mono_ms)
+    return None
+
+
+def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at: datetime, mono_ms: int) -> int:
+    """A synchronised reading of the device clock (from a synced tap or status): remember it, and
+    re-date the taps this boot took before sync (``domain.taps.redate``). Returns how many taps were
+    re-dated. A different boot has a different monotonic origin, so its taps stay untrusted and
+    their records flagged."""
+    if not boot_id:
+        return 0
+    reading = tap_rules.ClockReading(boot_id, at, mono_ms)
+    current = reference_of(device)
+    if current is not None and current.boot_id == boot_id:
+        # This boot already has a reading, so none of its taps is waiting for one: taps stored since
+        # were re-dated on arrival. Keep the newest reading (NTP may have slewed since).
+        if reading.newer_than(current):
+            device.sync_at, device.sync_mono_ms = utc(at), mono_ms
+        return 0
+    device.sync_boot_id, device.sync_at, device.sync_mono_ms = boot_id, utc(at), mono_ms
+    stale = s.scalars(
+        select(t.Tap).where(t.Tap.device_pk == device.id, t.Tap.boot_id == boot_id, t.Tap.clock_trusted.is_(False))
+    ).all()
+    days: set[tuple[int, int, date]] = set()
+    site_cache: dict[int, t.Site] = {}
+    for tap in stale:
+        site = site_cache.setdefault(tap.site_id, site_or_404(s, tap.site_id))
+        if tap.worker_id is not None:
+            days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
+        tap.effective_at = utc(tap_rules.redate(reading, tap.mono_ms))
+        tap.clock_trusted = True
+        if tap.worker_id is not None:
+            days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
+    s.flush()
+    rebuild_days(s, days, ctx.now())
+    return len(stale)
+
+
+def local_time(at: datetime | None, rule: rules.DayRule) -> str | None:
+    return as_aware(at).astimezone(rule.tz).isoformat() if at else None
