@@ -51,6 +51,7 @@ lint: venv
 bench: system-deps venv
 	$(PY) tests/bench/gate.py
 	$(PY) tests/bench/ingest.py
+	$(PY) tests/bench/drain.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache
