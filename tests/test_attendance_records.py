@@ -12,10 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from world import PASSWORD, Api, Company, Session, Site
 
 from protocol.messages import Card, TapEvent
 from server.services import ingest
+from server.store import tables as t
 
 JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 11, 25, 21, 0, tzinfo=JST)  # the evening the tests look back on
@@ -421,3 +423,45 @@ def test_a_site_manager_of_the_employer_not_bound_to_the_site_neither_asks_nor_s
     _correction(unbound, gates, w, "2026-11-25", None, "2026-11-25T17:10:00+09:00", status=404)
     bound = gates.api.staff(gates.prime, "site_manager", site_ids=[gates.site.id])
     assert [x["id"] for x in bound.ok("GET", "/corrections")] == [c["id"]]
+
+
+def test_the_month_counted_in_the_database_agrees_with_the_domains_counting_rules(gates: Gates) -> None:
+    """store.months counts in SQL what domain.attendance counts in Python; on the same records they agree,
+    for the 元請 (every worker) and for an upper company (its branch only)."""
+    from server.domain.attendance import count_leader_days, count_work_days, site_fee_days
+
+    g = gates
+    up = g.api.company("(有)上層")
+    up_node = g.api.registered(g.site, g.prime, g.site.root, up)
+    people = [
+        _worker(g, "職長 一郎", "0114A1B2C3D40001", position="foreman"),
+        _worker(g, "一般 二郎", "0114A1B2C3D40002", position="general"),
+        _worker(g, "名簿外 三郎", "0114A1B2C3D40003", on_roster=False),
+        _worker(g, "上層 四郎", "0114A1B2C3D40004", employer=up, position="subforeman"),
+    ]
+    assert up_node
+    for day in (4, 5, 6, 11, 25):
+        for n in range(len(people)):
+            if (day + n) % 3:  # not everyone every day
+                g.tap(f"0114A1B2C3D4{n + 1:04X}", jst(day, 8, n))
+    with g.api.ctx.store.read() as s:
+        rows = s.scalars(select(t.Attendance).where(t.Attendance.site_id == g.site.id)).all()
+
+    def expected(ws: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, list[str]]]:
+        out = {}
+        for w in ws:
+            mine = [r for r in rows if r.worker_id == w["id"]]
+            if mine:
+                valid = [r for r in mine if r.valid]
+                out[w["id"]] = (count_work_days(mine), count_work_days(valid),
+                                count_leader_days((r, r.position) for r in valid),
+                                sorted(r.work_day.isoformat() for r in mine))
+        return out
+
+    for session, ws in ((g.prime.owner, people), (up.owner, people[3:])):
+        month = session.ok("GET", f"/sites/{g.site.id}/attendance/month", month="2026-11")
+        got = {x["worker"]["id"]: (x["days"], x["valid_days"], x["leader_days"], x["work_days"])
+               for x in month["workers"]}
+        assert got == expected(ws)
+        assert month["summary"]["site_fee_days"] == site_fee_days(r for r in rows if r.worker_id in got)
+    assert expected(people)[people[0]["id"]][2] > 0 and expected(people)[people[2]["id"]][1] == 0

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from server.domain import attendance as rules
 from server.domain.accounts import Actor, Role
 from server.domain.hierarchy import Status, Tree
-from server.domain.roster import POSITIONS
+from server.domain.roster import LEADER_POSITIONS, POSITIONS
 from server.domain.trades import trade_table
 from server.domain.visibility import sees_attendance
 from server.errors import InvalidInput, NotFound, site_not_found, worker_not_found
@@ -24,6 +24,7 @@ from server.services.context import Context
 from server.services.corrections import correction_view
 from server.services.records import local_time, rule_of, utc
 from server.store import tables as t
+from server.store.months import MonthGroup, month_groups
 
 
 def record_view(r: t.Attendance, worker: t.Worker, employer: t.Company | None, rule: rules.DayRule) -> dict[str, Any]:
@@ -86,7 +87,7 @@ class _Viewer:
         return self.actor.company_id == self.site.prime_id and self.actor.is_company and self.on_site
 
 
-def _load_people(s: Session, rows: Iterable[t.Attendance]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
+def _load_people(s: Session, rows: Iterable[Any]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
     rows = list(rows)
     workers = {w.id: w for w in s.scalars(select(t.Worker).where(t.Worker.id.in_({r.worker_id for r in rows})))}
     companies = {c.id: c for c in s.scalars(
@@ -171,34 +172,39 @@ def parse_month(text: str) -> tuple[date, date]:
 
 def site_month(ctx: Context, actor: Actor, site_id: int, month: str) -> dict[str, Any]:
     """A month on one site: per worker the days on site and the days that count, and the totals
-    the 元請 is charged and reports (就業日数, 現場利用料の人日)."""
+    the 元請 is charged and reports (就業日数, 現場利用料の人日). Counted in the database per worker
+    (store.months), visibility decided once per (company, place) group, not per record."""
     first, last = parse_month(month)
     with ctx.store.read() as s:
-        site, _viewer, rows = _site_rows(s, actor, site_id, first, last, columns=(
-            "worker_id", "site_id", "work_day", "tier", "employer_id", "node_id", "valid", "position"))
-        workers, companies = _load_people(s, rows)
-        per: dict[int, list[Any]] = {}
-        for r in rows:
-            per.setdefault(r.worker_id, []).append(r)
+        site = site_or_404(s, site_id)
+        viewer = _Viewer(actor, site, load_tree(s, site_id))
+        groups = [g for g in month_groups(s, site_id, first, last, LEADER_POSITIONS)
+                  if viewer.sees(g, g.employer_id, g.node_id)]
+        if not groups and not viewer.on_site:
+            raise site_not_found()
+        workers, companies = _load_people(s, groups)
+        per: dict[int, list[MonthGroup]] = {}
+        for g in groups:
+            per.setdefault(g.worker_id, []).append(g)
         out_rows: list[dict[str, Any]] = []
-        for worker_id, recs in per.items():
+        for worker_id, mine in per.items():
             w = workers[worker_id]
             employer = companies.get(w.employer_id)
             out_rows.append({
                 "worker": {"id": w.id, "ccus_id": w.ccus_id, "name": w.name},
                 "employer": {"id": employer.id, "name": employer.name} if employer else None,
-                "tier": recs[-1].tier,
-                "days": rules.count_work_days(recs),
-                "valid_days": rules.count_work_days(r for r in recs if r.valid),
-                "leader_days": rules.count_leader_days((r, r.position) for r in recs if r.valid),
-                "work_days": [r.work_day.isoformat() for r in recs],
+                "tier": max(mine, key=lambda g: g.last_day).tier,  # the tier of the latest day's record
+                "days": sum(g.days for g in mine),
+                "valid_days": sum(g.valid_days for g in mine),
+                "leader_days": sum(g.leader_days for g in mine),
+                "work_days": sorted(d.isoformat() for g in mine for d in g.work_days),
             })
         out_rows.sort(key=lambda x: (x["tier"] if x["tier"] is not None else 99, x["worker"]["id"]))
         return {
             "site": {"id": site.id, "name": site.name},
             "month": first.strftime("%Y-%m"),
             "workers": out_rows,
-            "summary": {"site_fee_days": rules.site_fee_days(rows), "workers": len(out_rows)},
+            "summary": {"site_fee_days": sum(g.days for g in groups), "workers": len(out_rows)},
         }
 
 
