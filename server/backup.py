@@ -46,8 +46,6 @@ DEFAULT_KEEP_DAYS = 14
 class BackupFailed(GenbaError):
     """The backup could not be made (no directory, database missing or unreachable, bad copy)."""
 
-    http_status = 500
-
 
 @dataclass
 class BackupResult:

@@ -1,7 +1,8 @@
 """Every error the server reports, each with a stable machine code and a Japanese and English message.
 
-The domain raises these; the HTTP layer maps the class to a status code and the CLI prints the
-message. Codes are part of the API contract: clients switch on ``code``, never on the text.
+The domain raises these; the HTTP layer maps the class to a status code (server/api/app.py,
+``STATUS``: the domain knows no HTTP) and the CLI prints the message. Codes are part of the API
+contract: clients switch on ``code``, never on the text.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 class GenbaError(Exception):
     """Base class: a refusal with a reason, never a crash."""
 
-    http_status = 400
 
     def __init__(self, code: str, ja: str, en: str, **details: Any) -> None:
         super().__init__(f"{code}: {en}")
@@ -31,31 +31,26 @@ class GenbaError(Exception):
 class InvalidInput(GenbaError):
     """The request itself is wrong (bad ID, unknown trade code, missing field)."""
 
-    http_status = 422
 
 
 class Unauthorized(GenbaError):
     """No valid login (missing, wrong or expired token; wrong password)."""
 
-    http_status = 401
 
 
 class Forbidden(GenbaError):
     """Logged in, but this account's role or company may not do this."""
 
-    http_status = 403
 
 
 class NotFound(GenbaError):
     """The thing does not exist, or this account may not know that it exists."""
 
-    http_status = 404
 
 
 class Conflict(GenbaError):
     """The request is valid but the current state refuses it (already approved, has children, ...)."""
 
-    http_status = 409
 
 
 def site_not_found() -> NotFound:

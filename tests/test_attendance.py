@@ -317,7 +317,7 @@ def test_a_correction_on_the_deadline_is_accepted_and_the_day_after_refused() ->
     assert err.value.code == "correction_deadline_passed"
     assert err.value.details["deadline"] == "2027-01-31"
     assert "2027-01-31" in err.value.message_ja
-    assert err.value.http_status == 409
+    assert isinstance(err.value, Conflict)
 
 
 # --- 就業日数 and the site fee -------------------------------------------------------------------

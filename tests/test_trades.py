@@ -70,7 +70,7 @@ def test_unknown_pair_is_refused_with_japanese_message() -> None:
     assert "職種コードが見つかりません" in err.message_ja
     assert "大分類 06 / 小分類 99" in err.message_ja
     assert err.details == {"major": "06", "minor": "99"}
-    assert err.http_status == 422
+    assert isinstance(err, InvalidInput)
 
 
 def test_unknown_major_is_refused() -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.api import attendance, auth, companies, consents, devices, reference, roster, sites
-from server.errors import GenbaError
+from server.errors import Conflict, Forbidden, GenbaError, InvalidInput, NotFound, Unauthorized
 from server.services.context import Context
 
 log = logging.getLogger("genba.api")
@@ -50,6 +50,20 @@ def _error(status: int, code: str, ja: str, en: str, details: Any = None) -> JSO
     return JSONResponse(body, status_code=status)
 
 
+#: How each kind of refusal is answered over HTTP; the domain raises the kind and knows no status.
+STATUS: dict[type[GenbaError], int] = {
+    InvalidInput: 422, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
+}
+
+
+def status_of(exc: GenbaError) -> int:
+    """The status of the nearest kind in the error's class hierarchy; 400 for a plain GenbaError."""
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]  # type: ignore[index]
+    return 400
+
+
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(
         title="GenbaGate API",
@@ -64,7 +78,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.exception_handler(GenbaError)
     async def _genba(_: Request, exc: GenbaError) -> JSONResponse:
-        return JSONResponse(exc.as_dict(), status_code=exc.http_status)
+        return JSONResponse(exc.as_dict(), status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
