@@ -28,7 +28,7 @@ from server.domain.ids import corporate_number_check_digit
 from server.domain.roster import EntryFields
 from server.ingest import MqttIngest
 from server.reports import attendance_table
-from server.services import accounts, companies, consents, devices, roster, sites
+from server.services import accounts, cards, companies, consents, devices, hierarchy, roster, sites, workers
 from server.services.context import Context
 from server.store import migrate
 from server.store.database import Store
@@ -84,11 +84,11 @@ class DemoBuilder:
         out = []
         for name in names:
             self._worker_seq += 1
-            quals = [companies.QualificationIn(category="技能講習", name=qualification)] if qualification else []
-            w = companies.create_worker(
+            quals = [workers.QualificationIn(category="技能講習", name=qualification)] if qualification else []
+            w = workers.create_worker(
                 self.ctx,
                 employer.actor,
-                companies.WorkerIn(
+                workers.WorkerIn(
                     ccus_id=f"8{self._worker_seq:013d}",
                     name=name,
                     employer_id=employer.id,
@@ -103,7 +103,7 @@ class DemoBuilder:
                 ),
             )
             uid = f"0114{self._worker_seq:012X}"
-            companies.link_card(self.ctx, employer.actor, w["id"], uid, "felica")
+            cards.link_card(self.ctx, employer.actor, w["id"], uid, "felica")
             self.cards[name] = uid
             out.append(w)
         return out
@@ -145,11 +145,11 @@ def build(ctx: Context) -> dict[str, object]:
         ),
     )
     sid = int(site["id"])
-    root = sites.hierarchy(ctx, prime.actor, sid)["rows"][0]["node_id"]
+    root = hierarchy.hierarchy(ctx, prime.actor, sid)["rows"][0]["node_id"]
 
     def registered(by: DemoCompany, parent: int, c: DemoCompany, work: str) -> int:
-        node = sites.invite(ctx, by.actor, sid, parent, company_id=c.id)
-        sites.approve(ctx, c.actor, node["id"], work, f"{work}一式")
+        node = hierarchy.invite(ctx, by.actor, sid, parent, company_id=c.id)
+        hierarchy.approve(ctx, c.actor, node["id"], work, f"{work}一式")
         return int(node["id"])
 
     n_up1 = registered(prime, root, up1, "躯体工事")
@@ -157,11 +157,11 @@ def build(ctx: Context) -> dict[str, object]:
     n_sys2 = registered(up1, n_up1, sys2, "型枠・鉄筋工事")
     registered(sys2, n_sys2, tekkin, "鉄筋工事")
     # A name-only placeholder under the first tier, with a pending company below it, as in 参考資料2.
-    ph = sites.invite(ctx, up1.actor, sid, n_up1, placeholder_name="CCUS建設")
+    ph = hierarchy.invite(ctx, up1.actor, sid, n_up1, placeholder_name="CCUS建設")
     # 置換 once the company has its 事業者ID: done by the company directly above.
-    sites.replace(ctx, up1.actor, int(ph["id"]), ccus.id)
+    hierarchy.replace(ctx, up1.actor, int(ph["id"]), ccus.id)
     # An invitation still waiting in 湾岸設備's 承認要請リスト.
-    sites.invite(ctx, prime.actor, sid, n_denko, company_id=wangan.id)
+    hierarchy.invite(ctx, prime.actor, sid, n_denko, company_id=wangan.id)
 
     tobi = b.workers(up1, ["匠野 技", "鳶田 一郎", "高所 次郎", "足場 三郎"], ("06", "01"), "足場の組立て等作業主任者")
     heavy = b.workers(up1, ["重量 四郎", "吊上 五郎"], ("06", "04"), "玉掛け")

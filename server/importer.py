@@ -49,16 +49,9 @@ from server.domain import ids
 from server.domain.trades import trade_table
 from server.errors import Conflict, GenbaError, InvalidInput
 from server.services.common import audit, snapshot
-from server.services.companies import (
-    INSURANCE_STATES,
-    CompanyIn,
-    QualificationIn,
-    WorkerIn,
-    add_company,
-    add_worker,
-    too_long,
-)
+from server.services.companies import INSURANCE_STATES, CompanyIn, add_company, too_long
 from server.services.context import Context
+from server.services.workers import QualificationIn, WorkerIn, add_worker
 from server.store import tables as t
 
 Kind = Literal["companies", "workers"]

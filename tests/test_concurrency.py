@@ -25,7 +25,7 @@ from world import Api, Session
 from server.api.app import create_app
 from server.errors import Conflict
 from server.services import accounts
-from server.services import sites as svc
+from server.services import hierarchy as svc
 from server.services.context import Context
 from server.store import tables as t
 from server.store.database import Store

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from server.api.deps import Ctx, CurrentActor
 from server.api.schemas import CardIn, CardRevokeIn, CompanyIn, WorkerIn, WorkerUpdateIn
+from server.services import cards, workers
 from server.services import companies as svc
 
 router = APIRouter(tags=["companies and workers"])
@@ -34,19 +35,19 @@ def get_company(ctx: Ctx, actor: CurrentActor, company_id: int) -> dict[str, Any
 @router.get("/companies/{company_id}/workers")
 def list_company_workers(ctx: Ctx, actor: CurrentActor, company_id: int) -> list[dict[str, Any]]:
     """所属技能者一覧（代理手続きの同意を得た上位事業者も閲覧可）。"""
-    return svc.list_company_workers(ctx, actor, company_id)
+    return workers.list_company_workers(ctx, actor, company_id)
 
 
 @router.post("/workers", status_code=201)
 def create_worker(ctx: Ctx, actor: CurrentActor, body: WorkerIn) -> dict[str, Any]:
     data = body.model_dump(exclude={"trades", "qualifications"})
-    return svc.create_worker(
+    return workers.create_worker(
         ctx,
         actor,
-        svc.WorkerIn(
+        workers.WorkerIn(
             **data,
             trades=[(t.major, t.minor) for t in body.trades],
-            qualifications=[svc.QualificationIn(**q.model_dump()) for q in body.qualifications],
+            qualifications=[workers.QualificationIn(**q.model_dump()) for q in body.qualifications],
         ),
     )
 
@@ -54,7 +55,7 @@ def create_worker(ctx: Ctx, actor: CurrentActor, body: WorkerIn) -> dict[str, An
 @router.get("/workers/{worker_id}")
 def get_worker(ctx: Ctx, actor: CurrentActor, worker_id: int) -> dict[str, Any]:
     """見える項目は閲覧者によって変わります（visible_items）。"""
-    return svc.get_worker(ctx, actor, worker_id)
+    return workers.get_worker(ctx, actor, worker_id)
 
 
 @router.patch("/workers/{worker_id}")
@@ -64,26 +65,26 @@ def update_worker(ctx: Ctx, actor: CurrentActor, worker_id: int, body: WorkerUpd
     for key in ("health_insurance", "pension_insurance", "employment_insurance", "kentaikyo"):
         if key in changes and changes[key] is None:
             changes[key] = "unknown"
-    return svc.update_worker(
+    return workers.update_worker(
         ctx,
         actor,
         worker_id,
         changes,
         trades=[(t.major, t.minor) for t in body.trades] if body.trades is not None else None,
-        add_qualifications=[svc.QualificationIn(**q.model_dump()) for q in body.add_qualifications],
+        add_qualifications=[workers.QualificationIn(**q.model_dump()) for q in body.add_qualifications],
     )
 
 
 @router.get("/workers/{worker_id}/cards")
 def list_cards(ctx: Ctx, actor: CurrentActor, worker_id: int) -> list[dict[str, Any]]:
-    return svc.list_cards(ctx, actor, worker_id)
+    return cards.list_cards(ctx, actor, worker_id)
 
 
 @router.post("/workers/{worker_id}/cards", status_code=201)
 def link_card(ctx: Ctx, actor: CurrentActor, worker_id: int, body: CardIn) -> dict[str, Any]:
-    return svc.link_card(ctx, actor, worker_id, body.uid, body.tech, body.replaces, body.reason)
+    return cards.link_card(ctx, actor, worker_id, body.uid, body.tech, body.replaces, body.reason)
 
 
 @router.post("/cards/{card_id}/revoke")
 def revoke_card(ctx: Ctx, actor: CurrentActor, card_id: int, body: CardRevokeIn) -> dict[str, Any]:
-    return svc.revoke_card(ctx, actor, card_id, body.reason)
+    return cards.revoke_card(ctx, actor, card_id, body.reason)

@@ -17,6 +17,7 @@ from server.api.schemas import (
     SiteUpdateIn,
     WorkIn,
 )
+from server.services import hierarchy as tree_svc
 from server.services import sites as svc
 
 router = APIRouter(tags=["sites and hierarchy"])
@@ -45,58 +46,58 @@ def update_site(ctx: Ctx, actor: CurrentActor, site_id: int, body: SiteUpdateIn)
 
 @router.get("/sites/{site_id}/hierarchy")
 def hierarchy(ctx: Ctx, actor: CurrentActor, site_id: int) -> dict[str, Any]:
-    return svc.hierarchy(ctx, actor, site_id)
+    return tree_svc.hierarchy(ctx, actor, site_id)
 
 
 @router.post("/sites/{site_id}/hierarchy", status_code=201)
 def invite(ctx: Ctx, actor: CurrentActor, site_id: int, body: InviteIn) -> dict[str, Any]:
     """招待（下位個別登録）。CCUS未登録事業者は事業者名のみで登録できます。"""
-    return svc.invite(ctx, actor, site_id, body.parent_node_id, body.company_id, body.placeholder_name)
+    return tree_svc.invite(ctx, actor, site_id, body.parent_node_id, body.company_id, body.placeholder_name)
 
 
 @router.get("/approval-requests")
 def approval_requests(ctx: Ctx, actor: CurrentActor) -> list[dict[str, Any]]:
     """承認要請リスト。"""
-    return svc.approval_requests(ctx, actor)
+    return tree_svc.approval_requests(ctx, actor)
 
 
 @router.post("/hierarchy/{node_id}/approve")
 def approve(ctx: Ctx, actor: CurrentActor, node_id: int, body: ApproveIn) -> dict[str, Any]:
-    return svc.approve(ctx, actor, node_id, body.work_name, body.work_content)
+    return tree_svc.approve(ctx, actor, node_id, body.work_name, body.work_content)
 
 
 @router.post("/hierarchy/{node_id}/decline")
 def decline(ctx: Ctx, actor: CurrentActor, node_id: int) -> dict[str, Any]:
-    return svc.decline(ctx, actor, node_id)
+    return tree_svc.decline(ctx, actor, node_id)
 
 
 @router.put("/hierarchy/{node_id}/work")
 def edit_work(ctx: Ctx, actor: CurrentActor, node_id: int, body: WorkIn) -> dict[str, Any]:
-    return svc.edit_work(ctx, actor, node_id, body.work_name, body.work_content)
+    return tree_svc.edit_work(ctx, actor, node_id, body.work_name, body.work_content)
 
 
 @router.post("/hierarchy/{node_id}/replace")
 def replace(ctx: Ctx, actor: CurrentActor, node_id: int, body: ReplaceIn) -> dict[str, Any]:
     """置換（元に戻せません）。"""
-    return svc.replace(ctx, actor, node_id, body.company_id)
+    return tree_svc.replace(ctx, actor, node_id, body.company_id)
 
 
 @router.delete("/hierarchy/{node_id}", status_code=204)
 def remove(ctx: Ctx, actor: CurrentActor, node_id: int) -> Response:
-    svc.remove(ctx, actor, node_id)
+    tree_svc.remove(ctx, actor, node_id)
     return Response(status_code=204)
 
 
 @router.post("/hierarchy-patterns", status_code=201)
 def save_pattern(ctx: Ctx, actor: CurrentActor, body: PatternSaveIn) -> dict[str, Any]:
-    return svc.save_pattern(ctx, actor, body.site_id, body.name)
+    return tree_svc.save_pattern(ctx, actor, body.site_id, body.name)
 
 
 @router.get("/hierarchy-patterns")
 def list_patterns(ctx: Ctx, actor: CurrentActor) -> list[dict[str, Any]]:
-    return svc.list_patterns(ctx, actor)
+    return tree_svc.list_patterns(ctx, actor)
 
 
 @router.post("/hierarchy-patterns/{pattern_id}/apply", status_code=201)
 def apply_pattern(ctx: Ctx, actor: CurrentActor, pattern_id: int, body: PatternApplyIn) -> dict[str, Any]:
-    return svc.apply_pattern(ctx, actor, pattern_id, body.site_id)
+    return tree_svc.apply_pattern(ctx, actor, pattern_id, body.site_id)

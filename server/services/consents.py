@@ -11,8 +11,8 @@ from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_com
 from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, requested_settings
 from server.errors import Forbidden, InvalidInput, worker_not_found
 from server.services.common import as_aware, audit, company_or_404, snapshot, worker_or_404
-from server.services.companies import agreements
 from server.services.context import Context
+from server.services.workers import agreements
 from server.store import tables as t
 
 

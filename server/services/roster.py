@@ -33,8 +33,9 @@ from server.services.common import (
     snapshot,
     worker_or_404,
 )
-from server.services.companies import has_proxy_consent, too_long
+from server.services.companies import too_long
 from server.services.context import Context
+from server.services.workers import has_proxy_consent
 from server.store import tables as t
 
 

@@ -1,0 +1,367 @@
+"""技能者: registered by their employer (or imported), their personal items shown to each viewer as
+開示設定 and the roster allow (visible_items), updated by the employer. Cards live in services.cards."""
+
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain import ids
+from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_company_member, require_role
+from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, disclosed_items
+from server.domain.trades import trade_table
+from server.domain.visibility import worker_items
+from server.errors import Conflict, Forbidden, InvalidInput, worker_not_found
+from server.services.common import audit, company_or_404, load_tree, snapshot, worker_or_404
+from server.services.companies import INSURANCE_STATES, too_long
+from server.services.context import Context
+from server.store import tables as t
+
+
+@dataclass
+class QualificationIn:
+    category: str
+    name: str
+    number: str | None = None
+    acquired_on: date | None = None
+
+
+@dataclass
+class WorkerIn:
+    ccus_id: str
+    name: str
+    employer_id: int
+    name_kana: str | None = None
+    birth_date: date | None = None
+    address: str | None = None
+    phone: str | None = None
+    blood_type: str | None = None
+    level: int | None = None
+    face_photo: str | None = None
+    health_insurance: str = "unknown"
+    pension_insurance: str = "unknown"
+    employment_insurance: str = "unknown"
+    kentaikyo: str = "unknown"
+    trades: Sequence[tuple[str, str]] = ()
+    qualifications: Sequence[QualificationIn] = field(default_factory=list)
+
+
+def _check_insurance(**states: str) -> None:
+    for key, v in states.items():
+        if v not in INSURANCE_STATES:
+            raise InvalidInput(
+                "invalid_insurance_state",
+                ja=f"{key} の値が正しくありません（{'、'.join(f'{k}={v}' for k, v in INSURANCE_STATES.items())}）",
+                en=f"{key} must be one of {', '.join(INSURANCE_STATES)}",
+                field=key,
+            )
+
+
+def add_worker(ctx: Context, s: Session, actor: Actor | None, data: WorkerIn) -> t.Worker:
+    ccus = ids.ccus_id("worker", data.ccus_id)
+    if not data.name.strip():
+        raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
+    c = t.Worker.__table__.c
+    too_long("氏名", data.name.strip(), c.name)
+    too_long("氏名（カナ）", data.name_kana, c.name_kana)
+    too_long("住所", data.address, c.address)
+    too_long("電話番号", data.phone, c.phone)
+    too_long("血液型", data.blood_type, c.blood_type)
+    too_long("顔写真", data.face_photo, c.face_photo)
+    qc = t.Qualification.__table__.c
+    for q in data.qualifications:
+        too_long("資格の区分", q.category, qc.category)
+        too_long("資格の名称", q.name.strip(), qc.name)
+        too_long("資格の番号", q.number, qc.number)
+    if data.level is not None and not 1 <= data.level <= 4:
+        raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
+    _check_insurance(
+        health_insurance=data.health_insurance,
+        pension_insurance=data.pension_insurance,
+        employment_insurance=data.employment_insurance,
+        kentaikyo=data.kentaikyo,
+    )
+    company_or_404(s, data.employer_id)
+    trades = [trade_table().get(major, minor) for major, minor in data.trades]
+    if s.scalar(select(t.Worker.id).where(t.Worker.ccus_id == ccus)):
+        raise Conflict(
+            "worker_exists", ja=f"技能者ID {ccus} はすでに登録されています", en=f"worker {ccus} already exists"
+        )
+    w = t.Worker(
+        ccus_id=ccus,
+        name=data.name.strip(),
+        name_kana=data.name_kana,
+        employer_id=data.employer_id,
+        birth_date=data.birth_date,
+        address=data.address,
+        phone=data.phone,
+        blood_type=data.blood_type,
+        level=data.level,
+        face_photo=data.face_photo,
+        health_insurance=data.health_insurance,
+        pension_insurance=data.pension_insurance,
+        employment_insurance=data.employment_insurance,
+        kentaikyo=data.kentaikyo,
+        created_at=ctx.now(),
+    )
+    s.add(w)
+    s.flush()
+    for tr in dict.fromkeys((x.major_code, x.minor_code) for x in trades):  # in the order given, each once
+        s.add(t.WorkerTrade(worker_id=w.id, major_code=tr[0], minor_code=tr[1]))
+    for q in data.qualifications:
+        if not q.name.strip():
+            raise InvalidInput("qualification_name_required", ja="資格名を入力してください", en="name a qualification")
+        s.add(
+            t.Qualification(
+                worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
+            )
+        )
+    s.flush()
+    audit(ctx, s, actor, "worker.create", "worker", w.id, after=snapshot(w))
+    return w
+
+
+def create_worker(ctx: Context, actor: Actor, data: WorkerIn) -> dict[str, Any]:
+    """The operator, or the employer's 事業者責任者 / 階層管理者, registers its worker."""
+    if actor.role != Role.OPERATOR:
+        require_role(actor, COMPANY_ADMIN_ROLES, "技能者の登録", "register workers")
+        require_company_member(actor, data.employer_id)
+    with ctx.store.write() as s:
+        w = add_worker(ctx, s, actor, data)
+        return _worker_full(s, w)
+
+
+@dataclass
+class _Holdings:
+    """Trades and qualifications of many workers, loaded in two queries for a list."""
+
+    trades: dict[int, list[dict[str, str]]]
+    qualifications: dict[int, list[dict[str, Any]]]
+
+    @classmethod
+    def load(cls, s: Session, worker_ids: Iterable[int]) -> _Holdings:
+        ids = list(worker_ids)
+        trades: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
+        for r in s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id.in_(ids)).order_by(t.WorkerTrade.id)):
+            label = trade_table().label_of(r.major_code, r.minor_code)
+            trades[r.worker_id].append({"major": r.major_code, "minor": r.minor_code, "label": label})
+        quals: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        q_rows = s.scalars(
+            select(t.Qualification).where(t.Qualification.worker_id.in_(ids)).order_by(t.Qualification.id)
+        )
+        for q in q_rows:
+            quals[q.worker_id].append(
+                {
+                    "id": q.id,
+                    "category": q.category,
+                    "name": q.name,
+                    "number": q.number,
+                    "acquired_on": q.acquired_on.isoformat() if q.acquired_on else None,
+                }
+            )
+        return cls(trades, quals)
+
+
+def _trades(s: Session, worker_id: int) -> list[dict[str, str]]:
+    return _Holdings.load(s, [worker_id]).trades[worker_id]
+
+
+def _personal(s: Session, w: t.Worker, items: Iterable[str], held: _Holdings | None = None) -> dict[str, Any]:
+    items = set(items)
+    if held is None and items & {"trades", "qualifications"}:
+        held = _Holdings.load(s, [w.id])
+    out: dict[str, Any] = {}
+    if "face_photo" in items:
+        out["face_photo"] = w.face_photo
+    if "level" in items:
+        out["level"] = w.level
+    if "trades" in items:
+        assert held is not None
+        out["trades"] = held.trades[w.id]
+    if "qualifications" in items:
+        assert held is not None
+        out["qualifications"] = held.qualifications[w.id]
+    if "social_insurance" in items:
+        out["social_insurance"] = {
+            "health": w.health_insurance,
+            "pension": w.pension_insurance,
+            "employment": w.employment_insurance,
+        }
+    if "kentaikyo" in items:
+        out["kentaikyo"] = w.kentaikyo
+    if "birth_date" in items:
+        out["birth_date"] = w.birth_date.isoformat() if w.birth_date else None
+    for key in ("address", "phone", "blood_type"):
+        if key in items:
+            out[key] = getattr(w, key)
+    return out
+
+
+def _base(w: t.Worker) -> dict[str, Any]:
+    return {"id": w.id, "ccus_id": w.ccus_id, "name": w.name, "name_kana": w.name_kana, "employer_id": w.employer_id}
+
+
+def _worker_full(s: Session, w: t.Worker) -> dict[str, Any]:
+    return _base(w) | _personal(s, w, PERSONAL_ITEMS) | {"visible_items": sorted(PERSONAL_ITEMS)}
+
+
+def agreements(s: Session, worker_id: int) -> dict[str, ItemAgreement]:
+    return {
+        d.item: ItemAgreement(d.worker_agrees, d.employer_agrees)
+        for d in s.scalars(select(t.Disclosure).where(t.Disclosure.worker_id == worker_id))
+    }
+
+
+def has_proxy_consent(s: Session, employer_id: int, agent_id: int | None) -> bool:
+    if agent_id is None:
+        return False
+    row = s.get(t.ProxyConsent, (employer_id, agent_id))
+    return bool(row and row.consented)
+
+
+def sees_on_roster(s: Session, actor: Actor, worker_id: int) -> bool:
+    """Whether the actor's company is the 元請 or above the worker on a site where the worker is on the roster."""
+    if actor.company_id is None:
+        return False
+    entries = s.scalars(select(t.RosterEntry).where(t.RosterEntry.worker_id == worker_id)).all()
+    for e in entries:
+        if actor.role == Role.SITE_MANAGER and e.site_id not in actor.site_ids:
+            continue
+        tree = load_tree(s, e.site_id)
+        mine = tree.node_of_company(actor.company_id)
+        if (
+            mine is not None
+            and mine.status == "registered"
+            and e.node_id in tree.nodes
+            and tree.in_subtree(mine.id, e.node_id)
+        ):
+            return True
+    return False
+
+
+def visible_items(s: Session, actor: Actor, w: t.Worker) -> frozenset[str] | None:
+    return worker_items(
+        actor,
+        worker_id=w.id,
+        employer_id=w.employer_id,
+        sees_roster=sees_on_roster(s, actor, w.id),
+        is_proxy_agent=has_proxy_consent(s, w.employer_id, actor.company_id),
+        disclosed=disclosed_items(agreements(s, w.id)),
+    )
+
+
+def get_worker(ctx: Context, actor: Actor, worker_id: int) -> dict[str, Any]:
+    with ctx.store.read() as s:
+        w = s.get(t.Worker, worker_id)
+        items = visible_items(s, actor, w) if w is not None else None
+        if w is None or items is None:
+            raise worker_not_found()
+        return _base(w) | _personal(s, w, items) | {"visible_items": sorted(items)}
+
+
+def list_company_workers(ctx: Context, actor: Actor, company_id: int) -> list[dict[str, Any]]:
+    """所属技能者一覧: the employer sees all; a proxy agent sees what registering needs."""
+    if not actor.is_company:
+        raise Forbidden(
+            "role_not_allowed",
+            ja="所属技能者一覧は事業者のIDで表示します",
+            en="the list of a company's workers is for company accounts",
+        )
+    with ctx.store.read() as s:
+        company_or_404(s, company_id)
+        own = actor.company_id == company_id
+        if not own and not has_proxy_consent(s, company_id, actor.company_id):
+            raise Forbidden(
+                "proxy_consent_required",
+                ja="他社の所属技能者を見るには、その事業者の代理手続きの同意が必要です",
+                en="seeing another company's workers needs its proxy consent",
+                company_id=company_id,
+            )
+        rows = s.scalars(select(t.Worker).where(t.Worker.employer_id == company_id).order_by(t.Worker.id)).all()
+        held = _Holdings.load(s, [w.id for w in rows])
+        out = []
+        for w in rows:
+            # The employer sees everything without asking per worker; an agent's view is per worker.
+            items = frozenset(PERSONAL_ITEMS) if own else (visible_items(s, actor, w) or frozenset())
+            out.append(_base(w) | _personal(s, w, items, held) | {"visible_items": sorted(items)})
+        return out
+
+
+WORKER_FIELDS = frozenset(
+    {
+        "name",
+        "name_kana",
+        "birth_date",
+        "address",
+        "phone",
+        "blood_type",
+        "level",
+        "face_photo",
+        "health_insurance",
+        "pension_insurance",
+        "employment_insurance",
+        "kentaikyo",
+    }
+)
+
+
+def update_worker(
+    ctx: Context,
+    actor: Actor,
+    worker_id: int,
+    changes: dict[str, Any],
+    trades: Sequence[tuple[str, str]] | None = None,
+    add_qualifications: Sequence[QualificationIn] = (),
+) -> dict[str, Any]:
+    """The employer keeps its worker's CCUS data current: personal items, insurance, 建退共, trades
+    (the list is replaced) and new qualifications. Roster entries keep what they recorded."""
+    if actor.role != Role.OPERATOR:
+        require_role(actor, COMPANY_ADMIN_ROLES, "技能者情報の変更", "edit workers")
+    unknown = set(changes) - WORKER_FIELDS
+    if unknown:
+        raise InvalidInput(
+            "unknown_field",
+            ja=f"変更できない項目です: {', '.join(sorted(unknown))}",
+            en=f"cannot change {', '.join(sorted(unknown))}",
+        )
+    with ctx.store.write() as s:
+        w = worker_or_404(s, worker_id)
+        if actor.role != Role.OPERATOR and actor.company_id != w.employer_id:
+            raise worker_not_found()
+        if "name" in changes and not (changes["name"] or "").strip():
+            raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
+        level = changes.get("level")
+        if level is not None and not 1 <= level <= 4:
+            raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
+        _check_insurance(**{k: v for k, v in changes.items() if k.endswith("insurance") or k == "kentaikyo"})
+        before = snapshot(w) | {"trades": _trades(s, w.id)}
+        for key, value in changes.items():
+            setattr(w, key, value)
+        if trades is not None:
+            checked = list(
+                dict.fromkeys((x.major_code, x.minor_code) for x in (trade_table().get(*tr) for tr in trades))
+            )
+            for row in s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == w.id)):
+                s.delete(row)
+            s.flush()
+            for major, minor in checked:
+                s.add(t.WorkerTrade(worker_id=w.id, major_code=major, minor_code=minor))
+        for q in add_qualifications:
+            if not q.name.strip():
+                raise InvalidInput(
+                    "qualification_name_required", ja="資格名を入力してください", en="name a qualification"
+                )
+            s.add(
+                t.Qualification(
+                    worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
+                )
+            )
+        s.flush()
+        audit(ctx, s, actor, "worker.update", "worker", w.id, before, snapshot(w) | {"trades": _trades(s, w.id)})
+        return _worker_full(s, w)
