@@ -436,21 +436,29 @@ def bench_record(path: Path, n: int) -> list[float]:
     return latencies
 
 
-def bench_bare_insert(path: Path, n: int) -> list[float]:
-    """The physical floor on this disk: seconds per bare stdlib-sqlite3 INSERT + COMMIT, same durability
-    settings as the buffer (WAL, synchronous=FULL), no library, no schema beyond one table."""
-    latencies: list[float] = []
-    conn = sqlite3.connect(str(path), isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, payload TEXT)")
-        for i in range(n):
+class BareInsert:
+    """The physical floor on this disk: a bare stdlib-sqlite3 INSERT + COMMIT, same durability settings
+    as the buffer (WAL, synchronous=FULL), no library, no schema beyond one table. Kept open, so the
+    bench can alternate it with the tap path on warm files."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(str(path), isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, payload TEXT)")
+        self._n = 0
+
+    def time(self, n: int) -> list[float]:
+        """Seconds per insert, ``n`` of them."""
+        latencies: list[float] = []
+        for _ in range(n):
+            self._n += 1
             t0 = time.perf_counter()
-            conn.execute("BEGIN")
-            conn.execute("INSERT INTO t (payload) VALUES (?)", [f"tap {i}"])
-            conn.execute("COMMIT")
+            self.conn.execute("BEGIN")
+            self.conn.execute("INSERT INTO t (payload) VALUES (?)", [f"tap {self._n}"])
+            self.conn.execute("COMMIT")
             latencies.append(time.perf_counter() - t0)
-    finally:
-        conn.close()
-    return latencies
+        return latencies
+
+    def close(self) -> None:
+        self.conn.close()
