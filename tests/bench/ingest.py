@@ -122,8 +122,9 @@ def _world(url: str, n_devices: int, n_workers: int) -> tuple[Context, list[str]
     return ctx, gates, [f"0115{w:012X}" for w in ids]
 
 
-def ingest_throughput(base: Path, broker: PrivateMosquitto, n_devices: int, per_device: int) -> float:
-    url = f"sqlite:///{base / 'ingest.db'}"
+def ingest_throughput(base: Path, broker: PrivateMosquitto, n_devices: int, per_device: int,
+                      url: str | None = None) -> float:
+    url = url or f"sqlite:///{base / 'ingest.db'}"
     migrate.upgrade(url)
     ctx, gates, cards = _world(url, n_devices, n_devices * per_device)
     server = MqttIngest(ctx, MqttConfig(host=broker.host, port=broker.port, config_debounce_s=60))
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--devices", type=int, default=10, help="simulated gates publishing at once")
     p.add_argument("--taps", type=int, default=200, help="taps per gate")
     p.add_argument("--dir", type=Path, help="directory on the disk to measure (default: a temp dir here)")
+    p.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = p.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="genba-bench-", dir=args.dir or Path.cwd()))
     try:
@@ -226,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
             floor = broker_floor(broker, args.devices, args.taps)
         with PrivateMosquitto(base / "broker-ingest", extra_config=unlimited) as broker:
             ingest = ingest_throughput(base, broker, args.devices, args.taps)
+        pg_ingest = float("nan")
+        if not args.no_postgres:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from pgserver import PrivatePostgres  # tests/pgserver.py: a private server, never the machine's
+
+            with PrivatePostgres() as pg, PrivateMosquitto(base / "broker-pg", extra_config=unlimited) as broker:
+                pg_ingest = ingest_throughput(base, broker, args.devices, args.taps, pg.create_database("bench"))
         first = date(2026, 11, 2)
         month = []
         for workers in (100, 1_000, 10_000):
@@ -241,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'floor: broker round trip (publish → responder → reply)':58} {floor:9.0f} msg/s")
     print(f"  {'ingest: taps stored, record rebuilt, Ack after commit':58} {ingest:9.0f} taps/s")
     print(f"  {'ratio ingest / floor':58} {ingest / floor:9.2f}")
+    print(f"  {'ingest on PostgreSQL (private server, fsync off)':58} {pg_ingest:9.0f} taps/s")
+    print(f"  {'ratio ingest on PostgreSQL / floor':58} {pg_ingest / floor:9.2f}")
     print("month of 就業履歴 (22 work days, in + out per day):")
     print(f"  {'workers':>8} {'taps':>9} {'records':>9} {'build (pure)':>14} {'month view (DB)':>16}")
     for workers, taps, records, build_s, read_s in month:
