@@ -68,6 +68,9 @@ SWEEP_EVERY_S = 10.0  # taps of a card linked while they were being stored (see 
 # Test-only fault injection: exit right after the first commit that recorded a tap, before its Ack
 # is published (the crash the ingest must survive). Never set in production.
 CRASH_AFTER_COMMIT = "GENBA_INGEST_CRASH_AFTER_COMMIT"
+# Store errors that say "not now" (a lock held too long, a concurrent writer won): the tap gets no
+# Ack and the gate re-sends it. Answering them `rejected` would make a passing lock lose the tap.
+TRANSIENT = frozenset({"database_busy", "concurrent_change"})
 
 
 _PAHO_LOG = logging.getLogger("genba.ingest.paho")
@@ -227,15 +230,24 @@ class MqttIngest:
         device_id, event = item
         try:
             return ingest_batch(self.ctx, [item], self.counters)[0]
-        except (GenbaError, ValueError, OverflowError) as exc:
-            code = getattr(exc, "code", type(exc).__name__)
-            self.counters.reject(f"unstorable: {code}")
-            log.error("tap %s/%s seq %d cannot be stored: %s", device_id, event.buffer_id, event.seq, exc)
-            return AckItem(seq=event.seq, outcome="rejected", reason=f"the server cannot store it: {code}"[:200])
+        except GenbaError as exc:
+            if exc.code in TRANSIENT:  # a lock or a concurrent writer: try again later, never final
+                log.warning("tap %s seq %d not stored (%s); the gate will re-send", device_id, event.seq, exc.code)
+                return None
+            return self._unstorable(device_id, event, exc)
+        except (ValueError, OverflowError) as exc:
+            return self._unstorable(device_id, event, exc)
         except Exception:
             log.exception("tap %s seq %d not stored (database unavailable?); the gate will re-send", device_id,
                           event.seq)
             return None
+
+    def _unstorable(self, device_id: str, event: TapEvent, exc: Exception) -> AckItem:
+        """A tap the store refuses for a reason of its own: answered ``rejected``, final at the gate."""
+        code = getattr(exc, "code", type(exc).__name__)
+        self.counters.reject(f"unstorable: {code}")
+        log.error("tap %s/%s seq %d cannot be stored: %s", device_id, event.buffer_id, event.seq, exc)
+        return AckItem(seq=event.seq, outcome="rejected", reason=f"the server cannot store it: {code}"[:200])
 
     def _status(self, m: _Incoming, device_id: str) -> None:
         if not m.payload:

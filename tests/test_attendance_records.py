@@ -465,3 +465,28 @@ def test_the_month_counted_in_the_database_agrees_with_the_domains_counting_rule
         assert got == expected(ws)
         assert month["summary"]["site_fee_days"] == site_fee_days(r for r in rows if r.worker_id in got)
     assert expected(people)[people[0]["id"]][2] > 0 and expected(people)[people[2]["id"]][1] == 0
+
+
+def test_a_resent_synced_tap_of_the_previous_boot_does_not_leave_the_next_boots_taps_unverified(
+        gates: Gates) -> None:
+    """A gate re-sends its backlog after a reboot: an old boot's synced tap (already stored) must not
+    become the gate's clock reference, or the new boot's unsynced taps are never re-dated."""
+    from protocol.messages import DeviceStatus
+    from server.services import devices
+
+    w = _worker(gates, "再 起動", UID_A)
+    _worker(gates, "別 人", UID_B)
+
+    def ev(uid: str, at: datetime, synced: bool, boot: str, mono: int, seq: int) -> TapEvent:
+        return TapEvent(device_id="gate-auto", buffer_id=BUF, seq=seq, card=Card(tech="felica", uid=uid),
+                        direction="auto", at=at, clock_synced=synced, boot_id=boot, mono_ms=mono)
+
+    old = ev(UID_B, jst(24, 17, 0), True, "boot-1", 50_000_000, 9001)
+    ingest.ingest_taps(gates.api.ctx, "gate-auto", [old])
+    devices.record_status(gates.api.ctx, DeviceStatus(device_id="gate-auto", state="online", at=jst(25, 7, 59),
+                                                      clock_synced=True, boot_id="boot-2", mono_ms=120_000))
+    stale = ev(UID_A, datetime(2026, 1, 1, 0, 1, tzinfo=JST), False, "boot-2", 60_000, 9002)
+    assert [a.outcome for a in ingest.ingest_taps(gates.api.ctx, "gate-auto", [old, stale])] \
+        == ["duplicate", "recorded"]
+    r = gates.record_of(w)
+    assert r["entry_at"] == "2026-11-25T07:58:00+09:00" and not r["clock_unverified"]

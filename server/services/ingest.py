@@ -11,7 +11,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session
 
 from protocol.messages import AckItem, TapEvent
 from server.domain import taps
@@ -79,9 +78,10 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                            .order_by(t.Device.id).with_for_update()):
             devices[d.device_id] = d
 
-        # Acceptance (the domain's rule), and a re-send inside the batch answered as a duplicate.
+        # Acceptance (the domain's rule). A key repeated inside the batch is decided against its first.
         accepted: list[tuple[int, t.Device, TapEvent]] = []
-        in_batch: set[tuple[str, str, int]] = set()
+        repeats: list[tuple[int, t.Device, TapEvent]] = []
+        first_of: dict[tuple[int, str, int], TapEvent] = {}
         for i, (topic_device_id, e) in enumerate(items):
             device = devices[topic_device_id]
             gate = None if device is None else taps.GateRecord(retired=device.retired_at is not None,
@@ -91,27 +91,36 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 counted.reject(reason or "?")
                 log.warning("rejected tap %s/%s seq %d: %s", topic_device_id, e.buffer_id, e.seq, reason)
                 acks[i] = AckItem(seq=e.seq, outcome="rejected", reason=reason)
-            elif (e.device_id, e.buffer_id, e.seq) in in_batch:
-                counted.duplicate += 1
-                acks[i] = AckItem(seq=e.seq, outcome="duplicate")
+            elif (device.id, e.buffer_id, e.seq) in first_of:
+                repeats.append((i, device, e))
             else:
-                in_batch.add((e.device_id, e.buffer_id, e.seq))
+                first_of[(device.id, e.buffer_id, e.seq)] = e
                 accepted.append((i, device, e))
 
+        # What is stored already: a re-send (duplicate) or the same key with other content
+        # (conflict). Decided before any time is computed, so a re-sent reading of an older boot
+        # never moves a gate's clock reference. Race-free: the gates are locked, and a gate's keys
+        # are only ever written under its lock.
+        stored: dict[tuple[int, str, int], t.Tap] = {}
+        if accepted:
+            keys = [(d.id, e.buffer_id, e.seq) for _, d, e in accepted]
+            stored = {(x.device_pk, x.buffer_id, x.seq): x for x in s.scalars(
+                select(t.Tap).where(tuple_(t.Tap.device_pk, t.Tap.buffer_id, t.Tap.seq).in_(keys)))}
+        fresh = [(i, d, e) for i, d, e in accepted if (d.id, e.buffer_id, e.seq) not in stored]
+
         # Who each card belongs to: one query for the batch.
-        uids = sorted({e.card.uid for _, _, e in accepted})
+        uids = sorted({e.card.uid for _, _, e in fresh})
         holders: dict[str, int] = {}
         if uids:
             holders = {uid: wid for uid, wid in s.execute(
                 select(t.Card.uid, t.Card.worker_id).where(t.Card.uid.in_(uids), t.Card.revoked_at.is_(None)))}
 
-        # Times: each gate's taps in order against its clock reference; a synchronised tap is a
+        # Times: each gate's new taps in order against its clock reference; a synchronised tap is a
         # reading that also dates this batch's earlier unsynchronised taps of its boot.
         reference = {d.id: records.reference_of(d) for d in devices.values() if d is not None}
         waiting: dict[tuple[int, str], list[dict[str, Any]]] = {}
-        readings: dict[int, list[taps.ClockReading]] = {}
         rows: list[dict[str, Any]] = []
-        for _, device, e in accepted:
+        for _, device, e in fresh:
             at = records.utc(e.at)
             row: dict[str, Any] = {
                 "device_pk": device.id, "buffer_id": e.buffer_id, "seq": e.seq, "site_id": device.site_id,
@@ -121,7 +130,6 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
             }
             if e.clock_synced and e.boot_id:
                 reading = taps.ClockReading(e.boot_id, at, e.mono_ms)
-                readings.setdefault(device.id, []).append(reading)
                 if reading.newer_than(reference[device.id]):
                     reference[device.id] = reading
                 for earlier in waiting.pop((device.id, e.boot_id), []):
@@ -133,40 +141,53 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 waiting.setdefault((device.id, e.boot_id), []).append(row)
             rows.append(row)
 
-        new = {(dp, b, q) for dp, b, q in insert_many_or_skip(
-            s, t.Tap, rows, ("device_pk", "buffer_id", "seq"), returning=("device_pk", "buffer_id", "seq"))}
-        touched: dict[int, set[tuple[int, date]]] = {}
+        new_ids = {(dp, b, q): tap_id for dp, b, q, tap_id in insert_many_or_skip(
+            s, t.Tap, rows, ("device_pk", "buffer_id", "seq"), returning=("device_pk", "buffer_id", "seq", "id"))}
+        row_of = {(r["device_pk"], r["buffer_id"], r["seq"]): r for r in rows}
+
+        # Answers, in item order; conflicts kept once beside the version that was stored first.
+        conflicts: list[dict[str, Any]] = []
+        touched: set[tuple[int, int, date]] = set()
         sites: dict[int, t.Site] = {}
-        skipped = [row for (_, device, e), row in zip(accepted, rows, strict=True)
-                   if (device.id, e.buffer_id, e.seq) not in new]
-        conflicts = _conflicts(s, skipped, now)
-        for (i, device, e), row in zip(accepted, rows, strict=True):
+        for i, device, e in accepted + repeats:
             key = (device.id, e.buffer_id, e.seq)
-            if key in conflicts:
+            first_id = new_ids.get(key) or (stored[key].id if key in stored else None)
+            if key in new_ids and acks[i] is None and first_of[key] is e:
+                counted.recorded += 1
+                acks[i] = AckItem(seq=e.seq, outcome="recorded")
+                row = row_of[key]
+                if row["worker_id"] is not None:
+                    site = sites.setdefault(device.site_id, site_or_404(s, device.site_id))
+                    touched.add((site.id, row["worker_id"], records.day_of(site, row["effective_at"])))
+                continue
+            original = _content_of_tap(stored[key]) if key in stored else _content_of_event(first_of[key])
+            if first_id is not None and _content_of_event(e) != original:
+                conflicts.append(_conflict_row(device, e, first_id, now))
                 counted.conflict += 1
                 log.warning("conflict: %s/%s seq %d is stored with other content; kept both", device.device_id,
                             e.buffer_id, e.seq)
                 acks[i] = AckItem(seq=e.seq, outcome="conflict", reason="seq already stored with other content")
-                continue
-            if key not in new:
+            else:
                 counted.duplicate += 1
                 acks[i] = AckItem(seq=e.seq, outcome="duplicate")
-                continue
-            counted.recorded += 1
-            acks[i] = AckItem(seq=e.seq, outcome="recorded")
-            if row["worker_id"] is not None:
-                site_id = int(row["site_id"])
-                site = sites.setdefault(site_id, site_or_404(s, site_id))
-                touched.setdefault(site_id, set()).add((row["worker_id"], records.day_of(site, row["effective_at"])))
-        # The recorded readings become the gates' references, in order; each re-dates the taps of its
-        # boot kept from earlier batches (this batch's were dated above). A re-sent reading of an
-        # older boot must not move the reference back: only recorded taps count.
-        for (_, device, e), row in zip(accepted, rows, strict=True):
-            if e.clock_synced and e.boot_id and (device.id, e.buffer_id, e.seq) in new:
-                records.clock_reference(ctx, s, device, e.boot_id, row["at"], e.mono_ms)
-        # One rebuild per site for every (worker, day) the batch touched, after all of its taps are in.
-        for site_id in sorted(touched):
-            records.rebuild_many(s, sites[site_id], touched[site_id], now, load_tree(s, site_id))
+        insert_many_or_skip(s, t.TapConflict, _unique_conflicts(conflicts),
+                            ("device_pk", "buffer_id", "seq", "content"))
+
+        # The new readings become the gates' references, in order; each re-dates the taps of its boot
+        # kept from earlier batches (this batch's were dated above).
+        for _, device, e in fresh:
+            key = (device.id, e.buffer_id, e.seq)
+            if e.clock_synced and e.boot_id and key in new_ids:
+                touched |= records.clock_reading(s, device, e.boot_id, row_of[key]["at"], e.mono_ms)[1]
+        # One rebuild per site for every (worker, day) the batch touched, clock re-dating included,
+        # after all of its taps are in: each record locked once, in one order (no deadlock between
+        # two ingest workers).
+        by_site: dict[int, set[tuple[int, date]]] = {}
+        for site_id, worker_id, day in touched:
+            by_site.setdefault(site_id, set()).add((worker_id, day))
+        for site_id in sorted(by_site):
+            site = sites.get(site_id) or site_or_404(s, site_id)
+            records.rebuild_many(s, site, by_site[site_id], now, load_tree(s, site_id))
     if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
         counters.add(counted)
     return [a for a in acks if a is not None]
@@ -175,31 +196,24 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
 _CONTENT = ("card_tech", "card_uid", "direction", "at", "clock_synced", "boot_id", "mono_ms")
 
 
-def _content(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(records.utc(as_aware(row[k])) if k == "at" else row[k] for k in _CONTENT)
+def _content_of_event(e: TapEvent) -> tuple[Any, ...]:
+    return (e.card.tech, e.card.uid, e.direction, records.utc(e.at), e.clock_synced, e.boot_id, e.mono_ms)
 
 
-def _conflicts(s: Session, skipped: list[dict[str, Any]], now: datetime) -> set[tuple[int, str, int]]:
-    """Of the taps the store already had, those stored with other content: each kept once in
-    tap_conflicts (a re-send of the same conflicting tap is not kept again). A true re-send (same
-    content) is a plain duplicate. One query for the batch."""
-    if not skipped:
-        return set()
-    keys = [(r["device_pk"], r["buffer_id"], r["seq"]) for r in skipped]
-    stored = {
-        (x.device_pk, x.buffer_id, x.seq): x
-        for x in s.scalars(select(t.Tap).where(tuple_(t.Tap.device_pk, t.Tap.buffer_id, t.Tap.seq).in_(keys)))
-    }
-    found: list[dict[str, Any]] = []
-    for r in skipped:
-        old = stored.get((r["device_pk"], r["buffer_id"], r["seq"]))
-        if old is None:
-            continue  # stored by this very batch (cannot happen: the batch has no repeated keys)
-        theirs = _content({k: getattr(old, k) for k in _CONTENT})
-        ours = _content(r)
-        if theirs != ours:
-            digest = hashlib.sha256(repr(ours).encode()).hexdigest()
-            found.append({**{k: r[k] for k in ("device_pk", "buffer_id", "seq", "site_id", *_CONTENT)},
-                          "stored_tap_id": old.id, "content": digest, "received_at": now})
-    insert_many_or_skip(s, t.TapConflict, found, ("device_pk", "buffer_id", "seq", "content"))
-    return {(f["device_pk"], f["buffer_id"], f["seq"]) for f in found}
+def _content_of_tap(x: t.Tap) -> tuple[Any, ...]:
+    return (x.card_tech, x.card_uid, x.direction, records.utc(as_aware(x.at)), x.clock_synced, x.boot_id, x.mono_ms)
+
+
+def _conflict_row(device: t.Device, e: TapEvent, stored_tap_id: int, now: datetime) -> dict[str, Any]:
+    content = _content_of_event(e)
+    return {"device_pk": device.id, "buffer_id": e.buffer_id, "seq": e.seq, "site_id": device.site_id,
+            **dict(zip(_CONTENT, content, strict=True)), "stored_tap_id": stored_tap_id,
+            "content": hashlib.sha256(repr(content).encode()).hexdigest(), "received_at": now}
+
+
+def _unique_conflicts(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (gate, buffer, seq, content): a re-sent conflicting tap is kept once."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for f in found:
+        seen.setdefault((f["device_pk"], f["buffer_id"], f["seq"], f["content"]), f)
+    return list(seen.values())

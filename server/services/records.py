@@ -12,6 +12,13 @@ waits for the other transaction's insert), then locks it (SELECT … FOR UPDATE)
 reads the taps: under READ COMMITTED each statement sees what was committed before it, so
 whichever worker locks last sees both taps and writes the complete record. On SQLite writes are
 serialised by BEGIN IMMEDIATE, so the question does not arise.
+
+``rebuild_many`` does the same for a set of records in a handful of statements: the rows are
+inserted in (worker, day) order and locked in id order, the same orders in every transaction. The
+ingest calls it once per site per batch, with the records its clock re-dating touched included
+(``clock_reading`` returns them rather than rebuilding): a transaction that locked records in two
+calls could hold one another worker waits for while waiting for one that worker holds (a deadlock
+the review of the set-based ingest found on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -306,12 +313,25 @@ def reference_of(device: t.Device) -> tap_rules.ClockReading | None:
 
 
 def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at: datetime, mono_ms: int) -> int:
-    """A synchronised reading of the device clock (from a synced tap or status): remember it, and
-    re-date the taps this boot took before sync (``domain.taps.redate``). Returns how many taps were
-    re-dated. A different boot has a different monotonic origin, so its taps stay untrusted and
-    their records flagged."""
+    """A synchronised reading of the device clock (from a synced tap or status): remember it,
+    re-date the taps this boot took before sync, and rebuild the records they leave and join.
+    Returns how many taps were re-dated."""
+    redated, days = clock_reading(s, device, boot_id, at, mono_ms)
+    rebuild_days(s, days, ctx.now())
+    return redated
+
+
+def clock_reading(s: Session, device: t.Device, boot_id: str, at: datetime,
+                  mono_ms: int) -> tuple[int, set[tuple[int, int, date]]]:
+    """``clock_reference`` without the rebuild: (taps re-dated, the (site, worker, day) records to
+    rebuild). The ingest rebuilds these together with its batch's own, in one call per site, so a
+    transaction locks its records once and in one order (two calls could lock in two orders and
+    deadlock with another ingest worker).
+
+    The formula is ``domain.taps.redate``. A different boot has a different monotonic origin, so its
+    taps stay untrusted and their records flagged."""
     if not boot_id:
-        return 0
+        return 0, set()
     reading = tap_rules.ClockReading(boot_id, at, mono_ms)
     current = reference_of(device)
     if current is not None and current.boot_id == boot_id:
@@ -319,7 +339,7 @@ def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at
         # were re-dated on arrival. Keep the newest reading (NTP may have slewed since).
         if reading.newer_than(current):
             device.sync_at, device.sync_mono_ms = utc(at), mono_ms
-        return 0
+        return 0, set()
     device.sync_boot_id, device.sync_at, device.sync_mono_ms = boot_id, utc(at), mono_ms
     stale = s.scalars(
         select(t.Tap).where(t.Tap.device_pk == device.id, t.Tap.boot_id == boot_id, t.Tap.clock_trusted.is_(False))
@@ -335,8 +355,7 @@ def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
     s.flush()
-    rebuild_days(s, days, ctx.now())
-    return len(stale)
+    return len(stale), days
 
 
 def local_time(at: datetime | None, rule: rules.DayRule) -> str | None:

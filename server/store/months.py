@@ -40,9 +40,10 @@ def month_groups(s: Session, site_id: int, first: date, last: date,
     a = t.Attendance.__table__.c
     valid = case((a.valid.is_(True), 1), else_=0)
     leader = case((a.valid.is_(True) & a.position.in_(sorted(leader_positions)), 1), else_=0)
-    day_text = cast(a.work_day, String)
-    days_list = (func.string_agg(day_text, ",") if s.get_bind().dialect.name == "postgresql"
-                 else func.group_concat(day_text, ","))
+    if s.get_bind().dialect.name == "postgresql":  # to_char: ISO whatever the server's DateStyle
+        days_list = func.string_agg(func.to_char(a.work_day, "YYYY-MM-DD"), ",")
+    else:  # SQLite keeps a date as ISO text
+        days_list = func.group_concat(cast(a.work_day, String), ",")
     rows = s.execute(
         select(a.worker_id, a.employer_id, a.node_id, a.tier, func.count(), func.sum(cast(valid, Integer)),
                func.sum(cast(leader, Integer)), func.max(a.work_day), days_list)
