@@ -52,6 +52,7 @@ bench: system-deps venv
 	$(PY) tests/bench/gate.py
 	$(PY) tests/bench/ingest.py
 	$(PY) tests/bench/drain.py
+	$(PY) tests/bench/month.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

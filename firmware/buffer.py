@@ -18,6 +18,14 @@ Why it is built the way it is:
   busy writer only ever waits, it never gets a stale-snapshot error.
 - A full disk is an alarm, never a crash: SQLITE_FULL / ENOSPC becomes ``BufferFull`` and the
   connection stays usable, so the next tap is recorded as soon as space is back.
+- The tap path is one prepared INSERT in its own BEGIN/COMMIT on the stdlib connection: sqlite-utils
+  is used everywhere else, but its insert() looks the table up and rebuilds the statement on every call,
+  0.1–0.2 ms a tap on the development machine, of the order of the fsync'd commit itself (`make bench`).
+- The tap thread's connection never checkpoints (``autocheckpoint=False``, ``PRAGMA wal_autocheckpoint
+  = 0``): SQLite would otherwise copy the WAL back into the database inside the COMMIT of every ~300th
+  tap, an extra write and fsync of the database file between that card and its LED. The gate's
+  housekeeping thread checkpoints instead (``checkpoint()``, PASSIVE: it never blocks the tap), and the
+  other connections keep SQLite's automatic checkpoint.
 
 Timestamps: ``at`` is the gate's wall clock as given (ISO 8601 with its offset); the bookkeeping
 columns (created_at, last_sent_at, acked_at) are UTC ISO 8601 with a fixed width, so they compare as text.
@@ -45,6 +53,11 @@ from protocol.messages import Card, Direction, Outcome, TapEvent
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000  # writes take milliseconds; a writer waits this long for the other connection
+_CARD_CACHE_MAX = 4096  # cards remembered as valid per connection (see Buffer._valid_card)
+_INSERT_TAP = (
+    "INSERT INTO taps (card_tech, card_uid, direction, at, clock_synced, boot_id, mono_ms, shown, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 CONFIG_KEY = "device_config"
 BUFFER_ID_KEY = "buffer_id"
 _DIRECTIONS = frozenset(get_args(Direction))
@@ -233,9 +246,11 @@ class Buffer:
     synchronous=FULL on every connection; seq from an AUTOINCREMENT key so it is never reused, even after
     pruning or a crash. One Buffer per thread (each opens its own connection)."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now, autocheckpoint: bool = True) -> None:
         """Open (creating or migrating) the buffer at ``path``. ``clock`` stamps created_at / last_sent_at /
-        acked_at. Raises BufferFull if the disk is too full even to open the file."""
+        acked_at. ``autocheckpoint=False`` (the tap thread's connection) keeps SQLite's automatic WAL
+        checkpoint out of this connection's commits; someone else must then call checkpoint().
+        Raises BufferFull if the disk is too full even to open the file."""
         self.path = Path(path)
         self._clock = clock
         with _disk_full_is_buffer_full():
@@ -246,12 +261,15 @@ class Buffer:
                 self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 self._enable_wal()
                 self.db.execute("PRAGMA synchronous = FULL")
+                if not autocheckpoint:
+                    self.db.execute("PRAGMA wal_autocheckpoint = 0")
                 self._migrate()
             except BaseException:
                 self.db.close()
                 raise
         self._taps = self.db.table("taps")
         self._meta = self.db.table("meta")
+        self._cards: dict[tuple[str, str], tuple[str, str]] = {}
         row = next(self._meta.rows_where("key = ?", [BUFFER_ID_KEY], limit=1), None)
         self.buffer_id: str = bytes(row["value"]).decode() if row else ""
 
@@ -300,28 +318,49 @@ class Buffer:
         Raises BufferFull when the disk is full (the buffer stays usable). A card or direction the wire
         contract would refuse, or a naive ``at``, is a caller bug and raises ValueError: better at once
         than a tap the publisher can never send.
+
+        The gate's tap path: one prepared INSERT between BEGIN and COMMIT on the stdlib connection, the
+        statements sqlite-utils' insert() runs, without its table lookup and statement building per call.
         """
-        card = Card(tech=tech, uid=uid.upper())  # type: ignore[arg-type]
+        card_tech, card_uid = self._valid_card(tech, uid)
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be one of {sorted(_DIRECTIONS)}, not {direction!r}")
         if at.tzinfo is None:
             raise ValueError("at must be timezone-aware")
-        row = {
-            "card_tech": card.tech,
-            "card_uid": card.uid,
-            "direction": direction,
-            "at": at.isoformat(),
-            "clock_synced": int(clock_synced),
-            "boot_id": boot_id,
-            "mono_ms": int(mono_ms),
-            "shown": shown,
-            "created_at": _utc_text(self._clock()),
-        }
-        with _disk_full_is_buffer_full():
-            seq = self._taps.insert(row).last_pk
-        return TapRecord(seq=seq, card_tech=card.tech, card_uid=card.uid, direction=direction, at=at,
+        params = (card_tech, card_uid, direction, at.isoformat(), int(clock_synced), boot_id, int(mono_ms), shown,
+                  _utc_text(self._clock()))
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                seq = conn.execute(_INSERT_TAP, params).lastrowid
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):  # keep the first error (SQLITE_FULL: BufferFull)
+                        conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:  # _disk_full_is_buffer_full(), inline
+            if _is_disk_full(exc):
+                raise BufferFull(f"tap buffer: {exc}") from exc
+            raise
+        assert seq is not None
+        return TapRecord(seq=seq, card_tech=card_tech, card_uid=card_uid, direction=direction, at=at,
                          clock_synced=clock_synced, boot_id=boot_id, mono_ms=int(mono_ms), shown=shown,
                          acked=False, outcome=None, sent_count=0)
+
+    def _valid_card(self, tech: str, uid: str) -> tuple[str, str]:
+        """(tech, upper-case uid) once the wire contract's Card accepts them (pydantic.ValidationError if
+        not). Remembered per connection: the same few hundred cards tap every day, and a pydantic model
+        per tap is work the tap path can skip."""
+        key = (tech, uid)
+        card = self._cards.get(key)
+        if card is None:
+            checked = Card(tech=tech, uid=uid.upper())  # type: ignore[arg-type]
+            if len(self._cards) >= _CARD_CACHE_MAX:
+                self._cards.clear()
+            card = self._cards[key] = (checked.tech, checked.uid)
+        return card
 
     def set_shown(self, seq: int, shown: str) -> None:
         """Note what the worker was told for this tap (decided after the durable insert)."""
@@ -408,6 +447,13 @@ class Buffer:
             return bytes(row["value"])
         return None
 
+    def checkpoint(self) -> int:
+        """Copy the committed WAL back into the database file (PASSIVE: it waits for no one and no one waits
+        for it; frames a reader still needs stay for the next time). Returns how many frames the WAL holds
+        (0 when there was nothing to do). Called off the tap path: see the module docstring."""
+        row = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[1]) if row and row[1] > 0 else 0
+
     def close(self) -> None:
         """Close this connection; safe to call twice."""
         with contextlib.suppress(sqlite3.Error):
@@ -437,16 +483,21 @@ def bench_record(path: Path, n: int) -> list[float]:
 
 
 class BareInsert:
-    """The physical floor on this disk: a bare stdlib-sqlite3 INSERT + COMMIT, same durability settings
-    as the buffer (WAL, synchronous=FULL), no library, no schema beyond one table. Kept open, so the
-    bench can alternate it with the tap path on warm files."""
+    """The physical floor on this disk: a bare stdlib-sqlite3 INSERT + COMMIT, same settings as the tap
+    thread's buffer connection (WAL, synchronous=FULL, wal_autocheckpoint=0: checkpoint() is called
+    outside the timed inserts, as the gate's housekeeping does for the buffer), no library, no schema
+    beyond one table. Kept open, so the bench can alternate it with the tap path on warm files."""
 
     def __init__(self, path: Path) -> None:
         self.conn = sqlite3.connect(str(path), isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
         self.conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, payload TEXT)")
         self._n = 0
+
+    def checkpoint(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def time(self, n: int) -> list[float]:
         """Seconds per insert, ``n`` of them."""

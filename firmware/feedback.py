@@ -95,6 +95,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -284,7 +285,7 @@ def led_wiring(pins: Pins) -> tuple[str, tuple[int, int, int]] | None:
 
 class Feedback:
     """LED + buzzer + voice. `show()` and `set_idle()` return at once; patterns run in gpiozero's
-    background blink threads, and one timer per tap puts the idle pattern back when the tap's ends."""
+    background blink threads, and one resume thread puts the idle pattern back when a tap's ends."""
 
     def __init__(
         self,
@@ -321,7 +322,7 @@ class Feedback:
         self._shown_idle = Idle.READY
         self._generation = 0  # bumped by every tap pattern; a stale timer sees it and does nothing
         self._busy = False  # a tap's (or identify/selftest) pattern is on the LED
-        self._timer: threading.Timer | None = None
+        self._timer = _Resumer(self._resume)
         self._reminder: _Reminder | None = None
         self._closed = False
 
@@ -404,8 +405,7 @@ class Feedback:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
+            self._timer.close()
             self._set_reminder(False)
             for device in (self._led, self._buzzer):
                 if device is not None:
@@ -420,13 +420,10 @@ class Feedback:
         self._schedule_resume(duration)
 
     def _schedule_resume(self, duration: float | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         if duration is None:
-            return
-        self._timer = threading.Timer(duration, self._resume, args=(self._generation,))
-        self._timer.daemon = True
-        self._timer.start()
+            self._timer.cancel()
+        else:
+            self._timer.schedule(duration, self._generation)
 
     def _resume(self, generation: int) -> None:
         with self._lock:
@@ -439,7 +436,8 @@ class Feedback:
         led = self._led
         if led is None:
             return
-        led.source = None  # a running selftest cycle
+        if led.source is not None:
+            led.source = None  # a running selftest cycle or blink code
         colour = self._colours[pattern.colour]
         if pattern.mode == "code":  # counted groups: gpiozero's blink() has no pause, its source thread runs it
             led.source_delay = pattern.on_s or CODE_STEP_S
@@ -487,6 +485,64 @@ class Feedback:
         elif not on and self._reminder is not None:
             self._reminder.stop()
             self._reminder = None
+
+
+class _Resumer:
+    """Puts the idle pattern back when a tap's pattern ends: one thread for the gate's life, where a
+    threading.Timer per tap started (and tore down) a thread in every tap, and back-to-back taps met the
+    last one's thread still exiting on their way to the LED. A stale call is harmless: _resume() checks
+    the generation."""
+
+    def __init__(self, action: Callable[[int], None]) -> None:
+        self._action = action
+        self._cond = threading.Condition(threading.Lock())
+        self._due: tuple[float, int] | None = None  # (monotonic deadline, generation)
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, delay: float, generation: int) -> None:
+        due = time.monotonic() + delay
+        with self._cond:
+            if self._closed:
+                return
+            # Woken only when the new end comes first; otherwise it wakes at the old one and waits on.
+            wake = self._due is None or due < self._due[0]
+            self._due = (due, generation)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="feedback-resume", daemon=True)
+                self._thread.start()
+            elif wake:
+                self._cond.notify()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._due = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._due = None
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._due is None:
+                    self._cond.wait()
+                    continue
+                left = self._due[0] - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                generation = self._due[1]
+                self._due = None
+                self._cond.release()  # the action takes the Feedback lock: never hold both
+                try:
+                    self._action(generation)
+                except Exception:
+                    log.exception("feedback: resuming the idle pattern failed")
+                finally:
+                    self._cond.acquire()
 
 
 class _Reminder:

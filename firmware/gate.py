@@ -16,7 +16,9 @@ the SD card. Where a crash can happen and why it is safe:
   server deduplicates on (device_id, seq).
 
 Everything that is not the tap path (config, commands, statistics, pruning, status, the watchdog)
-runs on the housekeeping thread with its own buffer connection.
+runs on the housekeeping thread with its own buffer connection. That includes the WAL checkpoint: the
+tap thread's connection never checkpoints (it would copy the WAL into the database inside a tap's
+COMMIT, before the LED); housekeeping does it while no card is being tapped (see Buffer.checkpoint).
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ RESERVE_REFILL_FREE = 64 * 1024 * 1024  # put the reserve back once this much is
 COMMAND_MAX_AGE = timedelta(minutes=10)
 DISK_LOW_BYTES = 1024 * 1024  # below this the SD card counts as full (red alarm) before a tap fails
 STALL_S = 30.0  # a tap path stuck this long stops the watchdog pings: systemd restarts the gate
+# The WAL checkpoint, off the tap path: once this many taps are in the WAL (about SQLite's own 1,000-page
+# threshold, three pages a tap) and no card was tapped for CHECKPOINT_IDLE_S; at CHECKPOINT_MAX_TAPS even
+# in a rush without pauses, so the WAL stays bounded. Online, the publisher's connection (SQLite's
+# automatic checkpoint) usually gets there first.
+CHECKPOINT_TAPS = 300
+CHECKPOINT_IDLE_S = 1.0
+CHECKPOINT_MAX_TAPS = 1000
+DIGEST_CACHE_MAX = 10_000  # card digests remembered for the roster lookup (more than any site's cards)
 
 
 @dataclass
@@ -63,6 +73,10 @@ class Stats:
     disk_ok: bool = True
     connected: bool = False
     reader: ReaderState = ReaderState.STARTING
+
+
+def _local_date(at: datetime) -> str:
+    return at.astimezone().date().isoformat()
 
 
 class Gate:
@@ -97,8 +111,12 @@ class Gate:
         self._last_recorded: dict[str, float] = {}  # uid → monotonic time of its last recorded tap
         self._last_direction: dict[str, tuple[str, str]] = {}  # uid → (local date, direction) for 'auto'
         self._last_signal: dict[str, Signal] = {}  # uid → what its last recorded tap was told
+        self._digests: tuple[str, dict[str, str]] = ("", {})  # roster key → {uid → card_digest}
         self._idle_lock = threading.Lock()
         self._tap_started: float | None = None
+        self._taps_recorded = 0  # counted by the tap thread; the housekeeping thread checkpoints after them
+        self._last_tap_mono = float("-inf")
+        self._taps_checkpointed = 0
         self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._config: DeviceConfig | None = None
@@ -164,10 +182,10 @@ class Gate:
             return self._config.direction
         return self.cfg.direction
 
-    def _decide(self, card: CardRead, direction: str, today: str) -> Signal:
+    def _decide(self, card: CardRead, direction: str, today: str | None) -> Signal:
         cfg = self._config
         if cfg is not None and cfg.roster_key:
-            status = cfg.roster.get(card_digest(cfg.roster_key, card.uid))
+            status = cfg.roster.get(self._digest(cfg.roster_key, card.uid))
             if status is None:
                 return Signal.UNKNOWN_CARD
             if status == "not_on_roster":
@@ -181,6 +199,19 @@ class Gate:
         # 'auto': the server pairs taps; for the worker, the first tap of the day reads as entry.
         last = self._last_direction.get(card.uid)
         return Signal.EXIT if last is not None and last[0] == today and last[1] == "in" else Signal.ENTRY
+
+    def _digest(self, roster_key: str, uid: str) -> str:
+        """card_digest(), remembered per roster key: an HMAC per tap for the same cards every day."""
+        key, digests = self._digests
+        if key != roster_key:
+            digests = {}
+            self._digests = (roster_key, digests)
+        digest = digests.get(uid)
+        if digest is None:
+            if len(digests) >= DIGEST_CACHE_MAX:
+                digests.clear()
+            digest = digests[uid] = card_digest(roster_key, uid)
+        return digest
 
     def on_card(self, card: CardRead) -> None:
         self._tap_started = time.monotonic()
@@ -205,11 +236,12 @@ class Gate:
             return
         stamp = self.clock.stamp()
         direction = self.direction
-        today = stamp.at.astimezone().date().isoformat()
+        # The local date only matters before the LED for 'auto'; otherwise it is worked out after it.
+        today = _local_date(stamp.at) if direction == "auto" else None
         signal = self._decide(card, direction, today)
         try:
             if self._tap_buffer is None:
-                self._tap_buffer = Buffer(self.buffer_path)
+                self._tap_buffer = Buffer(self.buffer_path, autocheckpoint=False)
             record = self._tap_buffer.record(
                 tech=card.tech, uid=card.uid, direction=direction, at=stamp.at, clock_synced=stamp.clock_synced,
                 boot_id=stamp.boot_id, mono_ms=stamp.mono_ms, shown=signal.value,
@@ -223,11 +255,14 @@ class Gate:
             return
         # Durable from here on: nothing below may report the tap as not saved.
         try:
+            self._taps_recorded += 1
+            self._last_tap_mono = now_mono
             self._last_recorded[card.uid] = now_mono
             self._last_signal[card.uid] = signal
-            if signal in (Signal.ENTRY, Signal.EXIT):
-                self._last_direction[card.uid] = (today, "in" if signal == Signal.ENTRY else "out")
             self.feedback.show(signal)
+            if signal in (Signal.ENTRY, Signal.EXIT):
+                day = today if today is not None else _local_date(stamp.at)
+                self._last_direction[card.uid] = (day, "in" if signal == Signal.ENTRY else "out")
             if self._disk_full:
                 self._disk_full = False
                 self._update_idle()
@@ -329,6 +364,7 @@ class Gate:
                         self.publisher.publish_status()
                         self._write_status_file()
                         last_status = now
+                    self._checkpoint_if_due(buf, now)
                     if now - last_prune > 3600:
                         self._ensure_reserve()
                         cutoff = datetime.now(UTC) - timedelta(days=self.cfg.retention_days)
@@ -341,6 +377,15 @@ class Gate:
                 self._watchdog()
         finally:
             buf.close()
+
+    def _checkpoint_if_due(self, buf: Buffer, now: float) -> None:
+        """The WAL checkpoint the tap thread's connection does not do (see the module docstring)."""
+        recorded = self._taps_recorded
+        pending = recorded - self._taps_checkpointed
+        idle = self._tap_started is None and now - self._last_tap_mono >= CHECKPOINT_IDLE_S
+        if (pending >= CHECKPOINT_TAPS and idle) or pending >= CHECKPOINT_MAX_TAPS:
+            buf.checkpoint()
+            self._taps_checkpointed = recorded
 
     @property
     def _reserve(self) -> Path:

@@ -509,9 +509,14 @@ def _render_main() -> int:
     for job in request["jobs"]:
         final = Path(job["path"])
         part = final.with_suffix(".part")
-        engine.save_to_file(job["text"], str(part))
-        engine.runAndWait()
-        if not _is_wav(part):
+        # pyttsx3's espeak driver now and then ends runAndWait before the file is written (seen on a
+        # loaded machine: an empty .part); the same text rendered again comes out whole.
+        for _attempt in range(3):
+            engine.save_to_file(job["text"], str(part))
+            engine.runAndWait()
+            if _is_wav(part):
+                break
+        else:
             print(f"no audio for {job['text']!r}", file=sys.stderr)
             return 3
         os.replace(part, final)

@@ -19,11 +19,11 @@ from datetime import date
 from pathlib import Path
 
 from provisioning.broker import BrokerDir, BrokerSettings
+from provisioning.devbroker import PrivateMosquitto, free_port
 from server import config as config_mod
 from server import demo_day
-from server.devbroker import PrivateMosquitto, free_port
 from server.domain.accounts import Actor, Role
-from server.domain.attendance import JST
+from server.domain.attendance import DayRule, work_day
 from server.domain.ids import corporate_number_check_digit
 from server.domain.roster import EntryFields
 from server.ingest import MqttIngest
@@ -245,7 +245,9 @@ def script(cards: dict[str, str]) -> dict[str, list[demo_day.Step]]:
 def play_day(workdir: Path, ctx: Context, sid: int, cards: dict[str, str], broker: BrokerDir,
              passwords: dict[str, str]) -> bool:
     """Start the two simulated gates, play the script, wait until the server has every tap."""
-    today = ctx.now().astimezone(JST).date()
+    # The site's current work day (its day starts at 04:00): played at 01:00 it is yesterday's date,
+    # so a roster edit made now (which refreshes the current work day's record) reaches these records.
+    today = work_day(ctx.now(), DayRule())
     url = broker.settings().gate_url
     gates = {d: demo_day.SimGate(d, demo_day.gate_config(workdir, d, url, password=passwords[d],
                                                          ca_file=broker.ca_file))

@@ -10,17 +10,18 @@ each month and importing it again. Four decisions shape this module:
   what is stored (a column emptied by mistake in Excel must not wipe a registry), and a worker's
   employer is never changed by an import.
 * **All or nothing.** A half-imported file is worse than none: staff cannot tell which rows made
-  it. So every row is checked and written inside ONE ``ctx.store.write()`` transaction, and any
+  it. So every row is checked and written inside ONE unit of work (``ctx.write()``), and any
   problem rolls the whole file back. A dry run takes the same path and rolls back at the end.
 * **Every problem at once.** Fixing a 2,000-row export one error per run is miserable, so a bad row
-  does not stop the import: each row runs in its own SAVEPOINT (a failed flush, e.g. an
-  IntegrityError, would otherwise leave the session unusable and, on PostgreSQL, abort the whole
+  does not stop the import: each row is saved in its own savepoint of that unit (a failed flush,
+  e.g. a unique index, would otherwise leave it unusable and, on PostgreSQL, abort the whole
   transaction), and all problems are reported together with their physical line numbers. The one
   exception is a quote that never closes: everything after it is misread, so reading stops there.
-* **The services decide.** New rows go through ``add_company`` / ``add_worker``, the same code the
-  API uses, so an import can never store something the screens would refuse; updates are checked
-  by the same rules and audited (``company.import_update`` / ``worker.import_update``). This module
-  turns CSV cells into ``CompanyIn`` / ``WorkerIn`` and explains, in Japanese, what is wrong where.
+* **The services decide.** Rows are saved by ``services.registry``, which adds new ones through
+  ``add_company`` / ``add_worker``, the same code the API uses, so an import can never store
+  something the screens would refuse; updates are checked by the same rules and audited
+  (``company.import_update`` / ``worker.import_update``). This module turns CSV cells into
+  ``CompanyIn`` / ``WorkerIn`` and explains, in Japanese, what is wrong where.
 
 Headers are matched after NFKC normalisation and with spaces removed, so 「氏名(カナ)」 (half-width
 parentheses, as Excel or an IME may produce) matches 「氏名（カナ）」. Columns we do not use are
@@ -41,21 +42,16 @@ from datetime import date
 from functools import partial
 from typing import Any, Literal, TextIO
 
-from sqlalchemy import select
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session
-
 from server.domain import ids
 from server.domain.trades import trade_table
-from server.errors import Conflict, GenbaError, InvalidInput
-from server.services.common import audit, snapshot
-from server.services.companies import INSURANCE_STATES, CompanyIn, add_company, too_long
+from server.errors import GenbaError, InvalidInput
+from server.services import registry
+from server.services.companies import INSURANCE_STATES, CompanyIn
 from server.services.context import Context
-from server.services.workers import QualificationIn, WorkerIn, add_worker
-from server.store import tables as t
+from server.services.registry import Outcome
+from server.services.workers import QualificationIn, WorkerIn
 
 Kind = Literal["companies", "workers"]
-Outcome = Literal["added", "updated", "unchanged"]
 
 #: The CCUS word for each insurance state, mapped to the value the services store.
 INSURANCE_VALUES: dict[str, str] = {label: key for key, label in INSURANCE_STATES.items()}
@@ -174,21 +170,6 @@ WORKER_COLUMNS: tuple[Column, ...] = (
 )
 
 COLUMNS: dict[str, tuple[Column, ...]] = {"companies": COMPANY_COLUMNS, "workers": WORKER_COLUMNS}
-
-#: The company fields a re-import updates (each is a column key and a CompanyIn / t.Company attribute).
-COMPANY_UPDATE_FIELDS = ("name", "name_kana", "permit_number", "corporate_number", "address", "representative")
-
-#: The worker fields a re-import updates; trades and qualifications are handled apart.
-WORKER_UPDATE_FIELDS = (
-    "name",
-    "name_kana",
-    "birth_date",
-    "level",
-    "health_insurance",
-    "pension_insurance",
-    "employment_insurance",
-    "kentaikyo",
-)
 
 
 def _header_key(text: str) -> str:
@@ -388,9 +369,9 @@ class _Row:
         value = self._cells[i].strip()
         return value or None
 
-    def given(self, keys: Sequence[str]) -> list[str]:
-        """Those of ``keys`` whose cell has a value: only these may change a registered row."""
-        return [key for key in keys if self.text(key) is not None]
+    def given(self) -> set[str]:
+        """The column keys whose cell has a value: only these may change a registered row."""
+        return {key for key in self._header.positions if self.text(key) is not None}
 
     def parse(self, key: str, parser: Callable[[str], Any], default: Any = None) -> Any:
         """Apply ``parser`` to a non-empty cell, recording its InvalidInput instead of raising."""
@@ -517,8 +498,8 @@ def _qualifications(row: _Row, value: str) -> list[QualificationIn]:
             )
             continue
         try:
-            too_long("資格の区分", category, t.Qualification.__table__.c.category)
-            too_long("資格の名称", name, t.Qualification.__table__.c.name)
+            registry.check_length("qualification", "category", "資格の区分", category)
+            registry.check_length("qualification", "name", "資格の名称", name)
         except GenbaError as exc:
             row.error(exc)
             continue
@@ -556,23 +537,23 @@ def _company(row: _Row) -> tuple[str | None, CompanyIn | None]:
     labels = {c.key: c.header for c in COMPANY_COLUMNS}
     for key in ("name", "name_kana", "permit_number", "address", "representative"):
         try:
-            too_long(labels[key], getattr(data, key), t.Company.__table__.c[key])
+            registry.check_length("company", key, labels[key], getattr(data, key))
         except GenbaError as exc:
             row.error(exc)
     return ccus, (None if row.problems else data)
 
 
 class _Employers:
-    """所属事業者ID → companies.id, asked of the database once per ID in the file."""
+    """所属事業者ID → companies.id, asked of the database (``find``) once per ID in the file."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, find: Callable[[str], int | None]) -> None:
+        self._find = find
         self._known: dict[str, int | None] = {}
 
     def __call__(self, value: str) -> int:
         ccus = ids.ccus_id("company", value)
         if ccus not in self._known:
-            self._known[ccus] = self._session.scalar(select(t.Company.id).where(t.Company.ccus_id == ccus))
+            self._known[ccus] = self._find(ccus)
         found = self._known[ccus]
         if found is None:
             raise InvalidInput(
@@ -608,140 +589,28 @@ def _worker(row: _Row, employers: _Employers) -> tuple[str | None, WorkerIn | No
     )
     for key, label in (("name", "氏名"), ("name_kana", "氏名（カナ）")):
         try:
-            too_long(label, getattr(data, key), t.Worker.__table__.c[key])
+            registry.check_length("worker", key, label, getattr(data, key))
         except GenbaError as exc:
             row.error(exc)
     return ccus, (None if row.problems else data)
 
 
-def _save_company(ctx: Context, s: Session, row: _Row, data: CompanyIn) -> Outcome:
-    """Add a new company through the service, or update a registered one from the row's non-empty cells."""
-    company = s.scalars(select(t.Company).where(t.Company.ccus_id == data.ccus_id)).one_or_none()
-    if company is None:
-        add_company(ctx, s, None, data)
-        return "added"
-    checked = data.checked()  # the rules add_company applies (lengths, 法人番号), and their normal forms
-    changes = {
-        key: getattr(checked, key)
-        for key in row.given(COMPANY_UPDATE_FIELDS)
-        if getattr(company, key) != getattr(checked, key)
-    }
-    if not changes:
-        return "unchanged"
-    before = snapshot(company)
-    for key, value in changes.items():
-        setattr(company, key, value)
-    s.flush()
-    audit(ctx, s, None, "company.import_update", "company", company.id, before, snapshot(company))
-    return "updated"
-
-
-def _fold(text: str) -> str:
-    """Compare qualification words as a person would: width and spacing variants are the same word."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
-
-
-def _worker_lists(s: Session, worker_id: int) -> tuple[list[t.WorkerTrade], list[t.Qualification]]:
-    trades = s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == worker_id).order_by(t.WorkerTrade.id))
-    quals = s.scalars(
-        select(t.Qualification).where(t.Qualification.worker_id == worker_id).order_by(t.Qualification.id)
-    )
-    return list(trades), list(quals)
-
-
-def _worker_audit_view(s: Session, w: t.Worker) -> dict[str, Any]:
-    """The worker row plus its trades and qualifications, for the audit entry's before and after."""
-    trades, quals = _worker_lists(s, w.id)
-    return snapshot(w) | {
-        "trades": [f"{r.major_code}-{r.minor_code}" for r in trades],
-        "qualifications": [f"{q.category}:{q.name}" for q in quals],
-    }
-
-
-def _save_worker(ctx: Context, s: Session, row: _Row, data: WorkerIn) -> Outcome:
-    """Add a new worker through the service, or update a registered one from the row's non-empty cells.
-
-    Trades are replaced by the file's list; qualifications the worker does not hold yet (by 区分 and
-    名称) are added, none removed. The employer is never changed here: moving a worker between
-    companies changes who may see their data, which is not something a file should do unnoticed.
-    """
-    w = s.scalars(select(t.Worker).where(t.Worker.ccus_id == data.ccus_id)).one_or_none()
-    if w is None:
-        add_worker(ctx, s, None, data)
-        return "added"
-    if w.employer_id != data.employer_id:
-        registered = s.get(t.Company, w.employer_id)
-        in_file = s.get(t.Company, data.employer_id)
-        old = registered.ccus_id if registered else w.employer_id
-        new = in_file.ccus_id if in_file else data.employer_id
-        raise Conflict(
-            "employer_change_not_allowed",
-            ja=f"所属事業者の変更は取り込みではできません（登録済みの所属事業者ID {old}、ファイルでは {new}）",
-            en=f"an import cannot change a worker's employer (registered {old}, file {new})",
-        )
-    given = set(row.given((*WORKER_UPDATE_FIELDS, "trades", "qualifications")))
-    changes = {
-        key: getattr(data, key)
-        for key in WORKER_UPDATE_FIELDS
-        if key in given and getattr(w, key) != getattr(data, key)
-    }
-    current_trades, current_quals = _worker_lists(s, w.id)
-    new_trades: list[tuple[str, str]] | None = None
-    if "trades" in given and [(r.major_code, r.minor_code) for r in current_trades] != list(data.trades):
-        new_trades = list(data.trades)
-    held = {(_fold(q.category), _fold(q.name)) for q in current_quals}
-    new_quals: list[QualificationIn] = []
-    for q in data.qualifications if "qualifications" in given else ():
-        words = (_fold(q.category), _fold(q.name))
-        if words not in held:
-            held.add(words)
-            new_quals.append(q)
-    if not (changes or new_trades is not None or new_quals):
-        return "unchanged"
-    before = _worker_audit_view(s, w)
-    for key, value in changes.items():
-        setattr(w, key, value)
-    if new_trades is not None:
-        for r in current_trades:
-            s.delete(r)
-        s.flush()  # the unique (worker, trade) index must see the old rows gone before the new ones
-        for major, minor in new_trades:
-            s.add(t.WorkerTrade(worker_id=w.id, major_code=major, minor_code=minor))
-    for q in new_quals:
-        s.add(t.Qualification(worker_id=w.id, category=q.category, name=q.name.strip()))
-    s.flush()
-    audit(ctx, s, None, "worker.import_update", "worker", w.id, before, _worker_audit_view(s, w))
-    return "updated"
-
-
-def _in_savepoint(session: Session, row: _Row, save: Callable[[], Outcome]) -> Outcome | None:
-    """Run one row's writes in a SAVEPOINT, turning a refusal into the row's problem.
-
-    The savepoint is what lets the next row be checked after this one failed in the database: the
-    rollback undoes just this row's flushes and leaves the outer transaction usable (on PostgreSQL a
-    failed statement otherwise aborts everything that follows).
-    """
-    try:
-        with session.begin_nested():
-            return save()
-    except GenbaError as exc:
-        row.error(exc)
-    except (IntegrityError, DataError) as exc:
-        detail = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        row.fail("database_refused", f"データベースに登録できません（{detail}）")
-    return None
-
-
 def _import_rows(
-    ctx: Context, session: Session, kind: Kind, header: _Header, records: Iterator[_Record]
+    kind: Kind,
+    header: _Header,
+    records: Iterator[_Record],
+    employers: _Employers,
+    save_company: Callable[[CompanyIn, set[str]], Outcome],
+    save_worker: Callable[[WorkerIn, set[str]], Outcome],
 ) -> tuple[Counter[str], list[Problem]]:
-    """Check and save every record inside the caller's transaction; count the outcomes, collect the problems.
+    """Check and save every record (``save_*``: the registry's, bound to the file's unit of work);
+    count the outcomes, collect the problems.
 
-    Rows after a bad one are still saved (in their savepoints) so that their own problems are found
-    in the same run. A quote that never closes ends the reading: what follows it cannot be trusted.
+    Rows after a bad one are still saved (each in its savepoint) so that their own problems are
+    found in the same run. A quote that never closes ends the reading: what follows it cannot be
+    trusted.
     """
     label = "事業者ID" if kind == "companies" else "技能者ID"
-    employers = _Employers(session)
     seen: dict[str, int] = {}
     counts: Counter[str] = Counter()
     problems: list[Problem] = []
@@ -757,13 +626,13 @@ def _import_rows(
             data = None
         elif ccus is not None:
             seen[ccus] = row.line
-        outcome: Outcome | None = None
-        if isinstance(data, CompanyIn):
-            outcome = _in_savepoint(session, row, partial(_save_company, ctx, session, row, data))
-        elif isinstance(data, WorkerIn):
-            outcome = _in_savepoint(session, row, partial(_save_worker, ctx, session, row, data))
-        if outcome is not None:
-            counts[outcome] += 1
+        try:
+            if isinstance(data, CompanyIn):
+                counts[save_company(data, row.given())] += 1
+            elif isinstance(data, WorkerIn):
+                counts[save_worker(data, row.given())] += 1
+        except GenbaError as exc:  # the row was undone; the file's unit of work goes on
+            row.error(exc)
         problems.extend(row.problems)
     return counts, problems
 
@@ -791,8 +660,15 @@ def import_csv(ctx: Context, kind: Kind, fh: TextIO, dry_run: bool = False) -> I
             raise ImportFailed([broken])
         header = _read_header(kind, first.cells)
         try:
-            with ctx.store.write() as session:
-                counts, problems = _import_rows(ctx, session, kind, header, rows)
+            with ctx.write() as uow:
+                counts, problems = _import_rows(
+                    kind,
+                    header,
+                    rows,
+                    _Employers(partial(registry.company_id, ctx, uow=uow)),
+                    partial(registry.save_company, ctx, uow=uow),
+                    partial(registry.save_worker, ctx, uow=uow),
+                )
                 if problems:
                     raise ImportFailed(problems, header.ignored, header.typo_hints)  # rolls everything back
                 if dry_run:

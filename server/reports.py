@@ -42,8 +42,8 @@ def _hm(iso: str | None, day: date) -> str:
 def attendance_table(ctx: Context, site_id: int, day: date | None = None) -> str:
     """The whole site's day, as the 元請 sees it (this runs on the server, with its database)."""
     as_prime = _prime_actor(ctx, site_id)
-    day = day or ctx.now().astimezone(JST).date()
-    data = attendance.site_day(ctx, as_prime, site_id, day)
+    data = attendance.site_day(ctx, as_prime, site_id, day)  # no day: the site's current work day
+    day = date.fromisoformat(data["work_day"])
     rows = []
     for r in data["records"]:
         reasons = "、".join(x["message"] for x in r["invalid_reasons"])
@@ -78,8 +78,8 @@ def attendance_table(ctx: Context, site_id: int, day: date | None = None) -> str
 
 
 def _prime_actor(ctx: Context, site_id: int) -> Actor:
-    with ctx.store.read() as s:
-        return Actor(account_id=0, role=Role.COMPANY_OWNER, company_id=site_or_404(s, site_id).prime_id)
+    with ctx.read() as uow:
+        return Actor(account_id=0, role=Role.COMPANY_OWNER, company_id=site_or_404(uow, site_id).prime_id)
 
 
 def month_table(ctx: Context, site_id: int, month: str) -> str:

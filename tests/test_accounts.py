@@ -8,10 +8,10 @@ sites its ID is bound to; 招待 by any company role, 承認 by 事業者責任�
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from world import NEW_PASSWORD, PASSWORD, SECURITY_CODE, Api, Company, Session
 
 from server.services.context import Context
@@ -38,11 +38,10 @@ def _login_fails(api: Api, login_id: str, password: str, code: str) -> dict[str,
 
 
 def _account_row(ctx: Context, login_id: str) -> t.Account:
-    with ctx.store.read() as s:
-        row = s.scalar(select(t.Account).where(t.Account.login_id == login_id))
+    with ctx.store.read() as uow:
+        row = uow.accounts.by_login_id(login_id)
         assert row is not None
-        s.expunge(row)
-        return row
+        return row  # detached when the unit closes, its columns loaded
 
 
 def _audit_count(api: Api) -> int:
@@ -125,9 +124,10 @@ def test_passwords_and_security_codes_are_stored_hashed(api: Api) -> None:
     assert row.password_hash.startswith("$argon2") and PASSWORD not in row.password_hash
     assert row.security_code_hash is not None and row.security_code_hash.startswith("$argon2")
     assert SECURITY_CODE not in row.security_code_hash
-    with api.ctx.store.read() as s:
-        stored_tokens = set(s.scalars(select(t.Token.token_hash)))
-    assert stored_tokens and company.owner.token not in stored_tokens  # tokens too: only their digest
+    assert company.owner.token
+    with api.ctx.store.read() as uow:  # tokens too: only their digest
+        assert uow.accounts.token(hashlib.sha256(company.owner.token.encode()).hexdigest()) is not None
+        assert uow.accounts.token(company.owner.token) is None
     # Nothing the API returns about an account carries a hash.
     listed = company.owner.ok("GET", f"/companies/{company.id}/accounts")
     me = company.owner.ok("GET", "/me")
@@ -562,7 +562,7 @@ def test_parallel_wrong_passwords_are_all_counted(api: Api) -> None:
     import threading
 
     from server.errors import Unauthorized
-    from server.services import accounts as svc
+    from server.services import logins as svc
 
     api.ctx.max_failed_logins = 1000
     company = api.company("(株)基本建設")

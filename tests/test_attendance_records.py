@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
 from world import PASSWORD, Api, Company, Session, Site
 
 from protocol.messages import Card, TapEvent
@@ -383,16 +384,17 @@ def test_taps_of_a_card_reported_lost_go_to_no_one_else_but_back_to_its_holder_w
 
 
 def test_a_tap_stored_while_its_card_was_being_linked_is_attributed_by_the_sweep(gates: Gates) -> None:
-    from sqlalchemy import update
+    from sqlalchemy import delete, update
 
     from server.services import records
     from server.store import tables as t
 
     w = _worker(gates, "遅れて 紐付け", UID_A)
     gates.tap(UID_A, jst(25, 8, 0))
-    with gates.api.ctx.store.write() as s:  # as if the ingest had read the card table before the link committed
+    # As if the ingest had read the card table before the link committed:
+    with DbSession(gates.api.ctx.store.engine) as s, s.begin():
         s.execute(update(t.Tap).values(worker_id=None))
-        s.execute(__import__("sqlalchemy").delete(t.Attendance))
+        s.execute(delete(t.Attendance))
     assert gates.day()["records"] == []
     assert records.attribute_orphans(gates.api.ctx) == 1
     assert gates.record_of(w)["entry_at"] == "2026-11-25T08:00:00+09:00"
@@ -426,8 +428,8 @@ def test_a_site_manager_of_the_employer_not_bound_to_the_site_neither_asks_nor_s
 
 
 def test_the_month_counted_in_the_database_agrees_with_the_domains_counting_rules(gates: Gates) -> None:
-    """store.months counts in SQL what domain.attendance counts in Python; on the same records they agree,
-    for the 元請 (every worker) and for an upper company (its branch only)."""
+    """RecordRepository.month_groups counts in SQL what domain.attendance counts in Python; on the same
+    records they agree, for the 元請 (every worker) and for an upper company (its branch only)."""
     from server.domain.attendance import count_leader_days, count_work_days, site_fee_days
 
     g = gates
@@ -444,7 +446,7 @@ def test_the_month_counted_in_the_database_agrees_with_the_domains_counting_rule
         for n in range(len(people)):
             if (day + n) % 3:  # not everyone every day
                 g.tap(f"0114A1B2C3D4{n + 1:04X}", jst(day, 8, n))
-    with g.api.ctx.store.read() as s:
+    with DbSession(g.api.ctx.store.engine) as s:
         rows = s.scalars(select(t.Attendance).where(t.Attendance.site_id == g.site.id)).all()
 
     def expected(ws: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, list[str]]]:

@@ -20,12 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pgserver import PrivatePostgres
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
 from world import Api, Session
 
 from server.api.app import create_app
 from server.errors import Conflict
-from server.services import accounts
 from server.services import hierarchy as svc
+from server.services import logins
 from server.services.context import Context
 from server.store import tables as t
 from server.store.database import Store
@@ -85,11 +86,11 @@ def _at_once(*calls: Callable[[], Any]) -> list[tuple[str, Any]]:
 
 def _actor(ctx: Context, session: Session) -> Any:
     assert session.token
-    return accounts.authenticate(ctx, session.token)
+    return logins.authenticate(ctx, session.token)
 
 
 def _audit_count(ctx: Context, action: str, node_id: int) -> int:
-    with ctx.store.read() as s:
+    with DbSession(ctx.store.engine) as s:
         return int(
             s.scalar(
                 select(func.count()).select_from(t.AuditEntry).where(
@@ -100,7 +101,7 @@ def _audit_count(ctx: Context, action: str, node_id: int) -> int:
 
 
 def _node(ctx: Context, node_id: int) -> t.HierarchyNode:
-    with ctx.store.read() as s:
+    with DbSession(ctx.store.engine) as s:
         row = s.get(t.HierarchyNode, node_id)
         assert row is not None
         return row
@@ -193,7 +194,7 @@ def test_two_invitations_of_the_same_company_to_the_same_site_at_once_give_one_2
             assert [r["status"] for r in rows if r["company_id"] == invited.id] == ["pending"]
             requests = invited.owner.ok("GET", "/approval-requests")
             assert len(requests) == 1
-            with race_ctx.store.read() as s:
+            with DbSession(race_ctx.store.engine) as s:
                 count = s.scalar(
                     select(func.count()).select_from(t.HierarchyNode).where(
                         t.HierarchyNode.site_id == site.id, t.HierarchyNode.company_id == invited.id

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from server import importer
 from server.domain.ids import corporate_number_check_digit
-from server.services import companies as companies_service
+from server.services import registry
 from server.services.context import Context
 from server.store import tables as t
 from server.store.database import Store
@@ -72,7 +73,7 @@ def refused(ctx: Context, kind: importer.Kind, text: str) -> list[importer.Probl
 
 
 def count(ctx: Context, model: type[t.Base]) -> int:
-    with ctx.store.read() as s:
+    with Session(ctx.store.engine) as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
@@ -87,7 +88,7 @@ def test_companies_then_workers_are_stored(db: Context) -> None:
     result = run_import(db, "companies", COMPANIES_CSV)
     assert result.added == 2
     assert result.ignored_columns == ("郵便番号",)
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         a = s.scalars(select(t.Company).where(t.Company.ccus_id == CO_A)).one()
         assert (a.name, a.name_kana, a.corporate_number, a.representative) == (
             "山田建設株式会社",
@@ -101,7 +102,7 @@ def test_companies_then_workers_are_stored(db: Context) -> None:
     result = run_import(db, "workers", WORKERS_CSV)
     assert result.added == 2
     assert result.ignored_columns == ()
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         w = s.scalars(select(t.Worker).where(t.Worker.ccus_id == "20000000000001")).one()
         assert w.employer_id == a.id
         assert w.name == "鈴木 太郎" and w.name_kana == "スズキ タロウ"
@@ -189,12 +190,12 @@ def test_duplicate_id_within_the_file_is_reported(db: Context) -> None:
 
 
 def audit_entries(ctx: Context, action: str) -> list[t.AuditEntry]:
-    with ctx.store.read() as s:
+    with Session(ctx.store.engine) as s:
         return list(s.scalars(select(t.AuditEntry).where(t.AuditEntry.action == action).order_by(t.AuditEntry.id)))
 
 
 def worker_lists(ctx: Context, ccus_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    with ctx.store.read() as s:
+    with Session(ctx.store.engine) as s:
         worker_id = s.scalar(select(t.Worker.id).where(t.Worker.ccus_id == ccus_id))
         trades = s.execute(
             select(t.WorkerTrade.major_code, t.WorkerTrade.minor_code)
@@ -234,7 +235,7 @@ def test_an_updated_export_updates_registered_rows_and_adds_new_ones(ctx: Contex
 """
     result = run_import(db, "companies", companies)
     assert (result.added, result.updated, result.unchanged) == (1, 1, 1)
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         a = s.scalars(select(t.Company).where(t.Company.ccus_id == CO_A)).one()
         assert (a.address, a.representative, a.name) == ("東京都港区2-2", "山田 二郎", "山田建設株式会社")
     [entry] = audit_entries(db, "company.import_update")
@@ -254,7 +255,7 @@ def test_an_updated_export_updates_registered_rows_and_adds_new_ones(ctx: Contex
 """
     result = run_import(db, "workers", workers)
     assert (result.added, result.updated, result.unchanged) == (1, 1, 1)
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         w = s.scalars(select(t.Worker).where(t.Worker.ccus_id == "20000000000001")).one()
         assert (w.level, w.employment_insurance, w.kentaikyo) == (4, "enrolled", "enrolled")
     trades, quals = worker_lists(db, "20000000000001")
@@ -275,7 +276,7 @@ def test_an_empty_cell_or_missing_column_does_not_erase_a_stored_value(db: Conte
     assert (result.updated, result.unchanged) == (0, 1)
     text = f"技能者ID,氏名,所属事業者ID,レベル,健康保険,職種,資格\n20000000000001,鈴木 太郎,{CO_A},,,,\n"
     assert run_import(db, "workers", text).unchanged == 1
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         a = s.scalars(select(t.Company).where(t.Company.ccus_id == CO_A)).one()
         assert (a.address, a.representative, a.corporate_number) == ("東京都千代田区1-1", "山田 一郎", CORP)
         w = s.scalars(select(t.Worker).where(t.Worker.ccus_id == "20000000000001")).one()
@@ -294,7 +295,7 @@ def test_changing_a_workers_employer_is_refused_and_nothing_is_written(db: Conte
     assert [(p.line, p.code) for p in problems] == [(2, "employer_change_not_allowed")]
     assert "所属事業者の変更は取り込みではできません" in problems[0].message
     assert CO_A in problems[0].message and CO_B in problems[0].message
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         assert s.scalar(select(t.Worker.level).where(t.Worker.ccus_id == "20000000000002")) is None
     assert audit_entries(db, "worker.import_update") == []
 
@@ -308,7 +309,7 @@ def test_dry_run_checks_and_counts_but_writes_nothing(db: Context) -> None:
     changed = COMPANIES_CSV.replace("山田 一郎", "山田 二郎")
     result = importer.import_csv(db, "companies", io.StringIO(changed, newline=""), dry_run=True)
     assert (result.added, result.updated, result.unchanged) == (0, 1, 1)
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         assert s.scalar(select(t.Company.representative).where(t.Company.ccus_id == CO_A)) == "山田 一郎"
     assert audit_entries(db, "company.import_update") == []
 
@@ -340,7 +341,7 @@ def test_header_variants_bom_and_extra_columns(db: Context) -> None:
     result = run_import(db, "companies", text)
     assert result.added == 1
     assert result.ignored_columns == ("許可業種", "登録日")
-    with db.store.read() as s:
+    with Session(db.store.engine) as s:
         assert s.scalar(select(t.Company.name_kana)) == "ヤマダ"
 
 
@@ -435,20 +436,20 @@ def test_savepoint_keeps_checking_rows_after_a_database_error(ctx: Context, monk
     """
     db = ctx
     import_companies(db)
-    real = companies_service.add_company
+    real = registry.add_company
 
-    def add_company(ctx: Context, s, actor, data):  # type: ignore[no-untyped-def]
+    def add_company(ctx: Context, uow, actor, data):  # type: ignore[no-untyped-def]
         if data.ccus_id == "30000000000002":
-            s.add(t.Company(ccus_id=CO_A, name="衝突", created_at=ctx.now()))
-            s.flush()
-        return real(ctx, s, actor, data)
+            uow.add(t.Company(ccus_id=CO_A, name="衝突", created_at=ctx.now()))
+            uow.flush()
+        return real(ctx, uow, actor, data)
 
-    monkeypatch.setattr(importer, "add_company", add_company)
+    monkeypatch.setattr(registry, "add_company", add_company)
     text = f"事業者ID,事業者名\n30000000000001,一\n30000000000002,二\n{CO_B},三\n30000000000004,四\n2000,五\n"
     problems = refused(db, "companies", text)
     assert [(p.line, p.code) for p in problems] == [(3, "database_refused"), (6, "invalid_company_id")]
     assert count(db, t.Company) == 2
-    with db.store.read() as s:  # line 4 updated CO_B inside the transaction; that was rolled back too
+    with Session(db.store.engine) as s:  # line 4 updated CO_B inside the transaction; that was rolled back too
         assert s.scalar(select(t.Company.name).where(t.Company.ccus_id == CO_B)) == "有限会社 佐藤電気"
 
 

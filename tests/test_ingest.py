@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
 from world import Api, Company
 
 from protocol.messages import Card, TapEvent
@@ -23,7 +24,7 @@ def tap(seq: int, uid: str = "0114A1B2C3D4E5F6", device: str = "gate-01", buffer
 
 
 def stored(api: Api) -> list[tuple[int, int | None, int]]:
-    with api.ctx.store.read() as s:
+    with DbSession(api.ctx.store.engine) as s:
         return [(r.seq, r.worker_id, r.site_id) for r in s.scalars(select(t.Tap).order_by(t.Tap.seq))]
 
 
@@ -87,7 +88,7 @@ def test_two_ingest_workers_with_the_same_batch_store_it_once(api: Api) -> None:
         th.start()
     for th in threads:
         th.join()
-    with api.ctx.store.read() as s:
+    with DbSession(api.ctx.store.engine) as s:
         assert s.scalar(select(func.count()).select_from(t.Tap)) == 20
     per_seq = list(zip(*outcomes, strict=True))
     assert all(sorted(p) == ["duplicate", "recorded"] for p in per_seq)
@@ -106,7 +107,7 @@ def test_a_seq_stored_with_other_content_is_a_conflict_kept_for_the_prime_not_a_
     assert counters.conflict == 2 and counters.duplicate == 1
     assert [a.outcome for a in ingest.ingest_taps(api.ctx, "gate-01", [other])] == ["conflict"]  # answered again
     assert stored(api) == [(1, worker["id"], site_id)]  # the record keeps the first version
-    with api.ctx.store.read() as s:
+    with DbSession(api.ctx.store.engine) as s:
         assert s.scalar(select(func.count()).select_from(t.TapConflict)) == 1  # kept once
     seen = prime.owner.ok("GET", f"/sites/{site_id}/tap-conflicts")
     assert [(c["device_id"], c["seq"], c["stored"]["card"]["uid"], c["other"]["card"]["uid"]) for c in seen] \
@@ -119,6 +120,6 @@ def test_a_seq_repeated_in_one_batch_with_other_content_is_a_conflict(api: Api) 
     _gate(api)
     acks = ingest.ingest_taps(api.ctx, "gate-01", [tap(1), tap(1, uid="0114FFFFFFFFFFFF"), tap(1)])
     assert [a.outcome for a in acks] == ["recorded", "conflict", "duplicate"]
-    with api.ctx.store.read() as s:
+    with DbSession(api.ctx.store.engine) as s:
         kept = s.scalars(select(t.TapConflict)).all()
         assert [(c.seq, c.card_uid) for c in kept] == [(1, "0114FFFFFFFFFFFF")]

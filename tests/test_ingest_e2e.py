@@ -23,6 +23,7 @@ import pytest
 from mosquitto import PrivateMosquitto, free_port
 from mqtt_peers import stop_process, wait_for
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from test_gate_e2e import GateProcess
 from world import Api, Company, Site
 
@@ -211,7 +212,7 @@ def test_a_day_at_two_gates_becomes_attendance_counted_once_and_corrected(scene:
     assert depth(scene.tmp_path, "gate-in") >= 1  # committed at the server, not acknowledged to the gate
     scene.server = scene.start_server()
     wait_for(lambda: depth(scene.tmp_path, "gate-in") == 0, "the re-sent tap acknowledged", 60)
-    with scene.ctx.store.read() as s:
+    with Session(scene.ctx.store.engine) as s:
         stored = s.scalar(select(func.count()).select_from(t.Tap).join(t.Device, t.Device.id == t.Tap.device_pk)
                           .where(t.Device.device_id == "gate-in", t.Tap.seq == seq))
     assert stored == 1
@@ -260,7 +261,7 @@ def test_two_ingest_processes_on_one_database_count_every_tap_once(scene: Scene)
         wait_for(lambda: depth(scene.tmp_path, "gate-auto") == 0, "every tap acknowledged", 60)
     finally:
         second.stop()
-    with scene.ctx.store.read() as s:
+    with Session(scene.ctx.store.engine) as s:
         assert s.scalar(select(func.count()).select_from(t.Tap)) == 20
         assert s.scalar(select(func.count()).select_from(t.Attendance)) == 20
         assert s.scalar(select(func.sum(t.Attendance.tap_count))) == 20

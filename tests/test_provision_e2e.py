@@ -17,6 +17,7 @@ import pytest
 from mosquitto import PrivateMosquitto, free_port
 from mqtt_peers import wait_for
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from test_gate_e2e import GateProcess
 from test_ingest_e2e import ServerProcess, depth
 from world import PASSWORD, Api
@@ -98,7 +99,7 @@ def office(tmp_path: Path, db_url: str, ctx: Context) -> Iterator[Office]:
 
 
 def taps(ctx: Context, device_id: str) -> int:
-    with ctx.store.read() as s:
+    with Session(ctx.store.engine) as s:
         q = select(func.count()).select_from(t.Tap).join(t.Device, t.Device.id == t.Tap.device_pk)
         return int(s.scalar(q.where(t.Device.device_id == device_id)) or 0)
 

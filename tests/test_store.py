@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
 
 from server.services.context import Context
 from server.store import tables as t
@@ -33,10 +34,7 @@ def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(ctx: Context, back
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
 
 
-def _site(s: object) -> tuple[int, int]:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(s, Session)
+def _site(s: DbSession) -> tuple[int, int]:
     c = t.Company(ccus_id="10000000000001", name="元請(株)", created_at=NOW)
     s.add(c)
     s.flush()
@@ -51,7 +49,7 @@ def _site(s: object) -> tuple[int, int]:
 
 
 def test_the_database_keeps_a_company_once_per_site(ctx: Context) -> None:
-    with ctx.store.read() as s:
+    with DbSession(ctx.store.engine) as s:
         site_id, root = _site(s)
         sub = t.Company(ccus_id="10000000000002", name="下請(株)", created_at=NOW)
         s.add(sub)
@@ -65,7 +63,7 @@ def test_the_database_keeps_a_company_once_per_site(ctx: Context) -> None:
 
 
 def test_the_database_refuses_a_row_that_is_both_company_and_placeholder(ctx: Context) -> None:
-    with ctx.store.read() as s:
+    with DbSession(ctx.store.engine) as s:
         site_id, root = _site(s)
         s.add(t.HierarchyNode(site_id=site_id, parent_id=root, company_id=None, placeholder_name=None,
                               status="registered", invited_at=NOW))
@@ -75,7 +73,7 @@ def test_the_database_refuses_a_row_that_is_both_company_and_placeholder(ctx: Co
 
 
 def test_the_database_refuses_a_second_root(ctx: Context) -> None:
-    with ctx.store.read() as s:
+    with DbSession(ctx.store.engine) as s:
         site_id, _ = _site(s)
         with pytest.raises(IntegrityError):
             s.execute(text("INSERT INTO hierarchy_nodes (site_id, company_id, status, invited_at, version) "
@@ -84,7 +82,7 @@ def test_the_database_refuses_a_second_root(ctx: Context) -> None:
 
 
 def test_one_active_card_per_uid(ctx: Context) -> None:
-    with ctx.store.read() as s:
+    with DbSession(ctx.store.engine) as s:
         c = t.Company(ccus_id="10000000000003", name="所属(株)", created_at=NOW)
         s.add(c)
         s.flush()

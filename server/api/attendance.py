@@ -11,7 +11,6 @@ from pydantic import AwareDatetime, Field
 
 from server.api.deps import Ctx, CurrentActor
 from server.api.schemas import Body
-from server.domain.attendance import JST
 from server.services import attendance as svc
 from server.services import corrections
 
@@ -21,16 +20,12 @@ Month = Annotated[str, Query(description="YYYY-MM", max_length=7)]
 State = Annotated[str | None, Query(description="pending | approved | rejected")]
 
 
-def _today(ctx: Ctx) -> date:
-    return ctx.now().astimezone(JST).date()
-
-
 @router.get("/sites/{site_id}/attendance")
 def site_day(ctx: Ctx, actor: CurrentActor, site_id: int,
              day: Day = None) -> dict[str, Any]:
     """その日の就業履歴（見える範囲: 元請は現場全体、上位会社は自社配下、所属事業者は自社の技能者）。
     元請には未登録カード（技能者に紐付いていないカードの打刻）と承認待ちの事後補正の件数も返す。"""
-    return svc.site_day(ctx, actor, site_id, day or _today(ctx))
+    return svc.site_day(ctx, actor, site_id, day)
 
 
 @router.get("/sites/{site_id}/attendance/month")

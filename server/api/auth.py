@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from server.api.deps import Ctx, CurrentActor, password_change_actor, raw_token
 from server.api.schemas import AccountIn, LoginIn, PasswordChangeIn, PasswordResetIn, SiteBindingIn
 from server.domain.accounts import Actor
-from server.services import accounts
+from server.services import accounts, logins
 
 router = APIRouter(tags=["auth"])
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["auth"])
 @router.post("/auth/login")
 def login(ctx: Ctx, body: LoginIn) -> dict[str, Any]:
     """初回ログインのトークンはパスワード変更にのみ使えます（scope=password_change）。"""
-    return accounts.login(ctx, body.login_id, body.password)
+    return logins.login(ctx, body.login_id, body.password)
 
 
 @router.post("/auth/password")
@@ -30,13 +30,13 @@ def change_password(
 
 @router.post("/auth/reset", status_code=204)
 def reset_password(ctx: Ctx, body: PasswordResetIn) -> Response:
-    accounts.reset_password(ctx, body.login_id, body.security_code, body.new_password)
+    logins.reset_password(ctx, body.login_id, body.security_code, body.new_password)
     return Response(status_code=204)
 
 
 @router.post("/auth/logout", status_code=204)
 def logout(ctx: Ctx, token: Annotated[str, Depends(raw_token)]) -> Response:
-    accounts.logout(ctx, token)
+    logins.logout(ctx, token)
     return Response(status_code=204)
 
 

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from server.domain.accounts import Actor
 from server.errors import Unauthorized
-from server.services import accounts
+from server.services import logins
 from server.services.context import Context
 
 bearer = HTTPBearer(auto_error=False, description="`POST /api/v1/auth/login` で取得したトークン")
@@ -34,12 +34,12 @@ def _token(creds: HTTPAuthorizationCredentials | None) -> str:
 
 
 def current_actor(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
-    return accounts.authenticate(ctx, _token(creds))
+    return logins.authenticate(ctx, _token(creds))
 
 
 def password_change_actor(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
     """The one place a first-login token (scope password_change) is accepted."""
-    return accounts.authenticate(ctx, _token(creds), allow_password_change=True)
+    return logins.authenticate(ctx, _token(creds), allow_password_change=True)
 
 
 def raw_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:

@@ -53,11 +53,10 @@ class Actor:
     def is_company(self) -> bool:
         return self.role in COMPANY_ROLES
 
-    def acts_on_site(self, site_id: int) -> bool:
-        """A 現場管理者 acts only on bound sites; company-wide roles on every site of their company."""
-        if self.role == Role.SITE_MANAGER:
-            return site_id in self.site_ids
-        return self.role in (Role.COMPANY_OWNER, Role.HIERARCHY_MANAGER)
+    def bound_to(self, site_id: int) -> bool:
+        """The one home of the binding rule: a 現場管理者 only on the sites bound to it; no other
+        account is restricted by binding (what it may do there is decided elsewhere)."""
+        return self.role != Role.SITE_MANAGER or site_id in self.site_ids
 
 
 def require_role(actor: Actor, roles: frozenset[Role], action_ja: str, action_en: str) -> None:
@@ -73,7 +72,7 @@ def require_role(actor: Actor, roles: frozenset[Role], action_ja: str, action_en
 
 def require_site_access(actor: Actor, site_id: int) -> None:
     """A 現場管理者 bound to other sites is refused here even when their company is on this site."""
-    if actor.role == Role.SITE_MANAGER and site_id not in actor.site_ids:
+    if not actor.bound_to(site_id):
         raise Forbidden(
             "site_not_assigned",
             ja="この現場はこの現場管理者IDに割り当てられていません。事業者責任者に割り当てを依頼してください",

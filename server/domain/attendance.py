@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from server.domain.accounts import Actor, Role
 from server.domain.roster import LEADER_POSITIONS, EntryFields, Validity
 from server.domain.roster import validity as roster_validity
+from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput
 
 __all__ = [
@@ -427,8 +428,7 @@ def check_may_submit(actor: Actor, worker_id: int, employer_id: int, site_id: in
     A 現場管理者 of the employer only for the sites bound to its ID."""
     if actor.role == Role.WORKER and actor.worker_id == worker_id:
         return
-    if actor.is_company and actor.company_id == employer_id and (
-            actor.role != Role.SITE_MANAGER or site_id in actor.site_ids):
+    if actor.is_company and actor.company_id == employer_id and actor.bound_to(site_id):
         return
     raise Forbidden(
         "correction_not_allowed",
@@ -439,7 +439,7 @@ def check_may_submit(actor: Actor, worker_id: int, employer_id: int, site_id: in
 
 def check_may_decide(actor: Actor, prime_id: int, site_id: int) -> None:
     """The site's 元請 approves or rejects (事業者責任者, 階層管理者, or a 現場管理者 bound to the site)."""
-    if actor.is_company and actor.company_id == prime_id and actor.acts_on_site(site_id):
+    if Visibility(actor).is_prime(site_id, prime_id):
         return
     raise Forbidden(
         "correction_prime_only",

@@ -255,15 +255,6 @@ class Tree:
                 roster_count=roster_count,
             )
 
-    def visible_node_ids(self, actor: Actor) -> set[int]:
-        """元請: everything. A subcontractor: its own subtree and the path above it (who invited whom)."""
-        mine = self.node_of_company(actor.company_id)
-        if mine is None:
-            return set()
-        if mine.parent_id is None:
-            return set(self.nodes)
-        return {mine.id} | {d.id for d in self.descendants(mine.id)} | {a.id for a in self.ancestors(mine.id)}
-
 
 
 def check_placeholder_name(name: str) -> str:

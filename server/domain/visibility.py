@@ -1,64 +1,228 @@
-"""What one account may see of a worker. One place, so every read path applies the same rule.
+"""Who acts on which site and sees what: the product's security rule, in one place.
 
-- The employer (所属事業者) and the worker see everything.
-- The 元請 and upper companies of a site where the worker is on the roster see what the 作業員名簿
-  holds (name, social insurance, the roster entry) plus the items both sides disclosed.
-- A company the employer gave proxy consent sees what registering needs (trades, qualifications).
-- Nobody else sees the worker at all, not even that it exists.
+Every service asks one ``Visibility`` (made from the signed-in ``Actor``) instead of writing the rule
+again. For lists, the policy hands out a ``Scope``: plain data that a repository turns into one SQL
+WHERE clause (``server.store.repositories.base.scope_clause``), so a limit or a count applies to what
+the account may see and visibility is decided per node, not per row; ``Scope.admits`` is the same
+rule for one row already in hand. Tests check both agree (tests/unit/test_visibility.py).
+
+The rules (seed: 施工体制・作業員名簿・就業履歴・帳票の閲覧範囲):
+
+- A 現場管理者 acts only on the sites bound to it; every other company account on any site its
+  company is on. (``acts_on``)
+- A company is *party* to a site when it has a node there that did not decline: an invitee may read
+  the site it is asked to join. It is a *member* when its node is 登録 (registered): only a member
+  sees anything below itself. The 元請's node is the root, registered from the start.
+- A member sees the nodes of its subtree (the 元請: all). Roster entries and records filed under
+  those nodes are visible to it; an employer also sees its own workers' records wherever they are
+  filed; a worker sees only its own.
+- What one account sees of a worker's personal items: ``worker_items``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from server.domain.accounts import Actor, Role
 from server.domain.consent import PERSONAL_ITEMS
+from server.domain.hierarchy import Node, Status, Tree
 
 ROSTER_ITEMS = frozenset({"social_insurance"})
 PROXY_ITEMS = frozenset({"trades", "qualifications"})
 
 
-def worker_items(
-    actor: Actor,
-    *,
-    worker_id: int,
-    employer_id: int,
-    sees_roster: bool,
-    is_proxy_agent: bool,
-    disclosed: set[str],
-) -> frozenset[str] | None:
-    """The personal items visible to ``actor``, or None when the worker is not visible at all."""
-    if actor.role == Role.WORKER:
-        return frozenset(PERSONAL_ITEMS) if actor.worker_id == worker_id else None
-    if not actor.is_company:
-        return None
-    if actor.company_id == employer_id:
-        return frozenset(PERSONAL_ITEMS)
-    items: set[str] = set()
-    if sees_roster:
-        items |= ROSTER_ITEMS | disclosed
-    if is_proxy_agent:
-        items |= PROXY_ITEMS | disclosed
-    if not (sees_roster or is_proxy_agent):
-        return None
-    return frozenset(items)
+@dataclass(frozen=True)
+class Scope:
+    """The rows an actor sees, among rows keyed by site, worker, employer and node.
 
-
-def sees_attendance(
-    actor: Actor, *, worker_id: int, employer_id: int | None, site_id: int, prime_id: int,
-    actor_node: int | None, record_node: int | None, in_subtree: bool,
-) -> bool:
-    """Who sees one 就業履歴: the 元請 the whole site, an upper company its subtree, the employer its
-    own workers (on any site), the worker themselves. A 現場管理者 only on the sites bound to it.
-
-    ``actor_node`` is the actor's company's registered node on the site (None: not on it),
-    ``record_node`` the node the record was filed under (None: the worker was not on the roster),
-    ``in_subtree`` whether record_node lies under actor_node (the caller asks the Tree).
+    A row is visible when its site is within ``site_ids`` (None: no restriction) and at least one
+    grant matches: ``everything``, its site's 元請 is ``prime_of``, it is filed under one of
+    ``node_ids``, its worker's employer is ``employer_id``, or its worker is ``worker_id``. No grant
+    at all: nothing is visible.
     """
-    if actor.role == Role.WORKER:
-        return actor.worker_id == worker_id
-    if not actor.is_company or actor.company_id is None:
-        return False
-    if actor.role == Role.SITE_MANAGER and site_id not in actor.site_ids:
-        return False
-    if actor.company_id == employer_id or actor.company_id == prime_id:
-        return True
-    return actor_node is not None and record_node is not None and in_subtree
+
+    everything: bool = False
+    site_ids: frozenset[int] | None = None
+    prime_of: int | None = None
+    node_ids: frozenset[int] = frozenset()
+    employer_id: int | None = None
+    worker_id: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        if self.site_ids is not None and not self.site_ids:
+            return True
+        return not (self.everything or self.prime_of is not None or self.node_ids
+                    or self.employer_id is not None or self.worker_id is not None)
+
+    def admits(self, *, site_id: int | None = None, worker_id: int | None = None, employer_id: int | None = None,
+               node_id: int | None = None, prime_id: int | None = None) -> bool:
+        if self.is_empty:
+            return False
+        if self.site_ids is not None and site_id not in self.site_ids:
+            return False
+        return (
+            self.everything
+            or (self.prime_of is not None and prime_id == self.prime_of)
+            or (node_id is not None and node_id in self.node_ids)
+            or (self.employer_id is not None and employer_id == self.employer_id)
+            or (self.worker_id is not None and worker_id == self.worker_id)
+        )
+
+
+NOTHING = Scope()
+
+
+@dataclass(frozen=True)
+class AuditScope:
+    """Audit entries an actor sees: of one site (its 元請), of its company (restricted to ``site_ids``
+    or its own actions for a 現場管理者), or only its own actions."""
+
+    everything: bool = False
+    site_id: int | None = None
+    company_id: int | None = None
+    site_ids: frozenset[int] | None = None
+    account_id: int | None = None
+
+
+class Visibility:
+    """One actor's view. Cheap to make; holds no state but the actor."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+
+    # -- sites ---------------------------------------------------------------------------------------
+    def acts_on(self, site_id: int) -> bool:
+        """A 現場管理者 only on its bound sites; no other account is restricted by binding (what it
+        may see there is decided by the questions below)."""
+        return self.actor.bound_to(site_id)
+
+    @property
+    def bound_sites(self) -> frozenset[int] | None:
+        """The sites a 現場管理者 is restricted to (None: no restriction)."""
+        return self.actor.site_ids if self.actor.role == Role.SITE_MANAGER else None
+
+    def party_node(self, tree: Tree) -> Node | None:
+        """The actor's company's node on the site unless it declined (invited or registered)."""
+        if not self.actor.is_company or self.actor.company_id is None or not self.acts_on(tree.site_id):
+            return None
+        node = tree.node_of_company(self.actor.company_id)
+        return node if node is not None and node.status != Status.DECLINED else None
+
+    def member_node(self, tree: Tree) -> Node | None:
+        """The actor's company's registered node: the one from which it sees its subtree."""
+        node = self.party_node(tree)
+        return node if node is not None and node.status == Status.REGISTERED else None
+
+    def on_site(self, tree: Tree, *, on_roster: bool = False) -> bool:
+        """The one meaning of "on the site" (may read the site itself): a worker on its roster
+        (``on_roster``), a company party to it (an invitee may read what it is asked to join)."""
+        if self.actor.role == Role.WORKER:
+            return on_roster
+        return self.party_node(tree) is not None
+
+    def is_prime(self, site_id: int, prime_id: int) -> bool:
+        """Acting as the site's 元請 (a bound 現場管理者 of the 元請 included)."""
+        return self.actor.is_company and self.actor.company_id == prime_id and self.acts_on(site_id)
+
+    def sites_listed(self, party_sites: Iterable[int]) -> set[int]:
+        """Of the sites the company is party to (or a worker is on), the ones this account lists."""
+        bound = self.bound_sites
+        return {s for s in party_sites if bound is None or s in bound}
+
+    # -- nodes, roster entries, records ----------------------------------------------------------------
+    def tree_nodes(self, tree: Tree) -> frozenset[int]:
+        """The 施工体制 as shown: the 元請 everything; a company its own subtree and the path above it
+        (who invited whom); an invitee its own node and the path above (what it is asked to join)."""
+        mine = self.party_node(tree)
+        if mine is None:
+            return frozenset()
+        if mine.parent_id is None:
+            return frozenset(tree.nodes)
+        below = {d.id for d in tree.descendants(mine.id)}
+        return frozenset({mine.id} | below | {a.id for a in tree.ancestors(mine.id)})
+
+    def seen_nodes(self, tree: Tree) -> frozenset[int]:
+        """The nodes a member sees: its own and everything below (the 元請: the whole tree)."""
+        mine = self.member_node(tree)
+        if mine is None:
+            return frozenset()
+        return frozenset(n for n in tree.nodes if tree.in_subtree(mine.id, n))
+
+    def roster(self, tree: Tree) -> Scope:
+        """現場作業員一覧: a member its subtree's entries, a worker its own."""
+        if self.actor.role == Role.WORKER:
+            return Scope(worker_id=self.actor.worker_id)
+        nodes = self.seen_nodes(tree)
+        return Scope(node_ids=nodes) if nodes else NOTHING
+
+    def records(self, tree: Tree, prime_id: int) -> Scope:
+        """就業履歴 of one site: the 元請 all, a member its subtree's, an employer its own workers'
+        (wherever they are filed), a worker its own."""
+        a = self.actor
+        if a.role == Role.WORKER:
+            return Scope(worker_id=a.worker_id)
+        if not a.is_company or a.company_id is None or not self.acts_on(tree.site_id):
+            return NOTHING
+        if a.company_id == prime_id:
+            return Scope(everything=True)
+        return Scope(node_ids=self.seen_nodes(tree), employer_id=a.company_id)
+
+    def corrections(self) -> Scope:
+        """Correction requests across sites: the 元請 its sites' requests, the employer and the
+        worker the ones about them."""
+        a = self.actor
+        if a.role == Role.WORKER:
+            return Scope(worker_id=a.worker_id)
+        if not a.is_company or a.company_id is None:
+            return NOTHING
+        return Scope(prime_of=a.company_id, employer_id=a.company_id, site_ids=self.bound_sites)
+
+    def audit(self, *, site_id: int | None = None, prime_id: int | None = None) -> AuditScope | None:
+        """The audit log: the operator everything (or one site's); a site's log only its 元請 (None:
+        refused); otherwise a company its own entries (a 現場管理者: of its sites, or its own
+        actions); anyone else only its own actions."""
+        a = self.actor
+        if a.role == Role.OPERATOR:
+            return AuditScope(everything=site_id is None, site_id=site_id)
+        if a.is_company and site_id is not None:
+            return AuditScope(site_id=site_id) if prime_id is not None and self.is_prime(site_id, prime_id) else None
+        if a.is_company:
+            return AuditScope(company_id=a.company_id, site_ids=self.bound_sites, account_id=a.account_id)
+        return AuditScope(account_id=a.account_id)
+
+    # -- workers ----------------------------------------------------------------------------------------
+    def sees_on_roster(self, placements: Iterable[tuple[Tree, int | None]]) -> bool:
+        """Whether the actor's company is the 元請 or above the worker on a site where the worker is
+        on the roster; ``placements``: (the site's tree, the entry's node) for each roster entry."""
+        return any(self.roster(tree).admits(node_id=node_id) for tree, node_id in placements
+                   if self.actor.is_company)
+
+    def worker_items(self, *, worker_id: int, employer_id: int, sees_roster: bool, is_proxy_agent: bool,
+                     disclosed: set[str]) -> frozenset[str] | None:
+        """The personal items visible, or None when the worker is not visible at all.
+
+        - The employer (所属事業者) and the worker see everything.
+        - The 元請 and upper companies of a site where the worker is on the roster see what the
+          作業員名簿 holds (social insurance, the roster entry) plus the items both sides disclosed.
+        - A company the employer gave proxy consent sees what registering needs (trades,
+          qualifications) plus the disclosed items.
+        - Nobody else sees the worker at all, not even that it exists.
+        """
+        a = self.actor
+        if a.role == Role.WORKER:
+            return frozenset(PERSONAL_ITEMS) if a.worker_id == worker_id else None
+        if not a.is_company:
+            return None
+        if a.company_id == employer_id:
+            return frozenset(PERSONAL_ITEMS)
+        if not (sees_roster or is_proxy_agent):
+            return None
+        items: set[str] = set()
+        if sees_roster:
+            items |= ROSTER_ITEMS | disclosed
+        if is_proxy_agent:
+            items |= PROXY_ITEMS | disclosed
+        return frozenset(items)
+

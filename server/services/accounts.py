@@ -1,16 +1,13 @@
-"""Logins, tokens and accounts (参考資料 7: ID, 初期パスワード, パスワード変更, セキュリティコード)."""
+"""Accounts (参考資料 7: ID, 初期パスワード, パスワード変更, セキュリティコード): issuing IDs, binding a
+現場管理者 to sites, the holder's password change and the company's reissue. Logging in is logins.py."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 from argon2.exceptions import VerificationError
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
 from server.domain.accounts import (
     COMPANY_ADMIN_ROLES,
@@ -22,17 +19,12 @@ from server.domain.accounts import (
     require_company_member,
     require_role,
 )
+from server.domain.hierarchy import Status
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from server.services.common import as_aware, audit, company_or_404, snapshot, worker_or_404
+from server.services.common import audit, company_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
-
-FULL = "full"
-PASSWORD_CHANGE = "password_change"
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+from server.store.unit_of_work import UnitOfWork
 
 
 def account_view(a: t.Account, site_ids: Iterable[int] = ()) -> dict[str, Any]:
@@ -72,13 +64,17 @@ def _check_display_name(display_name: str, login_id: str) -> str:
     return cleaned
 
 
-def create_operator(ctx: Context, login_id: str, password: str) -> dict[str, Any]:
+def _login_id_free(uow: UnitOfWork, login_id: str) -> None:
+    if uow.accounts.by_login_id(login_id):
+        raise Conflict("login_id_taken", ja="このログインIDはすでに使われています", en="login ID taken")
+
+
+def create_operator(ctx: Context, login_id: str, password: str, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     """The first account, made by `genba-server init`: it chose its password, so no forced change."""
     login_id = _check_login_id(login_id)
     check_new_password(password, login_id)
-    with ctx.store.write() as s:
-        if s.scalar(select(t.Account).where(t.Account.login_id == login_id)):
-            raise Conflict("login_id_taken", ja="このログインIDはすでに使われています", en="login ID taken")
+    with ctx.write(uow) as uow:
+        _login_id_free(uow, login_id)
         acc = t.Account(
             login_id=login_id,
             display_name="運用管理者",
@@ -87,9 +83,9 @@ def create_operator(ctx: Context, login_id: str, password: str) -> dict[str, Any
             must_change_password=False,
             created_at=ctx.now(),
         )
-        s.add(acc)
-        s.flush()
-        audit(ctx, s, None, "account.create", "account", acc.id, after=snapshot(acc))
+        uow.add(acc)
+        uow.flush()
+        audit(ctx, uow, None, "account.create", "account", acc.id, after=snapshot(acc))
         return account_view(acc)
 
 
@@ -103,18 +99,19 @@ def create_account(
     company_id: int | None = None,
     worker_id: int | None = None,
     site_ids: Iterable[int] = (),
+    uow: UnitOfWork | None = None,
 ) -> dict[str, Any]:
     """Issue an ID with an initial password, shown once; the holder must change it at first login."""
     login_id = _check_login_id(login_id)
     display_name = _check_display_name(display_name, login_id)
     site_ids = sorted(set(site_ids))
-    with ctx.store.write() as s:
+    with ctx.write(uow) as uow:
         if role == Role.OPERATOR:
             raise Forbidden("role_not_allowed", ja="運用管理者IDは作成できません", en="operators are made by init")
         if role == Role.WORKER:
             if worker_id is None:
                 raise InvalidInput("worker_required", ja="技能者IDを指定してください", en="worker_id is required")
-            worker = worker_or_404(s, worker_id)
+            worker = worker_or_404(uow, worker_id)
             if actor.role != Role.OPERATOR:
                 require_role(actor, COMPANY_ADMIN_ROLES, "技能者IDの発行", "issue a worker login")
                 require_company_member(actor, worker.employer_id)
@@ -122,7 +119,7 @@ def create_account(
         else:
             if company_id is None:
                 raise InvalidInput("company_required", ja="事業者を指定してください", en="company_id is required")
-            company_or_404(s, company_id)
+            company_or_404(uow, company_id)
             worker_id = None
             if actor.role != Role.OPERATOR:
                 require_role(actor, COMPANY_ADMIN_ROLES, "IDの発行", "issue logins")
@@ -139,9 +136,8 @@ def create_account(
                 ja="現場の割り当ては現場管理者IDにのみ指定できます",
                 en="only site manager logins are bound to sites",
             )
-        if s.scalar(select(t.Account).where(t.Account.login_id == login_id)):
-            raise Conflict("login_id_taken", ja="このログインIDはすでに使われています", en="login ID taken")
-        if worker_id is not None and s.scalar(select(t.Account).where(t.Account.worker_id == worker_id)):
+        _login_id_free(uow, login_id)
+        if worker_id is not None and uow.accounts.of_worker(worker_id):
             raise Conflict(
                 "worker_has_login", ja="この技能者にはすでにIDが発行されています", en="this worker already has a login"
             )
@@ -156,169 +152,70 @@ def create_account(
             must_change_password=True,
             created_at=ctx.now(),
         )
-        s.add(acc)
-        s.flush()
-        _bind(s, actor, acc, site_ids)
-        audit(ctx, s, actor, "account.create", "account", acc.id, after=snapshot(acc))
+        uow.add(acc)
+        uow.flush()
+        _bind(uow, acc, site_ids)
+        audit(ctx, uow, actor, "account.create", "account", acc.id, after=snapshot(acc))
         return account_view(acc, site_ids) | {"initial_password": initial}
 
 
-def _bind(s: Any, actor: Actor, acc: t.Account, site_ids: list[int]) -> None:
-    """A 現場管理者 is bound only to sites where its company is in the hierarchy."""
+def _bind(uow: UnitOfWork, acc: t.Account, site_ids: list[int]) -> None:
+    """A 現場管理者 is bound only to sites where its company is in the hierarchy (and has not declined)."""
     for site_id in site_ids:
-        on_site = s.scalar(
-            select(t.HierarchyNode.id).where(
-                t.HierarchyNode.site_id == site_id,
-                t.HierarchyNode.company_id == acc.company_id,
-                t.HierarchyNode.status != "declined",
-            )
+        on_site = acc.company_id is not None and any(
+            n.company_id == acc.company_id and n.status != Status.DECLINED for n in uow.sites.nodes(site_id)
         )
-        if on_site is None:
+        if not on_site:
             raise NotFound(
                 "site_not_found",
                 ja=f"現場（{site_id}）が見つからないか、この事業者が施工体制に登録されていません",
                 en=f"site {site_id} not found or the company is not in its hierarchy",
                 site_id=site_id,
             )
-        s.add(t.AccountSite(account_id=acc.id, site_id=site_id))
+        uow.add(t.AccountSite(account_id=acc.id, site_id=site_id))
 
 
-def bind_sites(ctx: Context, actor: Actor, account_id: int, site_ids: Iterable[int]) -> dict[str, Any]:
+def bind_sites(
+    ctx: Context, actor: Actor, account_id: int, site_ids: Iterable[int], *, uow: UnitOfWork | None = None
+) -> dict[str, Any]:
     ids = sorted(set(site_ids))
-    with ctx.store.write() as s:
-        acc = s.get(t.Account, account_id)
+    with ctx.write(uow) as uow:
+        acc = uow.get(t.Account, account_id)
         if acc is None or acc.role != Role.SITE_MANAGER:
             raise NotFound("account_not_found", ja="現場管理者IDが見つかりません", en="no such site manager login")
         require_role(actor, COMPANY_ADMIN_ROLES, "現場の割り当て", "bind sites")
         require_company_member(actor, acc.company_id or -1)
-        before = sorted(s.scalars(select(t.AccountSite.site_id).where(t.AccountSite.account_id == acc.id)))
-        s.execute(delete(t.AccountSite).where(t.AccountSite.account_id == acc.id))
-        _bind(s, actor, acc, ids)
-        audit(ctx, s, actor, "account.bind_sites", "account", acc.id, {"site_ids": before}, {"site_ids": ids})
+        before = sorted(uow.accounts.site_ids(acc.id))
+        uow.accounts.unbind_sites(acc.id)
+        _bind(uow, acc, ids)
+        audit(ctx, uow, actor, "account.bind_sites", "account", acc.id, {"site_ids": before}, {"site_ids": ids})
         return account_view(acc, ids)
 
 
-def list_accounts(ctx: Context, actor: Actor, company_id: int) -> list[dict[str, Any]]:
+def list_accounts(
+    ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfWork | None = None
+) -> list[dict[str, Any]]:
     if actor.role != Role.OPERATOR:
         require_role(actor, COMPANY_ADMIN_ROLES, "IDの一覧", "list logins")
         require_company_member(actor, company_id)
-    with ctx.store.read() as s:
-        accs = s.scalars(select(t.Account).where(t.Account.company_id == company_id).order_by(t.Account.id)).all()
-        binds: dict[int, list[int]] = {}
-        for b in s.scalars(select(t.AccountSite).where(t.AccountSite.account_id.in_([a.id for a in accs]))):
-            binds.setdefault(b.account_id, []).append(b.site_id)
+    with ctx.read(uow) as uow:
+        accs = uow.accounts.of_company(company_id)
+        binds = uow.accounts.site_ids_of([a.id for a in accs])
         return [account_view(a, binds.get(a.id, [])) for a in accs]
 
 
-_BAD_LOGIN = dict(
-    code="login_failed",
-    ja="ログインIDまたはパスワードが正しくありません",
-    en="wrong login ID or password",
-)
-_PW_TTL = timedelta(minutes=30)
-
-
-def _count_failure(s: Session, ctx: Context, account_id: int, column: Any, limit: int | None) -> None:
-    """Count one failure atomically (UPDATE … SET n = n + 1 RETURNING n): parallel guesses on
-    PostgreSQL cannot lose increments, and reaching ``limit`` starts a timed lock."""
-    n = s.execute(
-        update(t.Account).where(t.Account.id == account_id).values({column: column + 1}).returning(column)
-    ).scalar_one()
-    if limit is not None and n >= limit:
-        s.execute(
-            update(t.Account)
-            .where(t.Account.id == account_id)
-            .values(failed_logins=0, locked_until=ctx.now() + ctx.lock_duration)
-        )
-
-
-def _locked(ctx: Context, acc: t.Account) -> bool:
-    return acc.disabled or (acc.locked_until is not None and as_aware(acc.locked_until) > ctx.now())
-
-
-def login(ctx: Context, login_id: str, password: str) -> dict[str, Any]:
-    """A token; while the initial password is unchanged it only allows changing it.
-
-    The password hash is checked outside any transaction: on SQLite a write transaction holds the
-    database's one write lock, and argon2 takes a noticeable fraction of a second by design.
-    """
-    with ctx.store.read() as s:
-        acc = s.scalar(select(t.Account).where(t.Account.login_id == login_id))
-    if acc is None:
-        ctx.hasher.hash(password)  # same cost as a real check: no timing hint that the ID is unknown
-        raise Unauthorized(**_BAD_LOGIN)
-    if _locked(ctx, acc):
-        minutes = int(ctx.lock_duration.total_seconds() // 60)
-        raise Unauthorized(
-            "account_locked",
-            ja=f"このIDはロックされています。{minutes}分ほど待つか、セキュリティコードでパスワードを再設定してください",
-            en=f"this login is locked; wait about {minutes} minutes or reset the password with the security code",
-        )
-    try:
-        ctx.hasher.verify(acc.password_hash, password)
-    except VerificationError:
-        with ctx.store.write() as s:
-            _count_failure(s, ctx, acc.id, t.Account.failed_logins, ctx.max_failed_logins)
-        raise Unauthorized(**_BAD_LOGIN) from None
-    rehashed = ctx.hasher.hash(password) if ctx.hasher.check_needs_rehash(acc.password_hash) else None
-    token = secrets.token_urlsafe(32)
-    now = ctx.now()
-    scope = PASSWORD_CHANGE if acc.must_change_password else FULL
-    expires = now + (min(ctx.token_ttl, _PW_TTL) if scope == PASSWORD_CHANGE else ctx.token_ttl)
-    with ctx.store.write() as s:
-        values: dict[str, Any] = {"failed_logins": 0}
-        if rehashed:
-            values["password_hash"] = rehashed
-        s.execute(update(t.Account).where(t.Account.id == acc.id).values(values))
-        s.add(
-            t.Token(token_hash=_hash_token(token), account_id=acc.id, scope=scope, created_at=now, expires_at=expires)
-        )
-    return {
-        "token": token,
-        "token_type": "bearer",
-        "scope": scope,
-        "expires_at": expires.isoformat(),
-        "must_change_password": acc.must_change_password,
-        "account": account_view(acc),
-    }
-
-
-def authenticate(ctx: Context, token: str, allow_password_change: bool = False) -> Actor:
-    """The Actor behind a bearer token, or 401 with what to do next."""
-    with ctx.store.read() as s:
-        row = s.get(t.Token, _hash_token(token or ""))
-        if row is None:
-            raise Unauthorized("invalid_token", ja="ログインしてください", en="log in first (unknown token)")
-        if as_aware(row.expires_at) <= ctx.now():
-            raise Unauthorized(
-                "token_expired",
-                ja="ログインの有効期限が切れました。もう一度ログインしてください",
-                en="the token has expired; log in again",
-            )
-        acc = s.get(t.Account, row.account_id)
-        if acc is None or acc.disabled:
-            raise Unauthorized("invalid_token", ja="ログインしてください", en="log in first")
-        if row.scope != FULL and not allow_password_change:
-            raise Forbidden(
-                "password_change_required",
-                ja="初期パスワードのままです。パスワードとセキュリティコードを設定してから、もう一度ログインしてください",
-                en="change the initial password (and set a security code), then log in again",
-            )
-        sites = frozenset(s.scalars(select(t.AccountSite.site_id).where(t.AccountSite.account_id == acc.id)))
-        return Actor(acc.id, Role(acc.role), acc.company_id, acc.worker_id, sites)
-
-
-def logout(ctx: Context, token: str) -> None:
-    with ctx.store.write() as s:
-        s.execute(delete(t.Token).where(t.Token.token_hash == _hash_token(token)))
-
-
 def change_password(
-    ctx: Context, actor: Actor, current_password: str, new_password: str, security_code: str | None
+    ctx: Context,
+    actor: Actor,
+    current_password: str,
+    new_password: str,
+    security_code: str | None,
+    *,
+    uow: UnitOfWork | None = None,
 ) -> dict[str, Any]:
     """First login: new password and a security code; later: new password. All tokens end: log in again."""
-    with ctx.store.write() as s:
-        acc = s.get(t.Account, actor.account_id)
+    with ctx.write(uow) as uow:
+        acc = uow.get(t.Account, actor.account_id)
         assert acc is not None
         try:
             ctx.hasher.verify(acc.password_hash, current_password)
@@ -342,76 +239,26 @@ def change_password(
             acc.security_code_hash = ctx.hasher.hash(security_code)
         acc.password_hash = ctx.hasher.hash(new_password)
         acc.must_change_password = False
-        s.execute(delete(t.Token).where(t.Token.account_id == acc.id))
-        audit(ctx, s, actor, "account.change_password", "account", acc.id)
+        uow.accounts.end_sessions(acc.id)
+        audit(ctx, uow, actor, "account.change_password", "account", acc.id)
         return account_view(acc)
 
 
-MAX_RESET_ATTEMPTS = 5
-
-
-def reset_password(ctx: Context, login_id: str, security_code: str, new_password: str) -> None:
-    """Forgotten password: the security code sets a new one and unlocks the ID.
-
-    A security code is short, so wrong codes are counted: after MAX_RESET_ATTEMPTS the reset is
-    closed too and only a new initial password from the company (or the operator) opens the ID.
-    Every path costs one hash check, so timing does not tell whether the ID exists.
-    """
-    with ctx.store.read() as s:
-        acc = s.scalar(select(t.Account).where(t.Account.login_id == login_id))
-    if acc is not None and acc.failed_resets >= MAX_RESET_ATTEMPTS:
-        raise Unauthorized(
-            "reset_locked",
-            ja="セキュリティコードの誤りが続いたため再設定できません。"
-            "事業者責任者（または運用管理者）に初期パスワードの再発行を依頼してください",
-            en="too many wrong security codes; ask the company owner (or operator) to reissue an initial password",
-        )
-    ok = False
-    if acc is not None and acc.security_code_hash is not None and not acc.disabled:
-        try:
-            ok = ctx.hasher.verify(acc.security_code_hash, security_code)
-        except VerificationError:
-            ok = False
-    else:
-        ctx.hasher.hash(security_code)
-    if not ok or acc is None:
-        if acc is not None:
-            with ctx.store.write() as s:
-                _count_failure(s, ctx, acc.id, t.Account.failed_resets, None)
-        raise Unauthorized(
-            "reset_failed",
-            ja="ログインIDまたはセキュリティコードが正しくありません",
-            en="wrong login ID or security code",
-        )
-    check_new_password(new_password, acc.login_id)
-    new_hash = ctx.hasher.hash(new_password)
-    with ctx.store.write() as s:
-        row = s.get(t.Account, acc.id, with_for_update=True)
-        assert row is not None
-        row.password_hash = new_hash
-        row.failed_logins = 0
-        row.failed_resets = 0
-        row.locked_until = None
-        row.must_change_password = False
-        s.execute(delete(t.Token).where(t.Token.account_id == row.id))
-        audit(ctx, s, None, "account.reset_password", "account", row.id, after={"account_id": row.id})
-
-
-def reissue(ctx: Context, actor: Actor, account_id: int) -> dict[str, Any]:
+def reissue(ctx: Context, actor: Actor, account_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     """初期パスワードの再発行: a new one-time password, the ID unlocked, every session ended.
 
     The operator reissues for company owners; a company's 事業者責任者 / 階層管理者 for its own IDs
     and its workers' IDs (a 階層管理者 not for a 事業者責任者).
     """
-    with ctx.store.write() as s:
-        acc = s.get(t.Account, account_id)
+    with ctx.write(uow) as uow:
+        acc = uow.get(t.Account, account_id)
         if acc is None or acc.role == Role.OPERATOR:
             raise NotFound("account_not_found", ja="IDが見つかりません", en="no such account")
         if actor.role != Role.OPERATOR:
             require_role(actor, COMPANY_ADMIN_ROLES, "初期パスワードの再発行", "reissue passwords")
             company_id = acc.company_id
             if acc.worker_id is not None:
-                company_id = worker_or_404(s, acc.worker_id).employer_id
+                company_id = worker_or_404(uow, acc.worker_id).employer_id
             if company_id != actor.company_id:
                 raise NotFound("account_not_found", ja="IDが見つかりません", en="no such account")
             if acc.role == Role.COMPANY_OWNER and actor.role != Role.COMPANY_OWNER:
@@ -428,13 +275,13 @@ def reissue(ctx: Context, actor: Actor, account_id: int) -> dict[str, Any]:
         acc.failed_resets = 0
         acc.locked_until = None
         acc.security_code_hash = None  # a reissue may follow a leak: the old code must not undo it
-        s.execute(delete(t.Token).where(t.Token.account_id == acc.id))
-        audit(ctx, s, actor, "account.reissue", "account", acc.id, before, snapshot(acc))
+        uow.accounts.end_sessions(acc.id)
+        audit(ctx, uow, actor, "account.reissue", "account", acc.id, before, snapshot(acc))
         return account_view(acc) | {"initial_password": initial}
 
 
-def me(ctx: Context, actor: Actor) -> dict[str, Any]:
-    with ctx.store.read() as s:
-        acc = s.get(t.Account, actor.account_id)
+def me(ctx: Context, actor: Actor, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
+    with ctx.read(uow) as uow:
+        acc = uow.get(t.Account, actor.account_id)
         assert acc is not None
         return account_view(acc, actor.site_ids)

@@ -1,5 +1,5 @@
 """就業履歴 as people read it: the site's day, the month per worker, a worker's calendar (参考資料2-3),
-one record with its taps and corrections. Visibility through domain.visibility.sees_attendance."""
+one record with its taps and corrections. Who sees which record: ``Visibility.records``."""
 
 
 from __future__ import annotations
@@ -9,22 +9,20 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from server.domain import attendance as rules
-from server.domain.accounts import Actor, Role
-from server.domain.hierarchy import Status, Tree
+from server.domain.accounts import Actor
+from server.domain.hierarchy import Tree
 from server.domain.roster import LEADER_POSITIONS, POSITIONS
 from server.domain.trades import trade_table
-from server.domain.visibility import sees_attendance
+from server.domain.visibility import Visibility
 from server.errors import InvalidInput, NotFound, site_not_found, worker_not_found
 from server.services.common import load_tree, site_or_404, worker_or_404
 from server.services.context import Context
 from server.services.corrections import correction_view
 from server.services.records import local_time, rule_of, utc
 from server.store import tables as t
-from server.store.months import MonthGroup, month_groups
+from server.store.repositories.records import MonthGroup
+from server.store.unit_of_work import UnitOfWork
 
 
 def record_view(r: t.Attendance, worker: t.Worker, employer: t.Company | None, rule: rules.DayRule) -> dict[str, Any]:
@@ -54,73 +52,51 @@ def record_view(r: t.Attendance, worker: t.Worker, employer: t.Company | None, r
 
 
 class _Viewer:
-    """Who sees which records of one site: the domain rule, with the Tree questions answered once."""
+    """The policy's answers for one site, asked once: which records the actor sees (``scope``, also
+    handed to the repositories as SQL), whether it is on the site and whether it is the 元請."""
 
     def __init__(self, actor: Actor, site: t.Site, tree: Tree) -> None:
-        self.actor, self.site, self.tree = actor, site, tree
-        mine = tree.node_of_company(actor.company_id)
-        self.node = mine.id if mine is not None and mine.status == Status.REGISTERED else None
-        self._under: dict[int | None, bool] = {}  # node → in the actor's subtree (asked once per node)
+        policy = Visibility(actor)
+        self.scope = policy.records(tree, site.prime_id)
+        self.on_site = policy.member_node(tree) is not None
+        self.is_prime = policy.is_prime(site.id, site.prime_id)
+        self.site_id = site.id
 
-    def _in_subtree(self, node_id: int | None) -> bool:
-        if node_id not in self._under:
-            self._under[node_id] = (self.node is not None and node_id is not None and node_id in self.tree.nodes
-                                    and self.tree.in_subtree(self.node, node_id))
-        return self._under[node_id]
-
-    def sees(self, r: Any, employer_id: int | None, node_id: int | None) -> bool:
-        """``r``: a record or correction (ORM object or plain row) with a ``worker_id``."""
-        return sees_attendance(
-            self.actor, worker_id=r.worker_id, employer_id=employer_id, site_id=self.site.id,
-            prime_id=self.site.prime_id, actor_node=self.node, record_node=node_id,
-            in_subtree=self._in_subtree(node_id),
-        )
-
-    @property
-    def on_site(self) -> bool:
-        if self.actor.role == Role.SITE_MANAGER and self.site.id not in self.actor.site_ids:
-            return False
-        return self.node is not None or self.actor.company_id == self.site.prime_id
-
-    @property
-    def is_prime(self) -> bool:
-        return self.actor.company_id == self.site.prime_id and self.actor.is_company and self.on_site
+    def sees(self, r: Any) -> bool:
+        """``r``: a record (ORM object or plain row) with its worker, employer and node."""
+        return self.scope.admits(site_id=self.site_id, worker_id=r.worker_id, employer_id=r.employer_id,
+                                 node_id=r.node_id)
 
 
-def _load_people(s: Session, rows: Iterable[Any]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
-    rows = list(rows)
-    workers = {w.id: w for w in s.scalars(select(t.Worker).where(t.Worker.id.in_({r.worker_id for r in rows})))}
-    companies = {c.id: c for c in s.scalars(
-        select(t.Company).where(t.Company.id.in_({w.employer_id for w in workers.values()})))}
-    return workers, companies
+def _load_people(uow: UnitOfWork, rows: Iterable[Any]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
+    return uow.records.people({r.worker_id for r in rows})
 
 
-def _site_rows(s: Session, actor: Actor, site_id: int, first: date, last: date,
+def _site_rows(uow: UnitOfWork, actor: Actor, site_id: int, first: date, last: date,
                columns: tuple[str, ...] | None = None) -> tuple[t.Site, _Viewer, list[Any]]:
     """The records of a site in a date range that the actor sees, as plain rows (all columns, or
     ``columns``). Not ORM objects: a month of a large site is 200,000 read-only rows, and an
     identity-mapped object per row (and decoding columns nobody reads) was most of the time."""
-    site = site_or_404(s, site_id)
-    viewer = _Viewer(actor, site, load_tree(s, site_id))
-    a = t.Attendance.__table__.c
-    rows = s.execute(
-        select(*[a[name] for name in columns] if columns else t.Attendance.__table__.columns)
-        .where(a.site_id == site_id, a.work_day >= first, a.work_day <= last)
-        .order_by(a.work_day, a.tier, a.employer_id, a.worker_id)
-    ).all()
-    visible = [r for r in rows if viewer.sees(r, r.employer_id, r.node_id)]
+    site = site_or_404(uow, site_id)
+    viewer = _Viewer(actor, site, load_tree(uow, site_id))
+    visible = list(uow.records.rows_of_site(site_id, first, last, viewer.scope, columns))
     if not visible and not viewer.on_site:
         raise site_not_found()
     return site, viewer, visible
 
 
-def site_day(ctx: Context, actor: Actor, site_id: int, day: date) -> dict[str, Any]:
+def site_day(ctx: Context, actor: Actor, site_id: int, day: date | None = None, *,
+             uow: UnitOfWork | None = None) -> dict[str, Any]:
     """The day's 就業履歴 on one site as this account may see it, with the 元請's to-do lists:
-    cards seen today that are not linked to anyone, and corrections waiting for a decision."""
-    with ctx.store.read() as s:
-        site, viewer, rows = _site_rows(s, actor, site_id, day, day)
+    cards seen today that are not linked to anyone, and corrections waiting for a decision.
+    Without ``day``, the site's current work day: before its day boundary (04:00 unless set) that
+    is still yesterday's date, as the night's taps are."""
+    with ctx.read(uow) as uow:
+        if day is None:
+            day = rules.work_day(ctx.now(), rule_of(site_or_404(uow, site_id)))
+        site, viewer, rows = _site_rows(uow, actor, site_id, day, day)
         rule = rule_of(site)
-        workers, companies = _load_people(s, rows)
+        workers, companies = _load_people(uow, rows)
         records = [record_view(r, workers[r.worker_id], companies.get(workers[r.worker_id].employer_id), rule)
                    for r in rows]
         out: dict[str, Any] = {
@@ -135,27 +111,17 @@ def site_day(ctx: Context, actor: Actor, site_id: int, day: date) -> dict[str, A
             },
         }
         if viewer.is_prime:
-            out["unlinked_cards"] = _unlinked(s, site, day)
-            out["pending_corrections"] = s.scalar(
-                select(func.count()).select_from(t.Correction).where(
-                    t.Correction.site_id == site.id, t.Correction.state == "pending")
-            )
+            out["unlinked_cards"] = _unlinked(uow, site, day)
+            out["pending_corrections"] = uow.records.count_pending_corrections(site.id)
         return out
 
 
-def _unlinked(s: Session, site: t.Site, day: date) -> list[dict[str, Any]]:
+def _unlinked(uow: UnitOfWork, site: t.Site, day: date) -> list[dict[str, Any]]:
     """Cards tapped on the site that day that no worker holds yet: the 元請 links them (or finds the
     visitor), and the taps become that worker's record when linked."""
     rule = rule_of(site)
     start, end = rules.day_window(day, rule)
-    rows = s.execute(
-        select(t.Tap.card_uid, t.Tap.card_tech, func.count(),
-               func.min(t.Tap.effective_at), func.max(t.Tap.effective_at))
-        .where(t.Tap.site_id == site.id, t.Tap.worker_id.is_(None),
-               t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))
-        .group_by(t.Tap.card_uid, t.Tap.card_tech)
-        .order_by(func.min(t.Tap.effective_at))
-    ).all()
+    rows = uow.taps.unlinked_cards_between(site.id, utc(start), utc(end))
     return [{"card_uid": uid, "tech": tech, "taps": n, "first_at": local_time(lo, rule),
              "last_at": local_time(hi, rule)} for uid, tech, n, lo, hi in rows]
 
@@ -170,19 +136,19 @@ def parse_month(text: str) -> tuple[date, date]:
     return first, date(year, month, calendar.monthrange(year, month)[1])
 
 
-def site_month(ctx: Context, actor: Actor, site_id: int, month: str) -> dict[str, Any]:
+def site_month(ctx: Context, actor: Actor, site_id: int, month: str, *,
+               uow: UnitOfWork | None = None) -> dict[str, Any]:
     """A month on one site: per worker the days on site and the days that count, and the totals
     the 元請 is charged and reports (就業日数, 現場利用料の人日). Counted in the database per worker
-    (store.months), visibility decided once per (company, place) group, not per record."""
+    (``RecordRepository.month_groups``), visibility decided once per (company, place) group, not per record."""
     first, last = parse_month(month)
-    with ctx.store.read() as s:
-        site = site_or_404(s, site_id)
-        viewer = _Viewer(actor, site, load_tree(s, site_id))
-        groups = [g for g in month_groups(s, site_id, first, last, LEADER_POSITIONS)
-                  if viewer.sees(g, g.employer_id, g.node_id)]
+    with ctx.read(uow) as uow:
+        site = site_or_404(uow, site_id)
+        viewer = _Viewer(actor, site, load_tree(uow, site_id))
+        groups = uow.records.month_groups(site_id, first, last, viewer.scope, LEADER_POSITIONS)
         if not groups and not viewer.on_site:
             raise site_not_found()
-        workers, companies = _load_people(s, groups)
+        workers, companies = _load_people(uow, groups)
         per: dict[int, list[MonthGroup]] = {}
         for g in groups:
             per.setdefault(g.worker_id, []).append(g)
@@ -208,28 +174,25 @@ def site_month(ctx: Context, actor: Actor, site_id: int, month: str) -> dict[str
         }
 
 
-def worker_month(ctx: Context, actor: Actor, worker_id: int, month: str) -> dict[str, Any]:
+def worker_month(ctx: Context, actor: Actor, worker_id: int, month: str, *,
+                 uow: UnitOfWork | None = None) -> dict[str, Any]:
     """One worker's month (the calendar of 参考資料2-3): every day, with the sites and times the
     account may see; the counts follow CCUS (two sites on one day are one 就業日)."""
     first, last = parse_month(month)
-    with ctx.store.read() as s:
-        worker = worker_or_404(s, worker_id)
-        rows = s.scalars(
-            select(t.Attendance)
-            .where(t.Attendance.worker_id == worker_id, t.Attendance.work_day >= first, t.Attendance.work_day <= last)
-            .order_by(t.Attendance.work_day, t.Attendance.entry_at)
-        ).all()
+    with ctx.read(uow) as uow:
+        worker = worker_or_404(uow, worker_id)
+        rows = uow.records.of_worker_between(worker_id, first, last)
         visible: list[t.Attendance] = []
         sites: dict[int, tuple[t.Site, _Viewer]] = {}
         for r in rows:
             if r.site_id not in sites:
-                site = site_or_404(s, r.site_id)
-                sites[r.site_id] = (site, _Viewer(actor, site, load_tree(s, r.site_id)))
-            if sites[r.site_id][1].sees(r, r.employer_id, r.node_id):
+                site = site_or_404(uow, r.site_id)
+                sites[r.site_id] = (site, _Viewer(actor, site, load_tree(uow, r.site_id)))
+            if sites[r.site_id][1].sees(r):
                 visible.append(r)
         if not visible and not (actor.worker_id == worker_id or actor.company_id == worker.employer_id):
             raise worker_not_found()
-        employer = s.get(t.Company, worker.employer_id)
+        employer = uow.get(t.Company, worker.employer_id)
         by_day: dict[date, list[dict[str, Any]]] = {}
         for r in visible:
             site = sites[r.site_id][0]
@@ -253,28 +216,23 @@ def worker_month(ctx: Context, actor: Actor, worker_id: int, month: str) -> dict
         }
 
 
-def record_detail(ctx: Context, actor: Actor, record_id: int) -> dict[str, Any]:
+def record_detail(ctx: Context, actor: Actor, record_id: int, *,
+                  uow: UnitOfWork | None = None) -> dict[str, Any]:
     """One record with its history: every tap the gates sent (with the gate and any re-dating) and
     every correction asked for that day, with who decided what."""
-    with ctx.store.read() as s:
-        r = s.get(t.Attendance, record_id)
+    with ctx.read(uow) as uow:
+        r = uow.get(t.Attendance, record_id)
         if r is None:
             raise NotFound("attendance_not_found", ja="就業履歴が見つかりません", en="no such attendance record")
-        site = site_or_404(s, r.site_id)
-        viewer = _Viewer(actor, site, load_tree(s, site.id))
-        if not viewer.sees(r, r.employer_id, r.node_id):
+        site = site_or_404(uow, r.site_id)
+        viewer = _Viewer(actor, site, load_tree(uow, site.id))
+        if not viewer.sees(r):
             raise NotFound("attendance_not_found", ja="就業履歴が見つかりません", en="no such attendance record")
         rule = rule_of(site)
-        worker = worker_or_404(s, r.worker_id)
-        view = record_view(r, worker, s.get(t.Company, worker.employer_id), rule)
+        worker = worker_or_404(uow, r.worker_id)
+        view = record_view(r, worker, uow.get(t.Company, worker.employer_id), rule)
         start, end = rules.day_window(r.work_day, rule)
-        taps = s.execute(
-            select(t.Tap, t.Device.device_id, t.Device.name)
-            .join(t.Device, t.Device.id == t.Tap.device_pk)
-            .where(t.Tap.site_id == site.id, t.Tap.worker_id == r.worker_id,
-                   t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))
-            .order_by(t.Tap.effective_at, t.Tap.id)
-        ).all()
+        taps = uow.taps.with_gates_of_worker_between(site.id, r.worker_id, utc(start), utc(end))
         view["taps"] = [
             {"id": tap.id, "device_id": dev, "device_name": name, "direction": tap.direction,
              "at": local_time(tap.effective_at, rule), "device_clock_at": local_time(tap.at, rule),
@@ -283,8 +241,7 @@ def record_detail(ctx: Context, actor: Actor, record_id: int) -> dict[str, Any]:
             for tap, dev, name in taps
         ]
         view["corrections"] = [
-            correction_view(s, c, rule)
-            for c in s.scalars(select(t.Correction).filter_by(site_id=site.id, worker_id=r.worker_id,
-                                                                work_day=r.work_day).order_by(t.Correction.id))
+            correction_view(uow, c, rule)
+            for c in uow.records.corrections_of_day(site.id, r.worker_id, r.work_day)
         ]
         return view

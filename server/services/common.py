@@ -5,50 +5,45 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session
-
 from server.domain.accounts import Actor
 from server.domain.hierarchy import Node, Status, Tree
 from server.domain.roster import EntryFields
 from server.errors import NotFound, site_not_found, worker_not_found
 from server.services.context import Context
 from server.store import tables as t
+from server.store.unit_of_work import UnitOfWork
 
 M = TypeVar("M", bound=t.Base)
 
 
-def get(session: Session, model: type[M], ident: int, code: str, ja: str, en: str, lock: bool = False) -> M:
-    obj = session.get(model, ident, with_for_update=lock or None)
+def get(uow: UnitOfWork, model: type[M], ident: int, code: str, ja: str, en: str, lock: bool = False) -> M:
+    obj = uow.get(model, ident, lock=lock)
     if obj is None:
         raise NotFound(code, ja=ja, en=en)
     return obj
 
 
-def site_or_404(session: Session, site_id: int, lock: bool = False) -> t.Site:
-    site = session.get(t.Site, site_id, with_for_update=lock or None)
+def site_or_404(uow: UnitOfWork, site_id: int, lock: bool = False) -> t.Site:
+    site = uow.sites.get(site_id, lock=lock)
     if site is None:
         raise site_not_found()
     return site
 
 
-def worker_or_404(session: Session, worker_id: int) -> t.Worker:
-    worker = session.get(t.Worker, worker_id)
+def worker_or_404(uow: UnitOfWork, worker_id: int) -> t.Worker:
+    worker = uow.get(t.Worker, worker_id)
     if worker is None:
         raise worker_not_found()
     return worker
 
 
-def company_or_404(session: Session, company_id: int) -> t.Company:
-    return get(session, t.Company, company_id, "company_not_found", "事業者が見つかりません", "no such company")
+def company_or_404(uow: UnitOfWork, company_id: int) -> t.Company:
+    return get(uow, t.Company, company_id, "company_not_found", "事業者が見つかりません", "no such company")
 
 
-def load_tree(session: Session, site_id: int, lock: bool = False) -> Tree:
+def load_tree(uow: UnitOfWork, site_id: int, lock: bool = False) -> Tree:
     """The site's hierarchy. ``lock`` takes row locks on PostgreSQL so deciding rules see settled state."""
-    q = select(t.HierarchyNode).where(t.HierarchyNode.site_id == site_id).order_by(t.HierarchyNode.id)
-    if lock:
-        q = q.with_for_update()
-    rows = session.scalars(q).all()
+    rows = uow.sites.nodes(site_id, lock=lock)
     if not rows:
         raise site_not_found()
     return Tree(
@@ -65,21 +60,20 @@ def as_aware(value: datetime) -> datetime:
 def snapshot(obj: t.Base) -> dict[str, Any]:
     """A row's columns as JSON-ready values, for the audit log's before/after."""
     out: dict[str, Any] = {}
-    for attr in inspect(obj).mapper.column_attrs:
-        v = getattr(obj, attr.key)
-        if attr.key in ("password_hash", "security_code_hash"):
+    for key, v in t.column_values(obj).items():
+        if key in ("password_hash", "security_code_hash"):
             v = "***" if v else None
         elif isinstance(v, datetime):
             v = as_aware(v).isoformat()
         elif isinstance(v, date):
             v = v.isoformat()
-        out[attr.key] = v
+        out[key] = v
     return out
 
 
 def audit(
     ctx: Context,
-    session: Session,
+    uow: UnitOfWork,
     actor: Actor | None,
     action: str,
     entity: str,
@@ -88,7 +82,7 @@ def audit(
     after: dict[str, Any] | None = None,
     site_id: int | None = None,
 ) -> None:
-    session.add(
+    uow.add(
         t.AuditEntry(
             at=ctx.now(),
             account_id=actor.account_id if actor else None,

@@ -1,12 +1,9 @@
-"""Companies (事業者), workers (技能者), their trades, qualifications and cards."""
+"""Companies (事業者): registering, the 事業者検索, and the column-width check every service shares."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from server.domain import ids
 from server.domain.accounts import Actor, Role, require_role
@@ -14,6 +11,7 @@ from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.services.common import audit, company_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
+from server.store.unit_of_work import UnitOfWork
 
 INSURANCE_STATES = {"enrolled": "加入", "not_enrolled": "未加入", "exempt": "適用除外", "unknown": "未確認"}
 
@@ -77,10 +75,10 @@ class CompanyIn:
         )
 
 
-def add_company(ctx: Context, s: Session, actor: Actor | None, data: CompanyIn) -> t.Company:
+def add_company(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: CompanyIn) -> t.Company:
     """Inside an open unit of work, so the CSV import can add many and commit once."""
     data = data.checked()
-    if s.scalar(select(t.Company.id).where(t.Company.ccus_id == data.ccus_id)):
+    if uow.companies.id_of(data.ccus_id) is not None:
         raise Conflict(
             "company_exists",
             ja=f"事業者ID {data.ccus_id} はすでに登録されています",
@@ -88,20 +86,26 @@ def add_company(ctx: Context, s: Session, actor: Actor | None, data: CompanyIn) 
             ccus_id=data.ccus_id,
         )
     c = t.Company(**data.__dict__, created_at=ctx.now())
-    s.add(c)
-    s.flush()
-    audit(ctx, s, actor, "company.create", "company", c.id, after=snapshot(c))
+    uow.add(c)
+    uow.flush()
+    audit(ctx, uow, actor, "company.create", "company", c.id, after=snapshot(c))
     return c
 
 
-def create_company(ctx: Context, actor: Actor, data: CompanyIn) -> dict[str, Any]:
+def create_company(ctx: Context, actor: Actor, data: CompanyIn, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     require_role(actor, frozenset({Role.OPERATOR}), "事業者の登録", "register companies")
-    with ctx.store.write() as s:
-        return company_view(add_company(ctx, s, actor, data))
+    with ctx.write(uow) as uow:
+        return company_view(add_company(ctx, uow, actor, data))
 
 
 def search_companies(
-    ctx: Context, actor: Actor, ccus_id: str | None = None, name: str | None = None, limit: int = 50
+    ctx: Context,
+    actor: Actor,
+    ccus_id: str | None = None,
+    name: str | None = None,
+    limit: int = 50,
+    *,
+    uow: UnitOfWork | None = None,
 ) -> list[dict[str, Any]]:
     """The 事業者検索 of the invitation screen: registry facts only, by ID or part of the name."""
     if not (actor.is_company or actor.role == Role.OPERATOR):
@@ -112,23 +116,19 @@ def search_companies(
             ja="事業者IDか事業者名のいずれかを入力してください",
             en="give a company ID or part of a name",
         )
-    with ctx.store.read() as s:
-        q = select(t.Company).order_by(t.Company.id).limit(max(1, min(limit, 200)))
-        if ccus_id:
-            q = q.where(t.Company.ccus_id == ids.ccus_id("company", ccus_id))
-        if name:
-            q = q.where(t.Company.name.contains(name.strip(), autoescape=True))
-        return [company_view(c) for c in s.scalars(q)]
+    with ctx.read(uow) as uow:
+        found = uow.companies.search(
+            ccus_id=ids.ccus_id("company", ccus_id) if ccus_id else None,
+            name_part=name.strip() if name else None,
+            limit=max(1, min(limit, 200)),
+        )
+        return [company_view(c) for c in found]
 
 
-def get_company(ctx: Context, actor: Actor, company_id: int) -> dict[str, Any]:
-    with ctx.store.read() as s:
+def get_company(ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
+    with ctx.read(uow) as uow:
         if actor.role == Role.WORKER:
-            w = worker_or_404(s, actor.worker_id or -1)
+            w = worker_or_404(uow, actor.worker_id or -1)
             if w.employer_id != company_id:
                 raise NotFound("company_not_found", ja="事業者が見つかりません", en="no such company")
-        return company_view(company_or_404(s, company_id))
-
-
-def count(s: Session, model: Any, *where: Any) -> int:
-    return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+        return company_view(company_or_404(uow, company_id))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST, RFC_9106_LOW_MEMORY
 
 from server.store.database import Store
+from server.store.unit_of_work import UnitOfWork
 
 
 def _utcnow() -> datetime:
@@ -32,3 +34,24 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock()
+
+    # Every service opens its unit of work through these two, the same way: with ``uow`` given
+    # (the importer's one transaction for a whole file, a service calling another) it works inside
+    # the caller's unit, which commits or rolls back everything; without, it opens its own.
+    @contextmanager
+    def write(self, uow: UnitOfWork | None = None) -> Iterator[UnitOfWork]:
+        if uow is None:
+            with self.store.write() as own:
+                yield own
+            return
+        if not uow.writable:
+            raise RuntimeError("a writing service was given a read-only unit of work")
+        yield uow
+
+    @contextmanager
+    def read(self, uow: UnitOfWork | None = None) -> Iterator[UnitOfWork]:
+        if uow is None:
+            with self.store.read() as own:
+                yield own
+            return
+        yield uow

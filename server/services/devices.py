@@ -9,17 +9,15 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from protocol.messages import DeviceConfig, DeviceStatus, SiteRef, card_digest, encode
 from protocol.topics import check_device_id
-from server.domain.accounts import INVITE_ROLES, Actor, Role, require_role
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
+from server.domain.accounts import INVITE_ROLES, Actor, Role, require_role, require_site_access
+from server.errors import Conflict, InvalidInput, NotFound, site_not_found
 from server.services import records
 from server.services.common import as_aware, audit, site_or_404, snapshot
 from server.services.context import Context
 from server.store import tables as t
+from server.store.unit_of_work import UnitOfWork
 
 DIRECTIONS = ("in", "out", "auto")
 # A gate publishes its status at least every minute; past this it is shown as silent even without
@@ -61,36 +59,31 @@ def _check_direction(direction: str) -> str:
     return direction
 
 
-def _prime_site(s: Session, actor: Actor, site_id: int) -> t.Site:
+def _prime_site(uow: UnitOfWork, actor: Actor, site_id: int) -> t.Site:
     """Gates belong to the site's 元請 (事業者責任者, 階層管理者, a bound 現場管理者) or the operator."""
-    site = site_or_404(s, site_id)
+    site = site_or_404(uow, site_id)
     if actor.role == Role.OPERATOR:
         return site
     if actor.company_id != site.prime_id:
         raise site_not_found()
     require_role(actor, INVITE_ROLES, "入退場デバイスの管理", "manage gates")
-    if not actor.acts_on_site(site_id):
-        raise Forbidden(
-            "site_not_assigned",
-            ja="この現場はこの現場管理者IDに割り当てられていません",
-            en="this site manager account is not bound to this site",
-        )
+    require_site_access(actor, site_id)
     return site
 
 
-def _managed_device(s: Session, actor: Actor, device_id: str) -> t.Device:
+def _managed_device(uow: UnitOfWork, actor: Actor, device_id: str) -> t.Device:
     """A gate the actor manages (its site's 元請), not retired; unknown and foreign gates are not found."""
-    d = s.scalar(select(t.Device).where(t.Device.device_id == device_id))
+    d = uow.devices.by_device_id(device_id)
     if d is None or d.site_id is None:
         raise NotFound("device_not_found", ja="入退場デバイスが見つかりません", en="no such gate")
-    _prime_site(s, actor, d.site_id)
+    _prime_site(uow, actor, d.site_id)
     if d.retired_at is not None:
         raise Conflict("device_retired", ja="このデバイスはすでに退役しています", en="the gate is retired")
     return d
 
 
 def register(ctx: Context, actor: Actor, site_id: int, device_id: str, name: str, direction: str,
-             location: str | None = None) -> dict[str, Any]:
+             location: str | None = None, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     try:
         check_device_id(device_id)
     except ValueError:
@@ -101,28 +94,26 @@ def register(ctx: Context, actor: Actor, site_id: int, device_id: str, name: str
         ) from None
     if not name.strip():
         raise InvalidInput("device_name_required", ja="デバイス名を入力してください", en="name the gate")
-    with ctx.store.write() as s:
-        _prime_site(s, actor, site_id)
-        if s.scalar(select(t.Device.id).where(t.Device.device_id == device_id)):
+    with ctx.write(uow) as uow:
+        _prime_site(uow, actor, site_id)
+        if uow.devices.id_of(device_id):
             raise Conflict("device_exists", ja=f"デバイスID {device_id} はすでに登録されています",
                            en=f"gate {device_id} is already registered")
         d = t.Device(device_id=device_id, site_id=site_id, name=name.strip(), location=location,
                      direction=_check_direction(direction), registered_by_company_id=actor.company_id,
                      created_at=ctx.now(), online=False)
-        s.add(d)
-        s.flush()
-        audit(ctx, s, actor, "device.register", "device", d.id, after=snapshot(d), site_id=site_id)
+        uow.add(d)
+        uow.flush()
+        audit(ctx, uow, actor, "device.register", "device", d.id, after=snapshot(d), site_id=site_id)
         return device_view(d, ctx.now())
 
 
-def list_for_site(ctx: Context, actor: Actor, site_id: int, include_retired: bool = False) -> list[dict[str, Any]]:
-    with ctx.store.read() as s:
-        _prime_site(s, actor, site_id)
-        q = select(t.Device).where(t.Device.site_id == site_id).order_by(t.Device.device_id)
-        if not include_retired:
-            q = q.where(t.Device.retired_at.is_(None))
+def list_for_site(ctx: Context, actor: Actor, site_id: int, include_retired: bool = False, *,
+                  uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
+    with ctx.read(uow) as uow:
+        _prime_site(uow, actor, site_id)
         now = ctx.now()
-        return [device_view(d, now) for d in s.scalars(q)]
+        return [device_view(d, now) for d in uow.devices.of_site(site_id, include_retired=include_retired)]
 
 
 def _tap_version(tech: str, uid: str, direction: str, at: datetime, clock_synced: bool, boot_id: str,
@@ -131,19 +122,14 @@ def _tap_version(tech: str, uid: str, direction: str, at: datetime, clock_synced
             "clock_synced": clock_synced, "boot_id": boot_id, "mono_ms": mono_ms}
 
 
-def tap_conflicts(ctx: Context, actor: Actor, site_id: int) -> list[dict[str, Any]]:
+def tap_conflicts(ctx: Context, actor: Actor, site_id: int, *,
+                  uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
     """Taps whose (gate, buffer, seq) arrived twice with different content: the version stored
     (the one 就業履歴 uses) and the other one, for the 元請 to judge (a restored SD card image
     repeats seqs; a forged tap in a gate's name is refused by the broker, but not by us alone)."""
-    with ctx.store.read() as s:
-        _prime_site(s, actor, site_id)
-        rows = s.execute(
-            select(t.TapConflict, t.Tap, t.Device.device_id)
-            .join(t.Tap, t.Tap.id == t.TapConflict.stored_tap_id)
-            .join(t.Device, t.Device.id == t.TapConflict.device_pk)
-            .where(t.TapConflict.site_id == site_id)
-            .order_by(t.TapConflict.received_at, t.TapConflict.id)
-        ).all()
+    with ctx.read(uow) as uow:
+        _prime_site(uow, actor, site_id)
+        rows = uow.taps.conflicts_of_site(site_id)
         return [{
             "device_id": device_id, "buffer_id": c.buffer_id, "seq": c.seq,
             "received_at": as_aware(c.received_at).isoformat(),
@@ -153,87 +139,83 @@ def tap_conflicts(ctx: Context, actor: Actor, site_id: int) -> list[dict[str, An
         } for c, tap, device_id in rows]
 
 
-def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any], *,
+           uow: UnitOfWork | None = None) -> dict[str, Any]:
     """Rename, re-place, change direction, or move to another site of the same 元請."""
-    with ctx.store.write() as s:
-        d = _managed_device(s, actor, device_id)
+    with ctx.write(uow) as uow:
+        d = _managed_device(uow, actor, device_id)
         before = snapshot(d)
         for key, value in changes.items():
             if key == "direction":
                 value = _check_direction(value)
             elif key == "site_id":
-                _prime_site(s, actor, int(value))  # moving only between the same 元請's sites
+                _prime_site(uow, actor, int(value))  # moving only between the same 元請's sites
             elif key == "name" and not str(value).strip():
                 raise InvalidInput("device_name_required", ja="デバイス名を入力してください", en="name the gate")
             elif key not in ("name", "location"):
                 raise InvalidInput("unknown_field", ja=f"変更できない項目です: {key}", en=f"cannot change {key}")
             setattr(d, key, value)
-        audit(ctx, s, actor, "device.update", "device", d.id, before, snapshot(d), site_id=d.site_id)
+        audit(ctx, uow, actor, "device.update", "device", d.id, before, snapshot(d), site_id=d.site_id)
         return device_view(d, ctx.now())
 
 
-def retire(ctx: Context, actor: Actor, device_id: str) -> dict[str, Any]:
+def retire(ctx: Context, actor: Actor, device_id: str, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     """A retired gate's taps are refused from then on (its history stays)."""
-    with ctx.store.write() as s:
-        d = _managed_device(s, actor, device_id)
+    with ctx.write(uow) as uow:
+        d = _managed_device(uow, actor, device_id)
         before = snapshot(d)
         d.retired_at = ctx.now()
-        audit(ctx, s, actor, "device.retire", "device", d.id, before, snapshot(d), site_id=d.site_id)
+        audit(ctx, uow, actor, "device.retire", "device", d.id, before, snapshot(d), site_id=d.site_id)
         return device_view(d, ctx.now())
 
 
-def record_status(ctx: Context, status: DeviceStatus) -> bool:
+def record_status(ctx: Context, status: DeviceStatus, *, uow: UnitOfWork | None = None) -> bool:
     """The device's retained status or Last Will, from the broker: kept as its last known state.
     Returns False for an unknown device (counted and logged by the caller, never stored)."""
-    with ctx.store.write() as s:
-        d = s.scalar(select(t.Device).where(t.Device.device_id == status.device_id))
-        if d is None:
-            return False
+    with ctx.write(uow) as uow:
         # Locked like the ingest locks it (services/ingest): the clock reference and the taps it
         # re-dates change together.
-        s.refresh(d, with_for_update=True)
+        d = uow.devices.by_device_id(status.device_id, lock=True)
+        if d is None:
+            return False
         d.online = status.state == "online"
         d.last_seen_at = ctx.now()
         d.status = status.model_dump(mode="json")
         if status.state == "online" and status.clock_synced and status.boot_id:
-            records.clock_reference(ctx, s, d, status.boot_id, status.at, status.mono_ms)
+            records.clock_reference(ctx, uow, d, status.boot_id, status.at, status.mono_ms)
         return True
 
 
 # --- roster push: the retained config each gate keeps for offline feedback ------------------------
 
 
-def _roster_statuses(s: Session, site_id: int) -> dict[str, str]:
+def _roster_statuses(uow: UnitOfWork, site_id: int) -> dict[str, str]:
     """Card UID → ok | incomplete | not_on_roster for every active card the site knows.
 
     ok: on the roster with 職種 and 立場; incomplete: on it without them; not_on_roster: a worker of
     a company on the site (not declined) who is not on the roster. Any other card is unknown to
     the gate, which says so at the gate (and the server lists it as an unlinked card)."""
     status: dict[int, str] = {}
-    companies = {c for c in s.scalars(
-        select(t.HierarchyNode.company_id).where(
-            t.HierarchyNode.site_id == site_id, t.HierarchyNode.company_id.is_not(None),
-            t.HierarchyNode.status != "declined")) if c is not None}
+    companies = uow.devices.companies_on_site(site_id)
     if companies:
-        for wid in s.scalars(select(t.Worker.id).where(t.Worker.employer_id.in_(companies))):
+        for wid in uow.devices.workers_of_companies(companies):
             status[wid] = "not_on_roster"
-    for e in s.scalars(select(t.RosterEntry).where(t.RosterEntry.site_id == site_id)):
+    for e in uow.roster.entries_of_site(site_id):
         status[e.worker_id] = "ok" if e.trade_major and e.position else "incomplete"
     if not status:
         return {}
-    cards = s.execute(select(t.Card.uid, t.Card.worker_id).where(
-        t.Card.revoked_at.is_(None), t.Card.worker_id.in_(status)))
+    cards = uow.devices.active_cards_of(status)
     return {uid: status[wid] for uid, wid in sorted(cards)}
 
 
-def _config_for(s: Session, d: t.Device, cache: dict[int, tuple[t.Site, dict[str, str]]]) -> DeviceConfig:
+def _config_for(uow: UnitOfWork, d: t.Device, cache: dict[int, tuple[t.Site, dict[str, str]]]) -> DeviceConfig:
     if d.roster_key is None:
         d.roster_key = secrets.token_hex(16)  # per gate: a stolen SD card tells nothing of another site
     site = None
     roster: dict[str, str] = {}
     if d.site_id is not None and d.retired_at is None:
         if d.site_id not in cache:
-            cache[d.site_id] = (site_or_404(s, d.site_id), _roster_statuses(s, d.site_id))
+            cache[d.site_id] = (site_or_404(uow, d.site_id), _roster_statuses(uow, d.site_id))
         site, by_uid = cache[d.site_id]
         # Sorted: the content hash (and so the version) must not move with row order.
         roster = dict(sorted((card_digest(d.roster_key, uid), st) for uid, st in by_uid.items()))
@@ -244,14 +226,15 @@ def _config_for(s: Session, d: t.Device, cache: dict[int, tuple[t.Site, dict[str
     )
 
 
-def change_marker(ctx: Context) -> int | None:
+def change_marker(ctx: Context, *, uow: UnitOfWork | None = None) -> int | None:
     """Moves whenever anything a gate's config is made of may have changed: every edit (roster,
     cards, devices, sites) writes the audit log, so its newest id is the marker the pusher watches."""
-    with ctx.store.read() as s:
-        return s.scalar(select(func.max(t.AuditEntry.id)))
+    with ctx.read(uow) as uow:
+        return uow.devices.newest_audit_id()
 
 
-def configs_to_publish(ctx: Context, published: dict[str, int]) -> list[DeviceConfig]:
+def configs_to_publish(ctx: Context, published: dict[str, int], *,
+                       uow: UnitOfWork | None = None) -> list[DeviceConfig]:
     """Every gate whose config changed, or that this process has not published yet, with its version.
 
     The version moves only when the content moves (a hash stored with the device), so several
@@ -259,10 +242,10 @@ def configs_to_publish(ctx: Context, published: dict[str, int]) -> list[DeviceCo
     same retained message rather than a new version. ``published`` is this process's memory of
     what it sent (device_id → version)."""
     out: list[DeviceConfig] = []
-    with ctx.store.write() as s:
+    with ctx.write(uow) as uow:
         cache: dict[int, tuple[t.Site, dict[str, str]]] = {}
-        for d in s.scalars(select(t.Device).order_by(t.Device.id)):
-            cfg = _config_for(s, d, cache)
+        for d in uow.devices.all():
+            cfg = _config_for(uow, d, cache)
             digest = hashlib.sha256(encode(cfg)).hexdigest()
             if digest != d.config_hash:
                 d.config_version += 1

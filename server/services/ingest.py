@@ -10,18 +10,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
-
 from protocol.messages import AckItem, TapEvent
 from server.domain import taps
 from server.services import records
 from server.services.common import as_aware, load_tree, site_or_404
 from server.services.context import Context
 from server.store import tables as t
-from server.store.upsert import insert_many_or_skip
+from server.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("genba.ingest")
-
 
 
 @dataclass
@@ -48,13 +45,13 @@ class Counters:
 
 
 def ingest_taps(ctx: Context, topic_device_id: str, events: Sequence[TapEvent],
-                counters: Counters | None = None) -> list[AckItem]:
+                counters: Counters | None = None, *, uow: UnitOfWork | None = None) -> list[AckItem]:
     """One gate's taps in one transaction (see ``ingest_batch``)."""
-    return ingest_batch(ctx, [(topic_device_id, e) for e in events], counters)
+    return ingest_batch(ctx, [(topic_device_id, e) for e in events], counters, uow=uow)
 
 
 def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
-                 counters: Counters | None = None) -> list[AckItem]:
+                 counters: Counters | None = None, *, uow: UnitOfWork | None = None) -> list[AckItem]:
     """Store each tap once per (device, buffer, seq); answer recorded, duplicate, or rejected with a
     reason, one AckItem per item in order. One transaction for the whole batch, and set-based: one
     query for the batch's cards, one multi-row INSERT … ON CONFLICT DO NOTHING for its taps, and the
@@ -64,18 +61,20 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
     The site comes from the server's record of the device, never from the message, so a gate cannot
     write into another site. A card not yet linked to a worker is kept (worker_id NULL) and attributed
     when the card is linked later. A new tap of a linked card rebuilds that worker's record for the
-    day in the same transaction, so the Ack also confirms the 就業履歴."""
+    day in the same transaction, so the Ack also confirms the 就業履歴.
+
+    ``counters`` count what was committed: given the caller's ``uow``, what this call stored is
+    counted when it returns, before the caller commits."""
     counted = Counters()  # merged into ``counters`` only after the commit
     acks: list[AckItem | None] = [None] * len(items)
-    with ctx.store.write() as s:
+    with ctx.write(uow) as uow:
         now = ctx.now()
         # Lock the batch's gates, in one order for every process (no deadlock between two ingest
         # workers): a gate's clock reference and its taps then change under one lock, so a tap
         # stored without a reference can never miss the re-dating of a concurrent synced reading.
         wanted = sorted({device_id for device_id, _ in items})
         devices: dict[str, t.Device | None] = dict.fromkeys(wanted)
-        for d in s.scalars(select(t.Device).where(t.Device.device_id.in_(wanted))
-                           .order_by(t.Device.id).with_for_update()):
+        for d in uow.devices.lock_by_device_ids(wanted):
             devices[d.device_id] = d
 
         # Acceptance (the domain's rule). A key repeated inside the batch is decided against its first.
@@ -101,19 +100,11 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         # (conflict). Decided before any time is computed, so a re-sent reading of an older boot
         # never moves a gate's clock reference. Race-free: the gates are locked, and a gate's keys
         # are only ever written under its lock.
-        stored: dict[tuple[int, str, int], t.Tap] = {}
-        if accepted:
-            keys = [(d.id, e.buffer_id, e.seq) for _, d, e in accepted]
-            stored = {(x.device_pk, x.buffer_id, x.seq): x for x in s.scalars(
-                select(t.Tap).where(tuple_(t.Tap.device_pk, t.Tap.buffer_id, t.Tap.seq).in_(keys)))}
+        stored = uow.taps.stored([(d.id, e.buffer_id, e.seq) for _, d, e in accepted])
         fresh = [(i, d, e) for i, d, e in accepted if (d.id, e.buffer_id, e.seq) not in stored]
 
         # Who each card belongs to: one query for the batch.
-        uids = sorted({e.card.uid for _, _, e in fresh})
-        holders: dict[str, int] = {}
-        if uids:
-            holders = {uid: wid for uid, wid in s.execute(
-                select(t.Card.uid, t.Card.worker_id).where(t.Card.uid.in_(uids), t.Card.revoked_at.is_(None)))}
+        holders = uow.taps.card_holders(sorted({e.card.uid for _, _, e in fresh}))
 
         # Times: each gate's new taps in order against its clock reference; a synchronised tap is a
         # reading that also dates this batch's earlier unsynchronised taps of its boot.
@@ -141,8 +132,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 waiting.setdefault((device.id, e.boot_id), []).append(row)
             rows.append(row)
 
-        new_ids = {(dp, b, q): tap_id for dp, b, q, tap_id in insert_many_or_skip(
-            s, t.Tap, rows, ("device_pk", "buffer_id", "seq"), returning=("device_pk", "buffer_id", "seq", "id"))}
+        new_ids = uow.taps.insert_new(rows)
         row_of = {(r["device_pk"], r["buffer_id"], r["seq"]): r for r in rows}
 
         # Answers, in item order; conflicts kept once beside the version that was stored first.
@@ -157,7 +147,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 acks[i] = AckItem(seq=e.seq, outcome="recorded")
                 row = row_of[key]
                 if row["worker_id"] is not None:
-                    site = sites.setdefault(device.site_id, site_or_404(s, device.site_id))
+                    site = sites.setdefault(device.site_id, site_or_404(uow, device.site_id))
                     touched.add((site.id, row["worker_id"], records.day_of(site, row["effective_at"])))
                 continue
             original = _content_of_tap(stored[key]) if key in stored else _content_of_event(first_of[key])
@@ -170,15 +160,14 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
             else:
                 counted.duplicate += 1
                 acks[i] = AckItem(seq=e.seq, outcome="duplicate")
-        insert_many_or_skip(s, t.TapConflict, _unique_conflicts(conflicts),
-                            ("device_pk", "buffer_id", "seq", "content"))
+        uow.taps.add_conflicts(_unique_conflicts(conflicts))
 
         # The new readings become the gates' references, in order; each re-dates the taps of its boot
         # kept from earlier batches (this batch's were dated above).
         for _, device, e in fresh:
             key = (device.id, e.buffer_id, e.seq)
             if e.clock_synced and e.boot_id and key in new_ids:
-                touched |= records.clock_reading(s, device, e.boot_id, row_of[key]["at"], e.mono_ms)[1]
+                touched |= records.clock_reading(uow, device, e.boot_id, row_of[key]["at"], e.mono_ms)[1]
         # One rebuild per site for every (worker, day) the batch touched, clock re-dating included,
         # after all of its taps are in: each record locked once, in one order (no deadlock between
         # two ingest workers).
@@ -186,8 +175,8 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         for site_id, worker_id, day in touched:
             by_site.setdefault(site_id, set()).add((worker_id, day))
         for site_id in sorted(by_site):
-            site = sites.get(site_id) or site_or_404(s, site_id)
-            records.rebuild_many(s, site, by_site[site_id], now, load_tree(s, site_id))
+            site = sites.get(site_id) or site_or_404(uow, site_id)
+            records.rebuild_many(uow, site, by_site[site_id], now, load_tree(uow, site_id))
     if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
         counters.add(counted)
     return [a for a in acks if a is not None]

@@ -26,9 +26,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from server.domain import attendance as rules
 from server.domain import taps as tap_rules
 from server.domain.hierarchy import Status, Tree
@@ -36,7 +33,7 @@ from server.errors import worker_not_found
 from server.services.common import as_aware, entry_fields, load_tree, site_or_404
 from server.services.context import Context
 from server.store import tables as t
-from server.store.upsert import insert_many_or_skip
+from server.store.unit_of_work import UnitOfWork
 
 
 def utc(at: datetime) -> datetime:
@@ -65,22 +62,16 @@ def _domain_tap(row: t.Tap) -> rules.Tap:
     )
 
 
-def roster_entry(s: Session, site_id: int, worker_id: int) -> t.RosterEntry | None:
-    return s.scalar(
-        select(t.RosterEntry).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == worker_id)
-    )
-
-
-def rebuild(s: Session, site: t.Site, worker_id: int, day: date, now: datetime,
-            tree: Tree | None = None) -> t.Attendance | None:
+def rebuild(uow: UnitOfWork, site: t.Site, worker_id: int, day: date, now: datetime,
+             tree: Tree | None = None) -> t.Attendance | None:
     """The one record of (site, worker, day) from everything known now; None when nothing is left."""
-    return rebuild_many(s, site, [(worker_id, day)], now, tree)[(worker_id, day)]
+    return rebuild_many(uow, site, [(worker_id, day)], now, tree)[(worker_id, day)]
 
 
 _EMPTY_RECORD = {"tap_count": 0, "clock_unverified": False, "on_roster": False, "valid": False, "reasons": []}
 
 
-def rebuild_many(s: Session, site: t.Site, keys: Iterable[tuple[int, date]], now: datetime,
+def rebuild_many(uow: UnitOfWork, site: t.Site, keys: Iterable[tuple[int, date]], now: datetime,
                  tree: Tree | None = None) -> dict[tuple[int, date], t.Attendance | None]:
     """The records of many (worker, day) pairs of one site, set-based: a handful of statements
     whatever the number of records (the ingest rebuilds a whole batch's records at once).
@@ -95,47 +86,25 @@ def rebuild_many(s: Session, site: t.Site, keys: Iterable[tuple[int, date]], now
     rule = rule_of(site)
     # An earlier rebuild in this transaction may have deleted one of these rows (its taps moved to
     # another day); flush it first, or the insert below would be skipped for a row about to vanish.
-    s.flush()
-    insert_many_or_skip(
-        s, t.Attendance,
-        [{"site_id": site.id, "worker_id": w, "work_day": d, **_EMPTY_RECORD, "updated_at": now} for w, d in wanted],
-        ("site_id", "worker_id", "work_day"),
-    )
+    uow.flush()
+    uow.records.ensure(
+        [{"site_id": site.id, "worker_id": w, "work_day": d, **_EMPTY_RECORD, "updated_at": now} for w, d in wanted])
     workers = sorted({w for w, _ in wanted})
     days = sorted({d for _, d in wanted})
-    rows = {
-        (r.worker_id, r.work_day): r
-        for r in s.scalars(
-            select(t.Attendance)
-            .where(t.Attendance.site_id == site.id, t.Attendance.worker_id.in_(workers),
-                   t.Attendance.work_day.in_(days))
-            .order_by(t.Attendance.id).with_for_update().execution_options(populate_existing=True))
-    }
+    rows = {(r.worker_id, r.work_day): r for r in uow.records.lock_of_site(site.id, workers, days)}
     # The inputs of every wanted record, one query each.
     first, _ = rules.day_window(days[0], rule)
     _, last = rules.day_window(days[-1], rule)
     taps: dict[tuple[int, date], list[t.Tap]] = {}
-    for tap in s.scalars(
-        select(t.Tap)
-        .where(t.Tap.site_id == site.id, t.Tap.worker_id.in_(workers),
-               t.Tap.effective_at >= utc(first), t.Tap.effective_at < utc(last))
-        .order_by(t.Tap.effective_at, t.Tap.id)
-    ):
+    for tap in uow.taps.of_workers_between(site.id, workers, utc(first), utc(last)):
         assert tap.worker_id is not None
         taps.setdefault((tap.worker_id, rules.work_day(as_aware(tap.effective_at), rule)), []).append(tap)
     corrections: dict[tuple[int, date], list[t.Correction]] = {}
-    for c in s.scalars(
-        select(t.Correction)
-        .where(t.Correction.site_id == site.id, t.Correction.worker_id.in_(workers),
-               t.Correction.work_day.in_(days), t.Correction.state == "approved")
-        .order_by(t.Correction.decided_at, t.Correction.id)
-    ):
+    for c in uow.records.approved_corrections(site.id, workers, days):
         corrections.setdefault((c.worker_id, c.work_day), []).append(c)
-    entries = {e.worker_id: e for e in s.scalars(
-        select(t.RosterEntry).where(t.RosterEntry.site_id == site.id, t.RosterEntry.worker_id.in_(workers)))}
-    employers: dict[int, int | None] = {
-        wid: emp for wid, emp in s.execute(select(t.Worker.id, t.Worker.employer_id).where(t.Worker.id.in_(workers)))}
-    tree = tree or load_tree(s, site.id)
+    entries = uow.records.roster_entries(site.id, workers)
+    employers = uow.records.employers(workers)
+    tree = tree or load_tree(uow, site.id)
 
     out: dict[tuple[int, date], t.Attendance | None] = {}
     for key in wanted:
@@ -143,7 +112,7 @@ def rebuild_many(s: Session, site: t.Site, keys: Iterable[tuple[int, date]], now
         row = rows[key]
         day_taps, day_corrections = taps.get(key, []), corrections.get(key, [])
         if not day_taps and not day_corrections:
-            s.delete(row)  # e.g. a clock correction moved the day's only tap to another day
+            uow.delete(row)  # e.g. a clock correction moved the day's only tap to another day
             out[key] = None
             continue
         if worker_id not in employers:
@@ -202,51 +171,40 @@ def _apply_corrections(device: rules.AttendanceDay | None, worker_id: int, site_
     return record
 
 
-def _day_inputs(s: Session, site: t.Site, worker_id: int, day: date) -> tuple[list[t.Tap], list[t.Correction]]:
+def _day_inputs(uow: UnitOfWork, site: t.Site, worker_id: int,
+                day: date) -> tuple[list[t.Tap], list[t.Correction]]:
     """What a record is made of: the worker's taps in the work day's window, and the approved
     corrections in the order they were decided."""
     start, end = rules.day_window(day, rule_of(site))
-    taps = s.scalars(
-        select(t.Tap)
-        .where(t.Tap.site_id == site.id, t.Tap.worker_id == worker_id,
-               t.Tap.effective_at >= utc(start), t.Tap.effective_at < utc(end))
-        .order_by(t.Tap.effective_at, t.Tap.id)
-    ).all()
-    corrections = s.scalars(
-        select(t.Correction).filter_by(site_id=site.id, worker_id=worker_id, work_day=day, state="approved")
-        .order_by(t.Correction.decided_at, t.Correction.id)
-    ).all()
+    taps = uow.taps.of_worker_between(site.id, worker_id, utc(start), utc(end))
+    corrections = uow.records.approved_corrections_of_day(site.id, worker_id, day)
     return list(taps), list(corrections)
 
 
-def current_record(s: Session, site: t.Site, worker_id: int, day: date) -> rules.AttendanceDay | None:
+def current_record(uow: UnitOfWork, site: t.Site, worker_id: int, day: date) -> rules.AttendanceDay | None:
     """The record as it stands (device times and approved corrections), for checking a new correction."""
-    taps, approved = _day_inputs(s, site, worker_id, day)
+    taps, approved = _day_inputs(uow, site, worker_id, day)
     device = rules.build_record([_domain_tap(x) for x in taps], rule_of(site)) if taps else None
     return _apply_corrections(device, worker_id, site.id, day, approved)
 
 
-def rebuild_days(s: Session, days: Iterable[tuple[int, int, date]], now: datetime) -> None:
+def rebuild_days(uow: UnitOfWork, days: Iterable[tuple[int, int, date]], now: datetime) -> None:
     """Rebuild several (site, worker, day) records: per site, set-based (``rebuild_many``)."""
     by_site: dict[int, set[tuple[int, date]]] = {}
     for site_id, worker_id, day in days:
         by_site.setdefault(site_id, set()).add((worker_id, day))
     for site_id in sorted(by_site):
-        rebuild_many(s, site_or_404(s, site_id), by_site[site_id], now)
+        rebuild_many(uow, site_or_404(uow, site_id), by_site[site_id], now)
 
 
-def rebuild_site(ctx: Context, s: Session, site: t.Site) -> int:
+def rebuild_site(ctx: Context, uow: UnitOfWork, site: t.Site) -> int:
     """Every record of a site again, after its day boundary or 蓄積期間 changed: the days the taps
     fall on now, plus the days that had a record before (which may now be empty). Rare and bounded
     by the site's history, so done in the editing transaction rather than in the background."""
-    keys = {(site.id, w, d) for w, d in s.execute(
-        select(t.Attendance.worker_id, t.Attendance.work_day).where(t.Attendance.site_id == site.id))}
-    keys |= {(site.id, w, day_of(site, at)) for w, at in s.execute(
-        select(t.Tap.worker_id, t.Tap.effective_at).where(t.Tap.site_id == site.id, t.Tap.worker_id.is_not(None)))}
-    keys |= {(site.id, w, d) for w, d in s.execute(
-        select(t.Correction.worker_id, t.Correction.work_day).where(
-            t.Correction.site_id == site.id, t.Correction.state == "approved"))}
-    rebuild_days(s, keys, ctx.now())
+    keys = {(site.id, w, d) for w, d in uow.records.keys_of_site(site.id)}
+    keys |= {(site.id, w, day_of(site, at)) for w, at in uow.taps.worker_times_of_site(site.id)}
+    keys |= {(site.id, w, d) for w, d in uow.records.approved_correction_keys_of_site(site.id)}
+    rebuild_days(uow, keys, ctx.now())
     return len(keys)
 
 
@@ -254,55 +212,46 @@ def day_of(site: t.Site, at: datetime) -> date:
     return rules.work_day(as_aware(at), rule_of(site))
 
 
-def refresh_today(ctx: Context, s: Session, site_id: int, worker_id: int) -> None:
+def refresh_today(ctx: Context, uow: UnitOfWork, site_id: int, worker_id: int) -> None:
     """After a roster edit: today's record takes the entry in force now (職種, 立場, validity).
     Earlier days keep what was in force when they were built."""
-    site = site_or_404(s, site_id)
+    site = site_or_404(uow, site_id)
     today = rules.work_day(ctx.now(), rule_of(site))
-    exists = s.scalar(select(t.Attendance.id).filter_by(site_id=site_id, worker_id=worker_id, work_day=today))
-    if exists is not None:
-        rebuild(s, site, worker_id, today, ctx.now())
+    if uow.records.id_of(site_id, worker_id, today) is not None:
+        rebuild(uow, site, worker_id, today, ctx.now())
 
 
-def attribute_card(ctx: Context, s: Session, uid: str, worker_id: int) -> int:
+def attribute_card(ctx: Context, uow: UnitOfWork, uid: str, worker_id: int) -> int:
     """A card linked now: its earlier taps (kept with no worker) become the worker's, and the days
     they fall on get their records. Returns how many taps were attributed."""
     # A UID revoked before (a card reported lost): who used it while nobody held it is not known.
     # Linked back to the same worker (found again), the taps since the revocation are theirs; linked
     # to someone else, they stay unlinked and listed (the 元請 can enter that day by a correction).
-    revoked = s.scalars(select(t.Card).where(t.Card.uid == uid, t.Card.revoked_at.is_not(None))
-                        .order_by(t.Card.revoked_at.desc()).limit(1)).first()
-    q = select(t.Tap).where(t.Tap.card_uid == uid, t.Tap.worker_id.is_(None))
-    if revoked is not None:
-        if revoked.worker_id != worker_id:
-            return 0
-        q = q.where(t.Tap.received_at > revoked.revoked_at)
-    taps = s.scalars(q).all()
+    revoked = uow.taps.last_revoked_card(uid)
+    if revoked is not None and revoked.worker_id != worker_id:
+        return 0
+    taps = uow.taps.unattributed_of_card(uid, revoked.revoked_at if revoked is not None else None)
     days: set[tuple[int, int, date]] = set()
     site_cache: dict[int, t.Site] = {}
     for tap in taps:
         tap.worker_id = worker_id
-        site = site_cache.setdefault(tap.site_id, site_or_404(s, tap.site_id))
+        site = site_cache.setdefault(tap.site_id, site_or_404(uow, tap.site_id))
         days.add((tap.site_id, worker_id, day_of(site, tap.effective_at)))
-    s.flush()
-    rebuild_days(s, days, ctx.now())
+    uow.flush()
+    rebuild_days(uow, days, ctx.now())
     return len(taps)
 
 
-def attribute_orphans(ctx: Context) -> int:
+def attribute_orphans(ctx: Context, *, uow: UnitOfWork | None = None) -> int:
     """Taps stored without a worker whose card has been linked since: attribute them now.
 
     ``link_card`` attributes what it can see, but on PostgreSQL an ingest transaction that read the
     card table just before the link committed can store its tap without a worker after the link's
     own sweep ran. The ingest's housekeeping calls this every few seconds, so such a tap joins its
     record shortly after instead of never."""
-    with ctx.store.write() as s:
-        pairs = s.execute(
-            select(t.Card.uid, t.Card.worker_id).distinct()
-            .join(t.Tap, t.Tap.card_uid == t.Card.uid)
-            .where(t.Card.revoked_at.is_(None), t.Tap.worker_id.is_(None))
-        ).all()
-        return sum(attribute_card(ctx, s, uid, worker_id) for uid, worker_id in pairs)
+    with ctx.write(uow) as uow:
+        pairs = uow.taps.linked_cards_with_unattributed_taps()
+        return sum(attribute_card(ctx, uow, uid, worker_id) for uid, worker_id in pairs)
 
 
 def reference_of(device: t.Device) -> tap_rules.ClockReading | None:
@@ -312,16 +261,16 @@ def reference_of(device: t.Device) -> tap_rules.ClockReading | None:
     return None
 
 
-def clock_reference(ctx: Context, s: Session, device: t.Device, boot_id: str, at: datetime, mono_ms: int) -> int:
+def clock_reference(ctx: Context, uow: UnitOfWork, device: t.Device, boot_id: str, at: datetime, mono_ms: int) -> int:
     """A synchronised reading of the device clock (from a synced tap or status): remember it,
     re-date the taps this boot took before sync, and rebuild the records they leave and join.
     Returns how many taps were re-dated."""
-    redated, days = clock_reading(s, device, boot_id, at, mono_ms)
-    rebuild_days(s, days, ctx.now())
+    redated, days = clock_reading(uow, device, boot_id, at, mono_ms)
+    rebuild_days(uow, days, ctx.now())
     return redated
 
 
-def clock_reading(s: Session, device: t.Device, boot_id: str, at: datetime,
+def clock_reading(uow: UnitOfWork, device: t.Device, boot_id: str, at: datetime,
                   mono_ms: int) -> tuple[int, set[tuple[int, int, date]]]:
     """``clock_reference`` without the rebuild: (taps re-dated, the (site, worker, day) records to
     rebuild). The ingest rebuilds these together with its batch's own, in one call per site, so a
@@ -341,20 +290,18 @@ def clock_reading(s: Session, device: t.Device, boot_id: str, at: datetime,
             device.sync_at, device.sync_mono_ms = utc(at), mono_ms
         return 0, set()
     device.sync_boot_id, device.sync_at, device.sync_mono_ms = boot_id, utc(at), mono_ms
-    stale = s.scalars(
-        select(t.Tap).where(t.Tap.device_pk == device.id, t.Tap.boot_id == boot_id, t.Tap.clock_trusted.is_(False))
-    ).all()
+    stale = uow.taps.waiting_for_clock(device.id, boot_id)
     days: set[tuple[int, int, date]] = set()
     site_cache: dict[int, t.Site] = {}
     for tap in stale:
-        site = site_cache.setdefault(tap.site_id, site_or_404(s, tap.site_id))
+        site = site_cache.setdefault(tap.site_id, site_or_404(uow, tap.site_id))
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
         tap.effective_at = utc(tap_rules.redate(reading, tap.mono_ms))
         tap.clock_trusted = True
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
-    s.flush()
+    uow.flush()
     return len(stale), days
 
 

@@ -6,10 +6,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from server.domain.accounts import Actor, Role, require_site_access
+from server.domain.accounts import Actor, require_site_access
 from server.domain.hierarchy import Status, Tree
 from server.domain.roster import (
     HAZARDOUS,
@@ -21,6 +18,7 @@ from server.domain.roster import (
     validity,
 )
 from server.domain.trades import trade_table
+from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
 from server.services import records
 from server.services.common import (
@@ -37,17 +35,12 @@ from server.services.companies import too_long
 from server.services.context import Context
 from server.services.workers import has_proxy_consent
 from server.store import tables as t
+from server.store.unit_of_work import UnitOfWork
 
 
-def _holdings(s: Session, worker_id: int) -> WorkerHoldings:
-    trades = s.execute(
-        select(t.WorkerTrade.major_code, t.WorkerTrade.minor_code).where(t.WorkerTrade.worker_id == worker_id)
-    ).all()
-    quals = s.scalars(select(t.Qualification.id).where(t.Qualification.worker_id == worker_id)).all()
-    return WorkerHoldings(frozenset((a, b) for a, b in trades), frozenset(quals))
-
-
-_fields = entry_fields  # the attendance record takes 職種 and 立場 from the same conversion (services.common)
+def _holdings(uow: UnitOfWork, worker_id: int) -> WorkerHoldings:
+    trades = uow.workers.trade_codes(worker_id)
+    return WorkerHoldings(frozenset(trades), frozenset(uow.workers.qualification_ids(worker_id)))
 
 
 def _apply_fields(e: t.RosterEntry, f: EntryFields) -> None:
@@ -70,21 +63,20 @@ class _Related:
     qualifications: dict[int, t.Qualification]
 
     @classmethod
-    def load(cls, s: Session, worker_ids: Collection[int]) -> _Related:
-        workers = {w.id: w for w in s.scalars(select(t.Worker).where(t.Worker.id.in_(worker_ids)))}
-        employer_ids = {w.employer_id for w in workers.values()}
-        companies = {c.id: c for c in s.scalars(select(t.Company).where(t.Company.id.in_(employer_ids)))}
-        quals = {q.id: q for q in s.scalars(select(t.Qualification).where(t.Qualification.worker_id.in_(worker_ids)))}
+    def load(cls, uow: UnitOfWork, worker_ids: Collection[int]) -> _Related:
+        workers = {w.id: w for w in uow.workers.by_ids(worker_ids)}
+        companies = {c.id: c for c in uow.companies.by_ids({w.employer_id for w in workers.values()})}
+        quals = {q.id: q for q in uow.workers.qualifications_of(worker_ids)}
         return cls(workers, companies, quals)
 
 
 def entry_view(
-    s: Session, e: t.RosterEntry, tree: Tree | None = None, related: _Related | None = None
+    uow: UnitOfWork, e: t.RosterEntry, tree: Tree | None = None, related: _Related | None = None
 ) -> dict[str, Any]:
-    related = related or _Related.load(s, [e.worker_id])
-    w = related.workers.get(e.worker_id) or worker_or_404(s, e.worker_id)
+    related = related or _Related.load(uow, [e.worker_id])
+    w = related.workers.get(e.worker_id) or worker_or_404(uow, e.worker_id)
     employer = related.companies.get(w.employer_id)
-    f = _fields(e)
+    f = entry_fields(e)
     v = validity(f)
     quals = {q: related.qualifications[q] for q in f.qualification_ids if q in related.qualifications}
     return {
@@ -119,7 +111,7 @@ def entry_view(
     }
 
 
-def _authorize(s: Session, actor: Actor, tree: Tree, worker: t.Worker) -> int:
+def _authorize(uow: UnitOfWork, actor: Actor, tree: Tree, worker: t.Worker) -> int:
     """The employer itself, or an upper company with the employer's proxy consent. Returns the employer's node.
 
     Who asks is checked before anything about the worker is said: an account that may not see the
@@ -132,7 +124,7 @@ def _authorize(s: Session, actor: Actor, tree: Tree, worker: t.Worker) -> int:
         require_site_access(actor, tree.site_id)
     else:
         mine = tree.actor_node(actor)  # 404 when the actor's company is not on this site
-        consent = has_proxy_consent(s, employer_id, actor.company_id)
+        consent = has_proxy_consent(uow, employer_id, actor.company_id)
         below = employer_node is not None and tree.in_subtree(mine.id, employer_node.id)
         if not below and not consent:
             raise worker_not_found()
@@ -148,7 +140,7 @@ def _authorize(s: Session, actor: Actor, tree: Tree, worker: t.Worker) -> int:
             ja="所属事業者がこの現場の施工体制に登録（承認済み）されていないため、技能者を登録できません",
             en="the worker's employer is not a registered (approved) company on this site",
         )
-    if actor.company_id != employer_id and not has_proxy_consent(s, employer_id, actor.company_id):
+    if actor.company_id != employer_id and not has_proxy_consent(uow, employer_id, actor.company_id):
         raise Forbidden(
             "proxy_consent_required",
             ja="所属事業者の代理手続きの同意がないため、代わりに登録・編集できません。所属事業者に同意を依頼してください",
@@ -158,7 +150,7 @@ def _authorize(s: Session, actor: Actor, tree: Tree, worker: t.Worker) -> int:
     return employer_node.id
 
 
-def _checked(s: Session, worker_id: int, f: EntryFields) -> EntryFields:
+def _checked(uow: UnitOfWork, worker_id: int, f: EntryFields) -> EntryFields:
     """The fields as stored: trade codes as the table spells them (full-width digits are tolerated),
     each checkbox item once."""
     if f.trade is not None:
@@ -170,17 +162,19 @@ def _checked(s: Session, worker_id: int, f: EntryFields) -> EntryFields:
         health_checks=tuple(dict.fromkeys(f.health_checks)),
         qualification_ids=tuple(dict.fromkeys(f.qualification_ids)),
     )
-    check_entry(f, _holdings(s, worker_id))
+    check_entry(f, _holdings(uow, worker_id))
     too_long("有害物質の取扱い（その他）", f.hazardous_other, t.RosterEntry.__table__.c.hazardous_other)
     too_long("特殊健康診断（その他）", f.health_checks_other, t.RosterEntry.__table__.c.health_checks_other)
     return f
 
 
-def add_entry(ctx: Context, s: Session, actor: Actor, tree: Tree, worker_id: int, f: EntryFields) -> t.RosterEntry:
-    w = worker_or_404(s, worker_id)
-    node_id = _authorize(s, actor, tree, w)
-    f = _checked(s, w.id, f)
-    if s.scalar(select(t.RosterEntry.id).where(t.RosterEntry.site_id == tree.site_id, t.RosterEntry.worker_id == w.id)):
+def add_entry(
+    ctx: Context, uow: UnitOfWork, actor: Actor, tree: Tree, worker_id: int, f: EntryFields
+) -> t.RosterEntry:
+    w = worker_or_404(uow, worker_id)
+    node_id = _authorize(uow, actor, tree, w)
+    f = _checked(uow, w.id, f)
+    if uow.roster.is_on_roster(tree.site_id, w.id):
         raise Conflict(
             "already_on_roster",
             ja="この技能者はすでにこの現場の作業員名簿に登録されています",
@@ -198,48 +192,51 @@ def add_entry(ctx: Context, s: Session, actor: Actor, tree: Tree, worker_id: int
         updated_at=now,
     )
     _apply_fields(e, f)
-    s.add(e)
-    s.flush()
-    audit(ctx, s, actor, "roster.add", "roster_entry", e.id, after=snapshot(e), site_id=tree.site_id)
-    records.refresh_today(ctx, s, tree.site_id, w.id)
+    uow.add(e)
+    uow.flush()
+    audit(ctx, uow, actor, "roster.add", "roster_entry", e.id, after=snapshot(e), site_id=tree.site_id)
+    records.refresh_today(ctx, uow, tree.site_id, w.id)
     return e
 
 
-def register(ctx: Context, actor: Actor, site_id: int, worker_id: int, f: EntryFields) -> dict[str, Any]:
-    with ctx.store.write() as s:
-        site_or_404(s, site_id, lock=True)
-        tree = load_tree(s, site_id)
-        e = add_entry(ctx, s, actor, tree, worker_id, f)
-        return entry_view(s, e, tree)
+def register(
+    ctx: Context, actor: Actor, site_id: int, worker_id: int, f: EntryFields, *, uow: UnitOfWork | None = None
+) -> dict[str, Any]:
+    with ctx.write(uow) as uow:
+        site_or_404(uow, site_id, lock=True)
+        tree = load_tree(uow, site_id)
+        e = add_entry(ctx, uow, actor, tree, worker_id, f)
+        return entry_view(uow, e, tree)
 
 
-def _entry(s: Session, entry_id: int) -> t.RosterEntry:
-    return get(
-        s, t.RosterEntry, entry_id, "roster_entry_not_found", "作業員名簿の登録が見つかりません", "no such roster entry"
-    )
+def _entry(uow: UnitOfWork, entry_id: int) -> t.RosterEntry:
+    ja = "作業員名簿の登録が見つかりません"
+    return get(uow, t.RosterEntry, entry_id, "roster_entry_not_found", ja, "no such roster entry")
 
 
-def _authorize_entry(s: Session, actor: Actor, tree: Tree, e: t.RosterEntry, worker: t.Worker) -> None:
+def _authorize_entry(uow: UnitOfWork, actor: Actor, tree: Tree, e: t.RosterEntry, worker: t.Worker) -> None:
     """Editing or removing an entry: refused with the reason to those who see it, as not found to the rest."""
     try:
-        _authorize(s, actor, tree, worker)
+        _authorize(uow, actor, tree, worker)
     except (Forbidden, NotFound, Conflict):
-        if not _sees_entry(actor, tree, e):
+        if not Visibility(actor).roster(tree).admits(worker_id=e.worker_id, node_id=e.node_id):
             raise NotFound(
                 "roster_entry_not_found", ja="作業員名簿の登録が見つかりません", en="no such roster entry"
             ) from None
         raise
 
 
-def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+def update(
+    ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any], *, uow: UnitOfWork | None = None
+) -> dict[str, Any]:
     """編集: any subset of the fields; the rest stays."""
-    with ctx.store.write() as s:
-        e = _entry(s, entry_id)
-        site_or_404(s, e.site_id, lock=True)
-        tree = load_tree(s, e.site_id)
-        w = worker_or_404(s, e.worker_id)
-        _authorize_entry(s, actor, tree, e, w)
-        current = _fields(e).__dict__ | {}
+    with ctx.write(uow) as uow:
+        e = _entry(uow, entry_id)
+        site_or_404(uow, e.site_id, lock=True)
+        tree = load_tree(uow, e.site_id)
+        w = worker_or_404(uow, e.worker_id)
+        _authorize_entry(uow, actor, tree, e, w)
+        current = entry_fields(e).__dict__ | {}
         unknown = set(changes) - set(current)
         if unknown:
             raise InvalidInput(
@@ -247,67 +244,46 @@ def update(ctx: Context, actor: Actor, entry_id: int, changes: dict[str, Any]) -
                 ja=f"変更できない項目です: {', '.join(sorted(unknown))}",
                 en=f"unknown fields: {', '.join(sorted(unknown))}",
             )
-        merged = _checked(s, w.id, EntryFields(**(current | changes)))
+        merged = _checked(uow, w.id, EntryFields(**(current | changes)))
         before = snapshot(e)
         _apply_fields(e, merged)
         e.updated_at = ctx.now()
-        audit(ctx, s, actor, "roster.update", "roster_entry", e.id, before, snapshot(e), site_id=e.site_id)
-        s.flush()
-        records.refresh_today(ctx, s, e.site_id, w.id)
-        return entry_view(s, e, tree)
+        audit(ctx, uow, actor, "roster.update", "roster_entry", e.id, before, snapshot(e), site_id=e.site_id)
+        uow.flush()
+        records.refresh_today(ctx, uow, e.site_id, w.id)
+        return entry_view(uow, e, tree)
 
 
-def remove(ctx: Context, actor: Actor, entry_id: int) -> None:
-    with ctx.store.write() as s:
-        e = _entry(s, entry_id)
-        site_or_404(s, e.site_id, lock=True)
-        tree = load_tree(s, e.site_id)
-        w = worker_or_404(s, e.worker_id)
-        _authorize_entry(s, actor, tree, e, w)
+def remove(ctx: Context, actor: Actor, entry_id: int, *, uow: UnitOfWork | None = None) -> None:
+    with ctx.write(uow) as uow:
+        e = _entry(uow, entry_id)
+        site_or_404(uow, e.site_id, lock=True)
+        tree = load_tree(uow, e.site_id)
+        w = worker_or_404(uow, e.worker_id)
+        _authorize_entry(uow, actor, tree, e, w)
         before = snapshot(e)
-        s.delete(e)
-        audit(ctx, s, actor, "roster.remove", "roster_entry", entry_id, before, None, site_id=before["site_id"])
-        s.flush()
-        records.refresh_today(ctx, s, before["site_id"], w.id)
+        uow.delete(e)
+        audit(ctx, uow, actor, "roster.remove", "roster_entry", entry_id, before, None, site_id=before["site_id"])
+        uow.flush()
+        records.refresh_today(ctx, uow, before["site_id"], w.id)
 
 
-def _sees_entry(actor: Actor, tree: Tree, e: t.RosterEntry) -> bool:
-    if actor.role == Role.WORKER:
-        return actor.worker_id == e.worker_id
-    mine = tree.node_of_company(actor.company_id)
-    if mine is None or mine.status != Status.REGISTERED or e.node_id not in tree.nodes:
-        return False
-    if actor.role == Role.SITE_MANAGER and tree.site_id not in actor.site_ids:
-        return False
-    return tree.in_subtree(mine.id, e.node_id)
-
-
-def list_roster(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
+def list_roster(ctx: Context, actor: Actor, site_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     """現場作業員一覧 as this account may see it: 元請 all; upper companies their branch; workers themselves."""
-    with ctx.store.read() as s:
-        site = site_or_404(s, site_id)
-        tree = load_tree(s, site_id)
-        entries = s.scalars(
-            select(t.RosterEntry)
-            .where(t.RosterEntry.site_id == site_id)
-            .order_by(t.RosterEntry.node_id, t.RosterEntry.id)
-        ).all()
-        visible = [e for e in entries if _sees_entry(actor, tree, e)]
-        if not visible and not _on_site(actor, tree):
+    with ctx.read(uow) as uow:
+        site = site_or_404(uow, site_id)
+        tree = load_tree(uow, site_id)
+        policy = Visibility(actor)
+        visible = uow.roster.visible_entries(site_id, policy.roster(tree))
+        if not visible and policy.member_node(tree) is None:
             raise site_not_found()
-        related = _Related.load(s, {e.worker_id for e in visible})
-        rows = [entry_view(s, e, tree, related) for e in visible]
+        related = _Related.load(uow, {e.worker_id for e in visible})
+        rows = [entry_view(uow, e, tree, related) for e in visible]
         return {
             "site": {"id": site.id, "ccus_id": site.ccus_id, "name": site.name},
             "entries": rows,
             "summary": {"total": len(rows), "invalid": sum(1 for r in rows if not r["valid_for_skill_evaluation"])},
         }
-
-
-def _on_site(actor: Actor, tree: Tree) -> bool:
-    """A company account acting on this site for a company that is 登録 on it (a 現場管理者 only if bound)."""
-    mine = tree.node_of_company(actor.company_id)
-    return mine is not None and mine.status == Status.REGISTERED and actor.acts_on_site(tree.site_id)
 
 
 # --- patterns (作業員名簿パターン) -------------------------------------------------------------------
@@ -334,17 +310,19 @@ def fields_from_json(d: dict[str, Any]) -> EntryFields:
     )
 
 
-def save_pattern(ctx: Context, actor: Actor, name: str, entries: Iterable[tuple[int, EntryFields]]) -> dict[str, Any]:
+def save_pattern(
+    ctx: Context, actor: Actor, name: str, entries: Iterable[tuple[int, EntryFields]], *, uow: UnitOfWork | None = None
+) -> dict[str, Any]:
     """A company saves a list of its own workers with their fields, to register them on a site at once."""
     if not actor.is_company or actor.company_id is None:
         raise Forbidden("role_not_allowed", ja="作業員名簿パターンは事業者のIDで登録します", en="company accounts only")
     if not name.strip():
         raise InvalidInput("pattern_name_required", ja="パターン名を入力してください", en="name the pattern")
     too_long("パターン名", name.strip(), t.RosterPattern.__table__.c.name)
-    with ctx.store.write() as s:
+    with ctx.write(uow) as uow:
         stored = []
         for worker_id, f in entries:
-            w = worker_or_404(s, worker_id)
+            w = worker_or_404(uow, worker_id)
             if w.employer_id != actor.company_id:
                 raise Forbidden(
                     "not_your_worker",
@@ -352,50 +330,44 @@ def save_pattern(ctx: Context, actor: Actor, name: str, entries: Iterable[tuple[
                     en="only your own workers",
                     worker_id=worker_id,
                 )
-            f = _checked(s, w.id, f)
+            f = _checked(uow, w.id, f)
             stored.append({"worker_id": w.id, "fields": _fields_json(f)})
         if not stored:
             raise InvalidInput("pattern_empty", ja="技能者を1名以上選択してください", en="choose at least one worker")
-        taken = select(t.RosterPattern.id).where(
-            t.RosterPattern.company_id == actor.company_id, t.RosterPattern.name == name.strip()
-        )
-        if s.scalar(taken):
+        if uow.roster.pattern_id_by_name(actor.company_id, name.strip()) is not None:
             raise Conflict(
                 "pattern_name_taken",
                 ja=f"同じ名前の作業員名簿パターン「{name.strip()}」がすでにあります",
                 en=f"a roster pattern named {name.strip()!r} already exists",
             )
         p = t.RosterPattern(company_id=actor.company_id, name=name.strip(), entries=stored, created_at=ctx.now())
-        s.add(p)
-        s.flush()
-        audit(ctx, s, actor, "roster_pattern.create", "roster_pattern", p.id, after=snapshot(p))
+        uow.add(p)
+        uow.flush()
+        audit(ctx, uow, actor, "roster_pattern.create", "roster_pattern", p.id, after=snapshot(p))
         return {"id": p.id, "name": p.name, "entries": stored}
 
 
-def list_patterns(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
-    with ctx.store.read() as s:
-        rows = s.scalars(select(t.RosterPattern).where(t.RosterPattern.company_id == actor.company_id))
+def list_patterns(ctx: Context, actor: Actor, *, uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
+    with ctx.read(uow) as uow:
+        rows = uow.roster.patterns_of_company(actor.company_id)
         return [{"id": p.id, "name": p.name, "entries": p.entries} for p in rows]
 
 
-def apply_pattern(ctx: Context, actor: Actor, pattern_id: int, site_id: int) -> dict[str, Any]:
+def apply_pattern(
+    ctx: Context, actor: Actor, pattern_id: int, site_id: int, *, uow: UnitOfWork | None = None
+) -> dict[str, Any]:
     """Register the pattern's workers on a site; those already there are skipped and listed. All or nothing."""
-    with ctx.store.write() as s:
-        p = s.get(t.RosterPattern, pattern_id)
+    with ctx.write(uow) as uow:
+        p = uow.get(t.RosterPattern, pattern_id)
         if p is None or p.company_id != actor.company_id:
             raise NotFound("pattern_not_found", ja="作業員名簿パターンが見つかりません", en="no such pattern")
-        site_or_404(s, site_id, lock=True)
-        tree = load_tree(s, site_id)
+        site_or_404(uow, site_id, lock=True)
+        tree = load_tree(uow, site_id)
         added, skipped = [], []
         for item in p.entries:
-            exists = s.scalar(
-                select(t.RosterEntry.id).where(
-                    t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == item["worker_id"]
-                )
-            )
-            if exists:
+            if uow.roster.is_on_roster(site_id, item["worker_id"]):
                 skipped.append(item["worker_id"])
                 continue
-            e = add_entry(ctx, s, actor, tree, item["worker_id"], fields_from_json(item["fields"]))
-            added.append(entry_view(s, e, tree))
+            e = add_entry(ctx, uow, actor, tree, item["worker_id"], fields_from_json(item["fields"]))
+            added.append(entry_view(uow, e, tree))
         return {"added": added, "skipped_worker_ids": skipped}

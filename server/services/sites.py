@@ -6,9 +6,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from server.domain import ids
 from server.domain import site as site_rules
 from server.domain.accounts import (
@@ -24,11 +21,13 @@ from server.domain.hierarchy import (
     Status,
     Tree,
 )
+from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, site_not_found
 from server.services import records
 from server.services.common import audit, company_or_404, load_tree, site_or_404, snapshot
 from server.services.context import Context
 from server.store import tables as t
+from server.store.unit_of_work import UnitOfWork
 
 
 @dataclass
@@ -59,10 +58,10 @@ def _site_full(site: t.Site, prime: t.Company) -> dict[str, Any]:
     }
 
 
-def site_view_for(s: Session, actor: Actor, site: t.Site) -> dict[str, Any]:
+def site_view_for(uow: UnitOfWork, actor: Actor, site: t.Site) -> dict[str, Any]:
     """帳票 4-1: the 元請 sees everything; anyone else on the site only what the 元請 discloses."""
-    full = _site_full(site, company_or_404(s, site.prime_id))
-    if actor.is_company and actor.company_id == site.prime_id:
+    full = _site_full(site, company_or_404(uow, site.prime_id))
+    if Visibility(actor).is_prime(site.id, site.prime_id):
         return full
     shown = set(site.disclosed_items)
     out = {k: full[k] for k in site_rules.ALWAYS_SHOWN}
@@ -75,24 +74,17 @@ def site_view_for(s: Session, actor: Actor, site: t.Site) -> dict[str, Any]:
     return out
 
 
-def require_on_site(s: Session, actor: Actor, site_id: int) -> Tree:
-    """A company account on the site (any status: an invitee may read the site it is asked to join)."""
-    tree = load_tree(s, site_id)
-    if actor.role == Role.WORKER:
-        on = s.scalar(
-            select(t.RosterEntry.id).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == actor.worker_id)
-        )
-        if on is not None:
-            return tree
-    elif actor.is_company and actor.company_id is not None:
-        if actor.role == Role.SITE_MANAGER and site_id not in actor.site_ids:
-            pass
-        elif any(n.company_id == actor.company_id for n in tree.all_nodes.values() if n.status != Status.DECLINED):
-            return tree
+def require_on_site(uow: UnitOfWork, actor: Actor, site_id: int) -> Tree:
+    """The site's tree, for an account on it (``Visibility.on_site``); anyone else is told the site
+    does not exist, the same answer as for a missing one."""
+    tree = load_tree(uow, site_id)
+    on_roster = actor.role == Role.WORKER and uow.roster.is_on_roster(site_id, actor.worker_id)
+    if Visibility(actor).on_site(tree, on_roster=on_roster):
+        return tree
     raise site_not_found()
 
 
-def create_site(ctx: Context, actor: Actor, data: SiteIn) -> dict[str, Any]:
+def create_site(ctx: Context, actor: Actor, data: SiteIn, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     """現場・契約情報の登録 by the 元請; its own row is the tree's root, 登録 from the start."""
     require_role(actor, COMPANY_ADMIN_ROLES, "現場の登録", "register sites")
     assert actor.company_id is not None
@@ -102,8 +94,8 @@ def create_site(ctx: Context, actor: Actor, data: SiteIn) -> dict[str, Any]:
     items = site_rules.check_disclosed_items(data.disclosed_items)
     if not data.name.strip():
         raise InvalidInput("site_name_required", ja="現場名を入力してください", en="a site name is required")
-    with ctx.store.write() as s:
-        if s.scalar(select(t.Site.id).where(t.Site.ccus_id == ccus)):
+    with ctx.write(uow) as uow:
+        if uow.sites.id_of(ccus) is not None:
             raise Conflict("site_exists", ja=f"現場ID {ccus} はすでに登録されています", en="site ID taken")
         now = ctx.now()
         site = t.Site(
@@ -118,15 +110,15 @@ def create_site(ctx: Context, actor: Actor, data: SiteIn) -> dict[str, Any]:
             disclosed_items=items,
             created_at=now,
         )
-        s.add(site)
-        s.flush()
+        uow.add(site)
+        uow.flush()
         root = t.HierarchyNode(
             site_id=site.id, company_id=actor.company_id, status=Status.REGISTERED, invited_at=now, decided_at=now
         )
-        s.add(root)
-        s.flush()
-        audit(ctx, s, actor, "site.create", "site", site.id, after=snapshot(site), site_id=site.id)
-        return site_view_for(s, actor, site)
+        uow.add(root)
+        uow.flush()
+        audit(ctx, uow, actor, "site.create", "site", site.id, after=snapshot(site), site_id=site.id)
+        return site_view_for(uow, actor, site)
 
 
 _REQUIRED_SITE_FIELDS = {
@@ -139,13 +131,15 @@ _REQUIRED_SITE_FIELDS = {
 }
 
 
-def update_site(ctx: Context, actor: Actor, site_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+def update_site(
+    ctx: Context, actor: Actor, site_id: int, changes: dict[str, Any], *, uow: UnitOfWork | None = None
+) -> dict[str, Any]:
     """The 元請 (事業者責任者, 階層管理者, or a 現場管理者 bound to the site) edits the site."""
     require_role(actor, INVITE_ROLES, "現場情報の変更", "edit sites")
-    with ctx.store.write() as s:
-        site = site_or_404(s, site_id, lock=True)
+    with ctx.write(uow) as uow:
+        site = site_or_404(uow, site_id, lock=True)
         if actor.company_id != site.prime_id:
-            require_on_site(s, actor, site_id)  # a company not on the site is not told it exists
+            require_on_site(uow, actor, site_id)  # a company not on the site is not told it exists
             raise Forbidden("prime_only", ja="現場情報は元請のみが変更できます", en="only the prime edits the site")
         require_site_access(actor, site_id)
         before = snapshot(site)
@@ -169,42 +163,35 @@ def update_site(ctx: Context, actor: Actor, site_id: int, changes: dict[str, Any
                 raise InvalidInput("unknown_field", ja=f"変更できない項目です: {key}", en=f"cannot change {key}")
             setattr(site, key, value)
         site_rules.check_period(site.period_start, site.period_end)
-        audit(ctx, s, actor, "site.update", "site", site.id, before, snapshot(site), site_id=site.id)
+        audit(ctx, uow, actor, "site.update", "site", site.id, before, snapshot(site), site_id=site.id)
         if {"day_boundary", "period_start", "period_end"} & set(changes):
-            s.flush()
-            records.rebuild_site(ctx, s, site)  # taps may fall on other days, validity may change
-        return site_view_for(s, actor, site)
+            uow.flush()
+            records.rebuild_site(ctx, uow, site)  # taps may fall on other days, validity may change
+        return site_view_for(uow, actor, site)
 
 
-def list_sites(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+def list_sites(ctx: Context, actor: Actor, *, uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
     """自社が登録した現場 / 自社が施工体制に登録されている現場; for a worker, the sites they are on."""
-    with ctx.store.read() as s:
+    with ctx.read(uow) as uow:
         if actor.role == Role.WORKER:
-            site_ids = set(s.scalars(select(t.RosterEntry.site_id).where(t.RosterEntry.worker_id == actor.worker_id)))
+            site_ids = uow.roster.site_ids_of_worker(actor.worker_id)
             status_by_site: dict[int, str] = {}
         elif actor.is_company:
-            rows = s.execute(
-                select(t.HierarchyNode.site_id, t.HierarchyNode.status).where(
-                    t.HierarchyNode.company_id == actor.company_id, t.HierarchyNode.status != Status.DECLINED
-                )
-            ).all()
-            status_by_site = {r.site_id: r.status for r in rows}
-            site_ids = set(status_by_site)
-            if actor.role == Role.SITE_MANAGER:
-                site_ids &= actor.site_ids
+            status_by_site = uow.sites.node_statuses_of_company(actor.company_id, except_status=Status.DECLINED)
+            site_ids = Visibility(actor).sites_listed(status_by_site)
         else:
             raise Forbidden("role_not_allowed", ja="現場の一覧は見られません", en="operators see no sites")
         out = []
-        for site in s.scalars(select(t.Site).where(t.Site.id.in_(site_ids)).order_by(t.Site.id)):
-            view = site_view_for(s, actor, site)
-            view["is_prime"] = actor.company_id == site.prime_id
+        for site in uow.sites.by_ids(site_ids):
+            view = site_view_for(uow, actor, site)
+            view["is_prime"] = Visibility(actor).is_prime(site.id, site.prime_id)
             if site.id in status_by_site:
                 view["my_status"] = status_by_site[site.id]
             out.append(view)
         return out
 
 
-def get_site(ctx: Context, actor: Actor, site_id: int) -> dict[str, Any]:
-    with ctx.store.read() as s:
-        require_on_site(s, actor, site_id)
-        return site_view_for(s, actor, site_or_404(s, site_id))
+def get_site(ctx: Context, actor: Actor, site_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
+    with ctx.read(uow) as uow:
+        require_on_site(uow, actor, site_id)
+        return site_view_for(uow, actor, site_or_404(uow, site_id))

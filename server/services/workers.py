@@ -4,24 +4,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from server.domain import ids
 from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_company_member, require_role
 from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, disclosed_items
 from server.domain.trades import trade_table
-from server.domain.visibility import worker_items
+from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, worker_not_found
 from server.services.common import audit, company_or_404, load_tree, snapshot, worker_or_404
 from server.services.companies import INSURANCE_STATES, too_long
 from server.services.context import Context
 from server.store import tables as t
+from server.store.unit_of_work import UnitOfWork
 
 
 @dataclass
@@ -63,7 +61,8 @@ def _check_insurance(**states: str) -> None:
             )
 
 
-def add_worker(ctx: Context, s: Session, actor: Actor | None, data: WorkerIn) -> t.Worker:
+def add_worker(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: WorkerIn) -> t.Worker:
+    """Inside an open unit of work, so the CSV import can add many and commit once."""
     ccus = ids.ccus_id("worker", data.ccus_id)
     if not data.name.strip():
         raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
@@ -87,9 +86,9 @@ def add_worker(ctx: Context, s: Session, actor: Actor | None, data: WorkerIn) ->
         employment_insurance=data.employment_insurance,
         kentaikyo=data.kentaikyo,
     )
-    company_or_404(s, data.employer_id)
+    company_or_404(uow, data.employer_id)
     trades = [trade_table().get(major, minor) for major, minor in data.trades]
-    if s.scalar(select(t.Worker.id).where(t.Worker.ccus_id == ccus)):
+    if uow.workers.by_ccus_id(ccus) is not None:
         raise Conflict(
             "worker_exists", ja=f"技能者ID {ccus} はすでに登録されています", en=f"worker {ccus} already exists"
         )
@@ -110,31 +109,31 @@ def add_worker(ctx: Context, s: Session, actor: Actor | None, data: WorkerIn) ->
         kentaikyo=data.kentaikyo,
         created_at=ctx.now(),
     )
-    s.add(w)
-    s.flush()
+    uow.add(w)
+    uow.flush()
     for tr in dict.fromkeys((x.major_code, x.minor_code) for x in trades):  # in the order given, each once
-        s.add(t.WorkerTrade(worker_id=w.id, major_code=tr[0], minor_code=tr[1]))
+        uow.add(t.WorkerTrade(worker_id=w.id, major_code=tr[0], minor_code=tr[1]))
     for q in data.qualifications:
         if not q.name.strip():
             raise InvalidInput("qualification_name_required", ja="資格名を入力してください", en="name a qualification")
-        s.add(
+        uow.add(
             t.Qualification(
                 worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
             )
         )
-    s.flush()
-    audit(ctx, s, actor, "worker.create", "worker", w.id, after=snapshot(w))
+    uow.flush()
+    audit(ctx, uow, actor, "worker.create", "worker", w.id, after=snapshot(w))
     return w
 
 
-def create_worker(ctx: Context, actor: Actor, data: WorkerIn) -> dict[str, Any]:
+def create_worker(ctx: Context, actor: Actor, data: WorkerIn, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
     """The operator, or the employer's 事業者責任者 / 階層管理者, registers its worker."""
     if actor.role != Role.OPERATOR:
         require_role(actor, COMPANY_ADMIN_ROLES, "技能者の登録", "register workers")
         require_company_member(actor, data.employer_id)
-    with ctx.store.write() as s:
-        w = add_worker(ctx, s, actor, data)
-        return _worker_full(s, w)
+    with ctx.write(uow) as uow:
+        w = add_worker(ctx, uow, actor, data)
+        return _worker_full(uow, w)
 
 
 @dataclass
@@ -145,17 +144,14 @@ class _Holdings:
     qualifications: dict[int, list[dict[str, Any]]]
 
     @classmethod
-    def load(cls, s: Session, worker_ids: Iterable[int]) -> _Holdings:
+    def load(cls, uow: UnitOfWork, worker_ids: Iterable[int]) -> _Holdings:
         ids = list(worker_ids)
         trades: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
-        for r in s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id.in_(ids)).order_by(t.WorkerTrade.id)):
+        for r in uow.workers.trades_of(ids):
             label = trade_table().label_of(r.major_code, r.minor_code)
             trades[r.worker_id].append({"major": r.major_code, "minor": r.minor_code, "label": label})
         quals: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-        q_rows = s.scalars(
-            select(t.Qualification).where(t.Qualification.worker_id.in_(ids)).order_by(t.Qualification.id)
-        )
-        for q in q_rows:
+        for q in uow.workers.qualifications_of(ids):
             quals[q.worker_id].append(
                 {
                     "id": q.id,
@@ -168,14 +164,14 @@ class _Holdings:
         return cls(trades, quals)
 
 
-def _trades(s: Session, worker_id: int) -> list[dict[str, str]]:
-    return _Holdings.load(s, [worker_id]).trades[worker_id]
+def _trades(uow: UnitOfWork, worker_id: int) -> list[dict[str, str]]:
+    return _Holdings.load(uow, [worker_id]).trades[worker_id]
 
 
-def _personal(s: Session, w: t.Worker, items: Iterable[str], held: _Holdings | None = None) -> dict[str, Any]:
+def _personal(uow: UnitOfWork, w: t.Worker, items: Iterable[str], held: _Holdings | None = None) -> dict[str, Any]:
     items = set(items)
     if held is None and items & {"trades", "qualifications"}:
-        held = _Holdings.load(s, [w.id])
+        held = _Holdings.load(uow, [w.id])
     out: dict[str, Any] = {}
     if "face_photo" in items:
         out["face_photo"] = w.face_photo
@@ -207,65 +203,58 @@ def _base(w: t.Worker) -> dict[str, Any]:
     return {"id": w.id, "ccus_id": w.ccus_id, "name": w.name, "name_kana": w.name_kana, "employer_id": w.employer_id}
 
 
-def _worker_full(s: Session, w: t.Worker) -> dict[str, Any]:
-    return _base(w) | _personal(s, w, PERSONAL_ITEMS) | {"visible_items": sorted(PERSONAL_ITEMS)}
+def _worker_full(uow: UnitOfWork, w: t.Worker) -> dict[str, Any]:
+    return _base(w) | _personal(uow, w, PERSONAL_ITEMS) | {"visible_items": sorted(PERSONAL_ITEMS)}
 
 
-def agreements(s: Session, worker_id: int) -> dict[str, ItemAgreement]:
-    return {
-        d.item: ItemAgreement(d.worker_agrees, d.employer_agrees)
-        for d in s.scalars(select(t.Disclosure).where(t.Disclosure.worker_id == worker_id))
-    }
+def agreements(uow: UnitOfWork, worker_id: int) -> dict[str, ItemAgreement]:
+    return {d.item: ItemAgreement(d.worker_agrees, d.employer_agrees) for d in uow.workers.disclosures(worker_id)}
 
 
-def has_proxy_consent(s: Session, employer_id: int, agent_id: int | None) -> bool:
+def has_proxy_consent(uow: UnitOfWork, employer_id: int, agent_id: int | None) -> bool:
     if agent_id is None:
         return False
-    row = s.get(t.ProxyConsent, (employer_id, agent_id))
+    row = uow.get(t.ProxyConsent, (employer_id, agent_id))
     return bool(row and row.consented)
 
 
-def sees_on_roster(s: Session, actor: Actor, worker_id: int) -> bool:
+def sees_on_roster(uow: UnitOfWork, actor: Actor, worker_id: int) -> bool:
     """Whether the actor's company is the 元請 or above the worker on a site where the worker is on the roster."""
     if actor.company_id is None:
         return False
-    entries = s.scalars(select(t.RosterEntry).where(t.RosterEntry.worker_id == worker_id)).all()
-    for e in entries:
-        if actor.role == Role.SITE_MANAGER and e.site_id not in actor.site_ids:
-            continue
-        tree = load_tree(s, e.site_id)
-        mine = tree.node_of_company(actor.company_id)
-        if (
-            mine is not None
-            and mine.status == "registered"
-            and e.node_id in tree.nodes
-            and tree.in_subtree(mine.id, e.node_id)
-        ):
-            return True
-    return False
+    seer = Visibility(actor)
+    # Lazily, so the trees of sites after the first that answers yes (or that a 現場管理者 is not
+    # bound to) are never loaded.
+    placements = (
+        (load_tree(uow, e.site_id), e.node_id)
+        for e in uow.roster.entries_of_worker(worker_id)
+        if seer.acts_on(e.site_id)
+    )
+    return seer.sees_on_roster(placements)
 
 
-def visible_items(s: Session, actor: Actor, w: t.Worker) -> frozenset[str] | None:
-    return worker_items(
-        actor,
+def visible_items(uow: UnitOfWork, actor: Actor, w: t.Worker) -> frozenset[str] | None:
+    return Visibility(actor).worker_items(
         worker_id=w.id,
         employer_id=w.employer_id,
-        sees_roster=sees_on_roster(s, actor, w.id),
-        is_proxy_agent=has_proxy_consent(s, w.employer_id, actor.company_id),
-        disclosed=disclosed_items(agreements(s, w.id)),
+        sees_roster=sees_on_roster(uow, actor, w.id),
+        is_proxy_agent=has_proxy_consent(uow, w.employer_id, actor.company_id),
+        disclosed=disclosed_items(agreements(uow, w.id)),
     )
 
 
-def get_worker(ctx: Context, actor: Actor, worker_id: int) -> dict[str, Any]:
-    with ctx.store.read() as s:
-        w = s.get(t.Worker, worker_id)
-        items = visible_items(s, actor, w) if w is not None else None
+def get_worker(ctx: Context, actor: Actor, worker_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
+    with ctx.read(uow) as uow:
+        w = uow.get(t.Worker, worker_id)
+        items = visible_items(uow, actor, w) if w is not None else None
         if w is None or items is None:
             raise worker_not_found()
-        return _base(w) | _personal(s, w, items) | {"visible_items": sorted(items)}
+        return _base(w) | _personal(uow, w, items) | {"visible_items": sorted(items)}
 
 
-def list_company_workers(ctx: Context, actor: Actor, company_id: int) -> list[dict[str, Any]]:
+def list_company_workers(
+    ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfWork | None = None
+) -> list[dict[str, Any]]:
     """所属技能者一覧: the employer sees all; a proxy agent sees what registering needs."""
     if not actor.is_company:
         raise Forbidden(
@@ -273,23 +262,23 @@ def list_company_workers(ctx: Context, actor: Actor, company_id: int) -> list[di
             ja="所属技能者一覧は事業者のIDで表示します",
             en="the list of a company's workers is for company accounts",
         )
-    with ctx.store.read() as s:
-        company_or_404(s, company_id)
+    with ctx.read(uow) as uow:
+        company_or_404(uow, company_id)
         own = actor.company_id == company_id
-        if not own and not has_proxy_consent(s, company_id, actor.company_id):
+        if not own and not has_proxy_consent(uow, company_id, actor.company_id):
             raise Forbidden(
                 "proxy_consent_required",
                 ja="他社の所属技能者を見るには、その事業者の代理手続きの同意が必要です",
                 en="seeing another company's workers needs its proxy consent",
                 company_id=company_id,
             )
-        rows = s.scalars(select(t.Worker).where(t.Worker.employer_id == company_id).order_by(t.Worker.id)).all()
-        held = _Holdings.load(s, [w.id for w in rows])
+        rows = uow.workers.of_employer(company_id)
+        held = _Holdings.load(uow, [w.id for w in rows])
         out = []
         for w in rows:
             # The employer sees everything without asking per worker; an agent's view is per worker.
-            items = frozenset(PERSONAL_ITEMS) if own else (visible_items(s, actor, w) or frozenset())
-            out.append(_base(w) | _personal(s, w, items, held) | {"visible_items": sorted(items)})
+            items = frozenset(PERSONAL_ITEMS) if own else (visible_items(uow, actor, w) or frozenset())
+            out.append(_base(w) | _personal(uow, w, items, held) | {"visible_items": sorted(items)})
         return out
 
 
@@ -311,6 +300,47 @@ WORKER_FIELDS = frozenset(
 )
 
 
+def check_changes(changes: Mapping[str, Any]) -> None:
+    """The rules a change to a registered worker's fields keeps, whether typed on a screen
+    (update_worker) or read from a CCUS export (services.registry)."""
+    if "name" in changes and not (changes["name"] or "").strip():
+        raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
+    level = changes.get("level")
+    if level is not None and not 1 <= level <= 4:
+        raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
+    _check_insurance(**{k: v for k, v in changes.items() if k.endswith("insurance") or k == "kentaikyo"})
+
+
+def write_changes(
+    uow: UnitOfWork,
+    w: t.Worker,
+    changes: Mapping[str, Any],
+    trades: Sequence[tuple[str, str]] | None,
+    add_qualifications: Sequence[QualificationIn],
+) -> None:
+    """Write a change ``check_changes`` let through: the fields set, the trades replaced by ``trades``
+    (checked against the code table, each once; None keeps them) and ``add_qualifications`` added.
+    The one write path for an edit and an import."""
+    for key, value in changes.items():
+        setattr(w, key, value)
+    if trades is not None:
+        checked = list(dict.fromkeys((x.major_code, x.minor_code) for x in (trade_table().get(*tr) for tr in trades)))
+        for row in uow.workers.trades_of([w.id]):
+            uow.delete(row)
+        uow.flush()  # the unique (worker, trade) index must see the old rows gone before the new ones
+        for major, minor in checked:
+            uow.add(t.WorkerTrade(worker_id=w.id, major_code=major, minor_code=minor))
+    for q in add_qualifications:
+        if not q.name.strip():
+            raise InvalidInput("qualification_name_required", ja="資格名を入力してください", en="name a qualification")
+        uow.add(
+            t.Qualification(
+                worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
+            )
+        )
+    uow.flush()
+
+
 def update_worker(
     ctx: Context,
     actor: Actor,
@@ -318,6 +348,8 @@ def update_worker(
     changes: dict[str, Any],
     trades: Sequence[tuple[str, str]] | None = None,
     add_qualifications: Sequence[QualificationIn] = (),
+    *,
+    uow: UnitOfWork | None = None,
 ) -> dict[str, Any]:
     """The employer keeps its worker's CCUS data current: personal items, insurance, 建退共, trades
     (the list is replaced) and new qualifications. Roster entries keep what they recorded."""
@@ -330,38 +362,12 @@ def update_worker(
             ja=f"変更できない項目です: {', '.join(sorted(unknown))}",
             en=f"cannot change {', '.join(sorted(unknown))}",
         )
-    with ctx.store.write() as s:
-        w = worker_or_404(s, worker_id)
+    with ctx.write(uow) as uow:
+        w = worker_or_404(uow, worker_id)
         if actor.role != Role.OPERATOR and actor.company_id != w.employer_id:
             raise worker_not_found()
-        if "name" in changes and not (changes["name"] or "").strip():
-            raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
-        level = changes.get("level")
-        if level is not None and not 1 <= level <= 4:
-            raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
-        _check_insurance(**{k: v for k, v in changes.items() if k.endswith("insurance") or k == "kentaikyo"})
-        before = snapshot(w) | {"trades": _trades(s, w.id)}
-        for key, value in changes.items():
-            setattr(w, key, value)
-        if trades is not None:
-            checked = list(
-                dict.fromkeys((x.major_code, x.minor_code) for x in (trade_table().get(*tr) for tr in trades))
-            )
-            for row in s.scalars(select(t.WorkerTrade).where(t.WorkerTrade.worker_id == w.id)):
-                s.delete(row)
-            s.flush()
-            for major, minor in checked:
-                s.add(t.WorkerTrade(worker_id=w.id, major_code=major, minor_code=minor))
-        for q in add_qualifications:
-            if not q.name.strip():
-                raise InvalidInput(
-                    "qualification_name_required", ja="資格名を入力してください", en="name a qualification"
-                )
-            s.add(
-                t.Qualification(
-                    worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
-                )
-            )
-        s.flush()
-        audit(ctx, s, actor, "worker.update", "worker", w.id, before, snapshot(w) | {"trades": _trades(s, w.id)})
-        return _worker_full(s, w)
+        check_changes(changes)
+        before = snapshot(w) | {"trades": _trades(uow, w.id)}
+        write_changes(uow, w, changes, trades, add_qualifications)
+        audit(ctx, uow, actor, "worker.update", "worker", w.id, before, snapshot(w) | {"trades": _trades(uow, w.id)})
+        return _worker_full(uow, w)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from server.errors import Conflict, InvalidInput
+from server.store.unit_of_work import UnitOfWork
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -87,8 +88,8 @@ class Store:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """One transaction that commits on success and rolls back on any error.
+    def write(self) -> Iterator[UnitOfWork]:
+        """One unit of work that commits on success and rolls back on any error.
 
         A race the database catches (a unique index, a version check) becomes a Conflict, so
         the caller sees a clear 409 and nothing is half-written.
@@ -97,7 +98,7 @@ class Store:
             if self.is_sqlite:
                 session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             try:
-                yield session
+                yield UnitOfWork(session, writable=True)
                 session.commit()
             except (IntegrityError, StaleDataError) as exc:
                 session.rollback()
@@ -125,10 +126,11 @@ class Store:
                 raise
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> Iterator[UnitOfWork]:
+        """A unit of work that only reads: nothing it does is committed."""
         with self._sessions() as session:
             try:
-                yield session
+                yield UnitOfWork(session, writable=False)
             except (DataError, OverflowError) as exc:
                 raise _out_of_range(exc) from exc
 

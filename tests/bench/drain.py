@@ -27,8 +27,8 @@ from firmware.buffer import Buffer
 from firmware.config import GateConfig
 from firmware.publisher import Publisher
 from protocol.messages import DeviceStatus
+from provisioning.devbroker import PrivateMosquitto
 from server.config import MqttConfig
-from server.devbroker import PrivateMosquitto
 from server.ingest import MqttIngest
 from server.store import migrate
 

@@ -30,11 +30,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session as DbSession
 
 from protocol.messages import Ack, Card, TapEvent, decode, encode
 from protocol.topics import topic
+from provisioning.devbroker import PrivateMosquitto
 from server.config import MqttConfig
-from server.devbroker import PrivateMosquitto
 from server.domain import attendance as rules
 from server.domain.accounts import Actor, Role
 from server.ingest import MqttIngest
@@ -105,7 +106,7 @@ def _world(url: str, n_devices: int, n_workers: int) -> tuple[Context, list[str]
         gates.append(f"bench-{i:03d}")
         devices.register(ctx, prime.actor, sid, gates[-1], f"ベンチ {i}", "auto")
     now = datetime.now(UTC)
-    with ctx.store.write() as s:
+    with DbSession(ctx.store.engine) as s, s.begin():  # bulk-loaded: raw Core inserts
         root = s.scalar(select(t.HierarchyNode.id).where(t.HierarchyNode.site_id == sid,
                                                          t.HierarchyNode.parent_id.is_(None)))
         first = 100_000
@@ -184,7 +185,7 @@ def month_read(base: Path, workers: int, first: date) -> float:
     migrate.upgrade(url)
     ctx = Context(Store(url))
     now = datetime.now(UTC)
-    with ctx.store.write() as s:
+    with DbSession(ctx.store.engine) as s, s.begin():  # bulk-loaded: raw Core inserts
         s.execute(insert(t.Company), [{"id": 1, "ccus_id": "10000000000001", "name": "(株)元請", "created_at": now}])
         s.execute(insert(t.Site), [{"id": 1, "ccus_id": "40000000000001", "name": "ベンチ現場", "prime_id": 1,
                                     "order_type": "private", "period_start": first,

@@ -1,0 +1,64 @@
+"""Queries on gates (devices) and their clock references, and on what a gate's retained config is
+made of (the site's companies, their workers' active cards, the audit log's newest entry)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import func, select
+
+from server.store import tables as t
+from server.store.repositories.base import Repository
+
+
+class DeviceRepository(Repository):
+    def by_device_id(self, device_id: str, *, lock: bool = False) -> t.Device | None:
+        """The gate registered under this device ID; ``lock`` takes its row lock (PostgreSQL), the
+        lock the ingest takes: a gate's clock reference and the taps it re-dates change together."""
+        q = select(t.Device).where(t.Device.device_id == device_id)
+        if lock:
+            q = q.with_for_update()
+        return self.s.scalar(q)
+
+    def id_of(self, device_id: str) -> int | None:
+        return self.s.scalar(select(t.Device.id).where(t.Device.device_id == device_id))
+
+    def lock_by_device_ids(self, device_ids: Collection[str]) -> Sequence[t.Device]:
+        """The gates of these device IDs, locked in id order: the same order in every process, so two
+        ingest workers locking overlapping sets queue rather than deadlock."""
+        return self.s.scalars(select(t.Device).where(t.Device.device_id.in_(device_ids))
+                              .order_by(t.Device.id).with_for_update()).all()
+
+    def of_site(self, site_id: int, *, include_retired: bool = False) -> Sequence[t.Device]:
+        """The site's gates by device ID."""
+        q = select(t.Device).where(t.Device.site_id == site_id).order_by(t.Device.device_id)
+        if not include_retired:
+            q = q.where(t.Device.retired_at.is_(None))
+        return self.s.scalars(q).all()
+
+    def all(self) -> Sequence[t.Device]:
+        """Every gate, in id order."""
+        return self.s.scalars(select(t.Device).order_by(t.Device.id)).all()
+
+    # -- what a gate's config is made of (the roster push) --------------------------------------------
+    def companies_on_site(self, site_id: int) -> set[int]:
+        """The companies with a hierarchy row on the site that has not declined."""
+        return {c for c in self.s.scalars(
+            select(t.HierarchyNode.company_id).where(
+                t.HierarchyNode.site_id == site_id, t.HierarchyNode.company_id.is_not(None),
+                t.HierarchyNode.status != "declined")) if c is not None}
+
+    def workers_of_companies(self, company_ids: Collection[int]) -> Sequence[int]:
+        """The ids of the workers these companies employ."""
+        return self.s.scalars(select(t.Worker.id).where(t.Worker.employer_id.in_(company_ids))).all()
+
+    def active_cards_of(self, worker_ids: Collection[int]) -> list[tuple[str, int]]:
+        """(UID, worker id) of every card these workers hold now (not revoked)."""
+        rows = self.s.execute(select(t.Card.uid, t.Card.worker_id).where(
+            t.Card.revoked_at.is_(None), t.Card.worker_id.in_(worker_ids)))
+        return [(uid, wid) for uid, wid in rows]
+
+    def newest_audit_id(self) -> int | None:
+        """The audit log's newest entry: every edit a config is made of writes one, so it moves
+        whenever a gate's config may have changed."""
+        return self.s.scalar(select(func.max(t.AuditEntry.id)))

@@ -1,0 +1,203 @@
+"""Queries on 就業履歴 records (attendance), 事後補正 (corrections), and what a record is built from
+and shown with (roster entries, workers and their employers).
+
+A site's month is counted in the database (``month_groups``): one row per worker and the company,
+place and tier its records carry, instead of every record read into Python. The counting rules are
+the domain's (``domain.attendance.count_work_days``, ``count_leader_days``, ``site_fee_days``); this
+query is what they come to on stored records, where (site, worker, work day) is unique: a worker's
+就業日数 on one site is the number of its records, its days as 職長/班長 the valid records with a
+leader 立場, the site fee one worker-day per record. tests/test_attendance_records.py checks the
+month view against the domain's counts on the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Integer, String, Table, case, cast, func, select
+
+from server.domain.visibility import Scope
+from server.store import tables as t
+from server.store.repositories.base import Repository, scope_clause
+from server.store.repositories.taps import insert_many_or_skip
+
+_RECORDS: Table = t.Attendance.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class MonthGroup:
+    """The records of one worker with one (employer, node, tier) in the range."""
+
+    worker_id: int
+    employer_id: int | None
+    node_id: int | None
+    tier: int | None
+    days: int
+    valid_days: int
+    leader_days: int
+    last_day: date
+    work_days: tuple[date, ...]
+
+
+class RecordRepository(Repository):
+    # -- records: the rebuild (services/records.rebuild_many) -----------------------------------------
+    def ensure(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert the records not there yet, in one statement (INSERT … ON CONFLICT DO NOTHING on
+        (site, worker, work day)): on PostgreSQL it waits for another transaction inserting the same
+        row, so the lock taken next is on the one row both will fill."""
+        insert_many_or_skip(self.s, _RECORDS, rows, ("site_id", "worker_id", "work_day"))
+
+    def lock_of_site(self, site_id: int, worker_ids: Collection[int], days: Collection[date]) -> Sequence[t.Attendance]:
+        """The site's records of these workers on these days, locked in id order (SELECT … FOR UPDATE:
+        two transactions locking overlapping sets queue rather than deadlock), and read afresh."""
+        return self.s.scalars(
+            select(t.Attendance)
+            .where(t.Attendance.site_id == site_id, t.Attendance.worker_id.in_(worker_ids),
+                   t.Attendance.work_day.in_(days))
+            .order_by(t.Attendance.id).with_for_update().execution_options(populate_existing=True)
+        ).all()
+
+    def roster_entries(self, site_id: int, worker_ids: Collection[int]) -> dict[int, t.RosterEntry]:
+        """worker id → its entry on the site's roster, for the workers given (those on it)."""
+        return {e.worker_id: e for e in self.s.scalars(
+            select(t.RosterEntry).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id.in_(worker_ids)))}
+
+    def employers(self, worker_ids: Collection[int]) -> dict[int, int | None]:
+        """worker id → its employer's id, for the workers that exist."""
+        return {wid: emp for wid, emp in self.s.execute(
+            select(t.Worker.id, t.Worker.employer_id).where(t.Worker.id.in_(worker_ids)))}
+
+    # -- records: single questions --------------------------------------------------------------------
+    def id_of(self, site_id: int, worker_id: int, day: date) -> int | None:
+        """The id of the worker's record of that work day on the site, if there is one."""
+        return self.s.scalar(
+            select(t.Attendance.id).filter_by(site_id=site_id, worker_id=worker_id, work_day=day))
+
+    def keys_of_site(self, site_id: int) -> list[tuple[int, date]]:
+        """(worker id, work day) of every record on the site."""
+        rows = self.s.execute(
+            select(t.Attendance.worker_id, t.Attendance.work_day).where(t.Attendance.site_id == site_id))
+        return [(w, d) for w, d in rows]
+
+    def of_worker_between(self, worker_id: int, first: date, last: date) -> Sequence[t.Attendance]:
+        """The worker's records on every site from ``first`` to ``last`` (inclusive), by day and entry."""
+        return self.s.scalars(
+            select(t.Attendance)
+            .where(t.Attendance.worker_id == worker_id, t.Attendance.work_day >= first,
+                   t.Attendance.work_day <= last)
+            .order_by(t.Attendance.work_day, t.Attendance.entry_at)
+        ).all()
+
+    def rows_of_site(self, site_id: int, first: date, last: date, scope: Scope,
+                     columns: Sequence[str] | None = None) -> Sequence[Any]:
+        """The site's records from ``first`` to ``last`` (inclusive) as plain read-only rows (all
+        columns, or ``columns``), by day, tier, employer and worker. Not ORM objects: a month of a
+        large site is 200,000 rows, and an identity-mapped object per row (and decoding columns
+        nobody reads) was most of the time. Only the rows the policy's ``scope`` admits."""
+        a = _RECORDS.c
+        return self.s.execute(
+            select(*[a[name] for name in columns] if columns else _RECORDS.columns)
+            .where(a.site_id == site_id, a.work_day >= first, a.work_day <= last, _visible(scope))
+            .order_by(a.work_day, a.tier, a.employer_id, a.worker_id)
+        ).all()
+
+    def month_groups(self, site_id: int, first: date, last: date, scope: Scope,
+                     leader_positions: Collection[str]) -> list[MonthGroup]:
+        """The site's records from ``first`` to ``last`` that ``scope`` admits, counted per
+        (worker, employer, node, tier)."""
+        a = _RECORDS.c
+        valid = case((a.valid.is_(True), 1), else_=0)
+        leader = case((a.valid.is_(True) & a.position.in_(sorted(leader_positions)), 1), else_=0)
+        if self.is_postgresql:  # to_char: ISO whatever the server's DateStyle
+            days_list = func.string_agg(func.to_char(a.work_day, "YYYY-MM-DD"), ",")
+        else:  # SQLite keeps a date as ISO text
+            days_list = func.group_concat(cast(a.work_day, String), ",")
+        rows = self.s.execute(
+            select(a.worker_id, a.employer_id, a.node_id, a.tier, func.count(), func.sum(cast(valid, Integer)),
+                   func.sum(cast(leader, Integer)), func.max(a.work_day), days_list)
+            .where(a.site_id == site_id, a.work_day >= first, a.work_day <= last, _visible(scope))
+            .group_by(a.worker_id, a.employer_id, a.node_id, a.tier)
+        ).all()
+        return [
+            MonthGroup(worker_id=w, employer_id=e, node_id=n, tier=tier, days=int(count), valid_days=int(v or 0),
+                       leader_days=int(ld or 0), last_day=last_day if isinstance(last_day, date) else
+                       date.fromisoformat(str(last_day)),
+                       work_days=tuple(sorted(date.fromisoformat(d) for d in str(listed).split(","))))
+            for w, e, n, tier, count, v, ld, last_day, listed in rows
+        ]
+
+    def people(self, worker_ids: Collection[int]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
+        """The workers of these ids and their employers (two queries, whatever the number of records)."""
+        workers = {w.id: w for w in self.s.scalars(select(t.Worker).where(t.Worker.id.in_(set(worker_ids))))}
+        companies = {c.id: c for c in self.s.scalars(
+            select(t.Company).where(t.Company.id.in_({w.employer_id for w in workers.values()})))}
+        return workers, companies
+
+    # -- corrections ----------------------------------------------------------------------------------
+    def approved_corrections(self, site_id: int, worker_ids: Collection[int],
+                             days: Collection[date]) -> Sequence[t.Correction]:
+        """The approved corrections of these workers and days on the site, in the order decided."""
+        return self.s.scalars(
+            select(t.Correction)
+            .where(t.Correction.site_id == site_id, t.Correction.worker_id.in_(worker_ids),
+                   t.Correction.work_day.in_(days), t.Correction.state == "approved")
+            .order_by(t.Correction.decided_at, t.Correction.id)
+        ).all()
+
+    def approved_corrections_of_day(self, site_id: int, worker_id: int, day: date) -> Sequence[t.Correction]:
+        """The worker's approved corrections of that work day on the site, in the order decided."""
+        return self.s.scalars(
+            select(t.Correction).filter_by(site_id=site_id, worker_id=worker_id, work_day=day, state="approved")
+            .order_by(t.Correction.decided_at, t.Correction.id)
+        ).all()
+
+    def approved_correction_keys_of_site(self, site_id: int) -> list[tuple[int, date]]:
+        """(worker id, work day) of every approved correction on the site."""
+        rows = self.s.execute(
+            select(t.Correction.worker_id, t.Correction.work_day).where(
+                t.Correction.site_id == site_id, t.Correction.state == "approved"))
+        return [(w, d) for w, d in rows]
+
+    def corrections_of_day(self, site_id: int, worker_id: int, day: date) -> Sequence[t.Correction]:
+        """Every correction asked for the worker's work day on the site, in the order asked."""
+        return self.s.scalars(
+            select(t.Correction).filter_by(site_id=site_id, worker_id=worker_id, work_day=day)
+            .order_by(t.Correction.id)
+        ).all()
+
+    def pending_correction_id(self, site_id: int, worker_id: int, day: date) -> int | None:
+        """The correction of that work day waiting for a decision, if any (at most one)."""
+        return self.s.scalar(
+            select(t.Correction.id).filter_by(site_id=site_id, worker_id=worker_id, work_day=day, state="pending"))
+
+    def count_pending_corrections(self, site_id: int) -> int:
+        return int(self.s.scalar(
+            select(func.count()).select_from(t.Correction).where(
+                t.Correction.site_id == site_id, t.Correction.state == "pending")
+        ) or 0)
+
+    def corrections(self, scope: Scope, *, limit: int, site_id: int | None = None,
+                    state: str | None = None) -> Sequence[t.Correction]:
+        """Corrections the policy's ``scope`` admits (the site's 元請, the worker's employer, the
+        worker), newest work day first, at most ``limit``; ``site_id`` and ``state`` narrow them."""
+        c = t.Correction
+        q = (select(c)
+             .join(t.Site, t.Site.id == c.site_id)
+             .join(t.Worker, t.Worker.id == c.worker_id)
+             .where(scope_clause(scope, site=c.site_id, worker=c.worker_id, employer=t.Worker.employer_id,
+                                 prime=t.Site.prime_id))
+             .order_by(c.work_day.desc(), c.id.desc()))
+        if site_id is not None:
+            q = q.where(c.site_id == site_id)
+        if state is not None:
+            q = q.where(c.state == state)
+        return self.s.scalars(q.limit(limit)).all()
+
+
+def _visible(scope: Scope) -> Any:
+    """The records ``scope`` admits (``Visibility.records``)."""
+    a = _RECORDS.c
+    return scope_clause(scope, site=a.site_id, worker=a.worker_id, employer=a.employer_id, node=a.node_id)

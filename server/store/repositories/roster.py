@@ -1,0 +1,71 @@
+"""Queries on roster entries (作業員名簿) and roster patterns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+
+from server.domain.visibility import Scope
+from server.store import tables as t
+from server.store.repositories.base import Repository, scope_clause
+
+
+class RosterRepository(Repository):
+    # -- entries ------------------------------------------------------------------------------------
+    def is_on_roster(self, site_id: int, worker_id: int | None) -> bool:
+        """Whether the worker has an entry on this site's roster."""
+        return self.s.scalar(
+            select(t.RosterEntry.id).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == worker_id)
+        ) is not None
+
+    def entries_of_site(self, site_id: int) -> Sequence[t.RosterEntry]:
+        """The site's entries grouped by hierarchy row (node id, then entry id)."""
+        return self.s.scalars(
+            select(t.RosterEntry)
+            .where(t.RosterEntry.site_id == site_id)
+            .order_by(t.RosterEntry.node_id, t.RosterEntry.id)
+        ).all()
+
+    def visible_entries(self, site_id: int, scope: Scope) -> Sequence[t.RosterEntry]:
+        """The site's entries the policy's roster scope admits, in the order of ``entries_of_site``."""
+        e = t.RosterEntry
+        return self.s.scalars(
+            select(e)
+            .where(e.site_id == site_id, scope_clause(scope, site=e.site_id, worker=e.worker_id, node=e.node_id))
+            .order_by(e.node_id, e.id)
+        ).all()
+
+    def entries_of_worker(self, worker_id: int) -> Sequence[t.RosterEntry]:
+        """The worker's entries on every site's roster."""
+        return self.s.scalars(select(t.RosterEntry).where(t.RosterEntry.worker_id == worker_id)).all()
+
+    def site_ids_of_worker(self, worker_id: int | None) -> set[int]:
+        """The sites whose roster the worker is on."""
+        return set(self.s.scalars(select(t.RosterEntry.site_id).where(t.RosterEntry.worker_id == worker_id)))
+
+    def count_on_node(self, node_id: int) -> int:
+        """How many entries are registered under this hierarchy row."""
+        return int(
+            self.s.scalar(select(func.count()).select_from(t.RosterEntry).where(t.RosterEntry.node_id == node_id))
+            or 0
+        )
+
+    def counts_by_node(self, site_id: int) -> dict[int, int]:
+        """hierarchy row id → its number of entries, on one site (rows without entries are absent)."""
+        rows = self.s.execute(
+            select(t.RosterEntry.node_id, func.count())
+            .where(t.RosterEntry.site_id == site_id)
+            .group_by(t.RosterEntry.node_id)
+        ).all()
+        return {node_id: n for node_id, n in rows}
+
+    # -- patterns (作業員名簿パターン) ----------------------------------------------------------------
+    def pattern_id_by_name(self, company_id: int, name: str) -> int | None:
+        """The company's pattern saved under this name, if any."""
+        return self.s.scalar(
+            select(t.RosterPattern.id).where(t.RosterPattern.company_id == company_id, t.RosterPattern.name == name)
+        )
+
+    def patterns_of_company(self, company_id: int | None) -> Sequence[t.RosterPattern]:
+        return self.s.scalars(select(t.RosterPattern).where(t.RosterPattern.company_id == company_id)).all()

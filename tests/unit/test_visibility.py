@@ -1,0 +1,130 @@
+"""The visibility policy on one site's tree, without a database: who is on the site, which nodes,
+roster entries and records each account sees, and that a Scope admits exactly what the policy says
+row by row (the repositories turn the same Scope into SQL: tests/integration/test_scopes.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.domain.accounts import Actor, Role
+from server.domain.hierarchy import Node, Status, Tree
+from server.domain.visibility import NOTHING, Scope, Visibility
+
+SITE, OTHER_SITE = 10, 11
+PRIME, FIRST, SECOND, INVITED, DECLINED, STRANGER = 1, 2, 3, 4, 5, 6
+# 元請 (root, node 100) ─┬ 一次 FIRST (101) ── 二次 SECOND (102)
+#                       ├ 一次 INVITED (103, 未承認)
+#                       ├ DECLINED (104, 辞退)
+#                       └ placeholder (105) under the root
+TREE = Tree(SITE, [
+    Node(100, None, PRIME, None, Status.REGISTERED),
+    Node(101, 100, FIRST, None, Status.REGISTERED),
+    Node(102, 101, SECOND, None, Status.REGISTERED),
+    Node(103, 100, INVITED, None, Status.PENDING),
+    Node(104, 100, DECLINED, None, Status.DECLINED),
+    Node(105, 100, None, "未定の一次", Status.PENDING),
+])
+
+
+def owner(company: int) -> Visibility:
+    return Visibility(Actor(1, Role.COMPANY_OWNER, company_id=company))
+
+
+def manager(company: int, *sites: int) -> Visibility:
+    return Visibility(Actor(2, Role.SITE_MANAGER, company_id=company, site_ids=frozenset(sites)))
+
+
+def worker(worker_id: int) -> Visibility:
+    return Visibility(Actor(3, Role.WORKER, worker_id=worker_id))
+
+
+def test_a_company_is_on_the_site_when_invited_or_registered_but_not_after_declining() -> None:
+    assert owner(PRIME).on_site(TREE) and owner(SECOND).on_site(TREE)
+    assert owner(INVITED).on_site(TREE)  # may read what it is asked to join
+    assert not owner(DECLINED).on_site(TREE) and not owner(STRANGER).on_site(TREE)
+
+
+def test_a_site_manager_acts_only_on_its_bound_sites() -> None:
+    assert manager(PRIME, SITE).on_site(TREE) and not manager(PRIME, OTHER_SITE).on_site(TREE)
+    assert manager(PRIME, OTHER_SITE).records(TREE, PRIME) == NOTHING
+    assert manager(PRIME, OTHER_SITE).roster(TREE) == NOTHING
+    assert manager(PRIME, SITE).is_prime(SITE, PRIME) and not manager(PRIME, OTHER_SITE).is_prime(SITE, PRIME)
+
+
+def test_a_worker_is_on_a_site_only_through_the_roster() -> None:
+    assert worker(7).on_site(TREE, on_roster=True) and not worker(7).on_site(TREE)
+
+
+def test_the_prime_sees_the_whole_tree_and_a_subcontractor_its_branch_and_the_path_above() -> None:
+    assert owner(PRIME).tree_nodes(TREE) == {100, 101, 102, 103, 105}
+    assert owner(FIRST).tree_nodes(TREE) == {100, 101, 102}
+    assert owner(SECOND).tree_nodes(TREE) == {100, 101, 102}
+    assert owner(INVITED).tree_nodes(TREE) == {100, 103}
+    assert owner(DECLINED).tree_nodes(TREE) == set()
+
+
+def test_only_a_registered_member_sees_below_itself() -> None:
+    assert owner(PRIME).seen_nodes(TREE) == {100, 101, 102, 103, 105}
+    assert owner(FIRST).seen_nodes(TREE) == {101, 102}
+    assert owner(SECOND).seen_nodes(TREE) == {102}
+    assert owner(INVITED).seen_nodes(TREE) == set()  # not yet approved: sees no roster or record
+
+
+@pytest.mark.parametrize(("who", "node", "employer", "seen"), [
+    ("prime", 102, SECOND, True),
+    ("first", 102, SECOND, True),      # upper company: its subtree
+    ("second", 101, FIRST, False),     # never above itself
+    ("second", None, SECOND, True),    # the employer: its own workers, even off the roster
+    ("first", None, SECOND, False),    # not the employer, not filed under its subtree
+    ("invited", 103, INVITED, True),   # its own workers as employer
+    ("invited", 102, SECOND, False),
+    ("stranger", 100, PRIME, False),
+])
+def test_records_follow_the_tree_and_the_employer(who: str, node: int | None, employer: int, seen: bool) -> None:
+    company = {"prime": PRIME, "first": FIRST, "second": SECOND, "invited": INVITED, "stranger": STRANGER}[who]
+    scope = owner(company).records(TREE, PRIME)
+    assert scope.admits(site_id=SITE, worker_id=9, employer_id=employer, node_id=node) is seen
+
+
+def test_a_worker_sees_its_own_records_and_roster_entry_only() -> None:
+    assert worker(7).records(TREE, PRIME).admits(worker_id=7, employer_id=SECOND, node_id=102)
+    assert not worker(7).records(TREE, PRIME).admits(worker_id=8, employer_id=SECOND, node_id=102)
+    assert worker(7).roster(TREE) == Scope(worker_id=7)
+
+
+def test_roster_entries_are_seen_from_the_registered_node_down() -> None:
+    assert owner(FIRST).roster(TREE).admits(node_id=102)
+    assert not owner(SECOND).roster(TREE).admits(node_id=101)
+    assert owner(INVITED).roster(TREE) == NOTHING
+
+
+def test_corrections_go_to_the_prime_the_employer_and_the_worker() -> None:
+    scope = manager(PRIME, SITE).corrections()
+    assert scope.admits(site_id=SITE, prime_id=PRIME, employer_id=SECOND, worker_id=9)
+    assert not scope.admits(site_id=OTHER_SITE, prime_id=PRIME, employer_id=SECOND, worker_id=9)
+    assert owner(SECOND).corrections().admits(site_id=SITE, prime_id=PRIME, employer_id=SECOND)
+    assert not owner(FIRST).corrections().admits(site_id=SITE, prime_id=PRIME, employer_id=SECOND)
+
+
+def test_a_sites_audit_log_is_the_primes_alone() -> None:
+    assert owner(PRIME).audit(site_id=SITE, prime_id=PRIME) is not None
+    assert owner(FIRST).audit(site_id=SITE, prime_id=PRIME) is None
+    assert manager(PRIME, OTHER_SITE).audit(site_id=SITE, prime_id=PRIME) is None
+    own = manager(FIRST, SITE).audit()
+    assert own is not None and own.company_id == FIRST and own.site_ids == {SITE} and own.account_id == 2
+
+
+def test_personal_items_by_relation() -> None:
+    def items(v: Visibility, **kw: bool) -> frozenset[str] | None:
+        return v.worker_items(worker_id=9, employer_id=SECOND, sees_roster=kw.get("roster", False),
+                              is_proxy_agent=kw.get("proxy", False), disclosed={"blood_type"})
+    assert items(owner(STRANGER)) is None
+    assert items(owner(PRIME), roster=True) == {"social_insurance", "blood_type"}
+    assert items(owner(FIRST), proxy=True) == {"trades", "qualifications", "blood_type"}
+    assert items(owner(SECOND)) == items(worker(9))
+    assert items(worker(8)) is None
+
+
+def test_an_empty_scope_admits_nothing() -> None:
+    assert NOTHING.is_empty and not NOTHING.admits(site_id=SITE, worker_id=1, employer_id=1, node_id=100)
+    assert Scope(everything=True, site_ids=frozenset()).is_empty
