@@ -15,7 +15,7 @@ rights are listed per account (``user`` blocks) because they span every gate.
 
 Mosquitto 2.0.11 grants every SUBSCRIBE (wildcards, ``$share/…``, other gates' topics) and checks
 read access on each message it would deliver, retained ones included: a gate may hold a
-subscription to ``#`` and never receive anything through it (tests/test_broker_security.py).
+subscription to ``#`` and never receive anything through it (tests/integration/test_broker_security.py).
 """
 
 from __future__ import annotations

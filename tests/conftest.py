@@ -24,7 +24,7 @@ from server.services.context import Context
 from server.store import migrate
 from server.store.database import Store
 
-pytest_plugins = ["mqtt_fixtures"]  # `mosquitto`: a private broker per test (tests/mosquitto.py)
+pytest_plugins = ["mqtt_fixtures"]  # `mosquitto`: a private broker per test (tests/support/mosquitto.py)
 
 _counter = itertools.count()
 

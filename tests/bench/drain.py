@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             floor = broker_floor(broker, 1, args.taps)  # msg/s of one client's bare round trips
         results.append(("sqlite", *drain(base, f"sqlite:///{base / 'drain.db'}", args.taps)))
         if not args.no_postgres:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from pgserver import PrivatePostgres  # tests/pgserver.py
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+            from pgserver import PrivatePostgres  # tests/support/pgserver.py
 
             with PrivatePostgres() as pg:
                 results.append(("postgresql", *drain(base, pg.create_database("drain"), args.taps)))

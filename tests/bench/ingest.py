@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             ingest = ingest_throughput(base, broker, args.devices, args.taps)
         pg_ingest = float("nan")
         if not args.no_postgres:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from pgserver import PrivatePostgres  # tests/pgserver.py: a private server, never the machine's
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+            from pgserver import PrivatePostgres  # tests/support/pgserver.py: a private server, never the machine's
 
             with PrivatePostgres() as pg, PrivateMosquitto(base / "broker-pg", extra_config=unlimited) as broker:
                 pg_ingest = ingest_throughput(base, broker, args.devices, args.taps, pg.create_database("bench"))

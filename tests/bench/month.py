@@ -12,7 +12,7 @@ on the same database file, printed side by side:
 
 Each N gets one warm-up call of both, then ROUNDS rounds alternating subject and floor on the warm
 file; the medians are printed, with the ratio and the time per 1,000 workers (flat from 100 to 10,000
-means linear). The same on a private PostgreSQL (tests/pgserver.py, fsync off as the tests run it,
+means linear). The same on a private PostgreSQL (tests/support/pgserver.py, fsync off as the tests run it,
 ANALYZEd after the bulk load as autovacuum would) unless --no-postgres.
 
 No limit is asserted: the numbers are for reading.
@@ -175,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         for workers in sizes:
             sqlite_rows.append((workers, *on_sqlite(base, workers)))
         if not args.no_postgres:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from pgserver import PrivatePostgres  # tests/pgserver.py: a private server, never the machine's
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+            from pgserver import PrivatePostgres  # tests/support/pgserver.py: a private server, never the machine's
 
             with PrivatePostgres() as pg:
                 for workers in sizes:

@@ -6,7 +6,7 @@ place and tier its records carry, instead of every record read into Python. The 
 the domain's (``domain.attendance.count_work_days``, ``count_leader_days``, ``site_fee_days``); this
 query is what they come to on stored records, where (site, worker, work day) is unique: a worker's
 就業日数 on one site is the number of its records, its days as 職長/班長 the valid records with a
-leader 立場, the site fee one worker-day per record. tests/test_attendance_records.py checks the
+leader 立場, the site fee one worker-day per record. tests/integration/test_attendance_records.py checks the
 month view against the domain's counts on the same records.
 """
 

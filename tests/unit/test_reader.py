@@ -1,7 +1,7 @@
 """The card reader: nfcpy against an emulated card, the supervising loop, and the simulated reader.
 
 The nfcpy tests run the gate's real NfcpyReader on nfcpy's ``udp`` driver, with the card emulated by
-nfcpy itself in a child process (tests/nfc_emulated_card.py): the card side binds the UDP port, the
+nfcpy itself in a child process (tests/support/nfc_emulated_card.py): the card side binds the UDP port, the
 reader side sends to it. Only the loop tests use a fake Reader; the only thing patched in the nfcpy
 tests is the udp device's send (the device vanishing, like a USB reader pulled out).
 """
@@ -29,7 +29,7 @@ from firmware.reader.base import CardRead, Reader, ReaderLoop, ReaderState
 from firmware.reader.nfcpy import NfcpyReader
 from firmware.reader.sim import SimReader
 
-CARD_SCRIPT = Path(__file__).with_name("nfc_emulated_card.py")
+CARD_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "nfc_emulated_card.py"
 # Long enough for a few of the udp driver's sense rounds (it waits 1 s for each technology that
 # nobody answers, so a Type B card is found about 3 s into a round). Not a speed requirement.
 FIND_S = 30.0

@@ -1,4 +1,4 @@
-"""Pytest fixtures around a private Mosquitto (tests/mosquitto.py).
+"""Pytest fixtures around a private Mosquitto (tests/support/mosquitto.py).
 
 Registered for the whole suite by conftest.py; a test module may also import the fixture by name.
 """

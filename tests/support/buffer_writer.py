@@ -1,7 +1,7 @@
 """Child process for the crash test: records taps as fast as it can and prints each seq once record()
 has returned, i.e. once the tap is durable and the gate would give feedback. It runs until killed.
 
-    python tests/buffer_writer.py BUFFER_PATH
+    python tests/support/buffer_writer.py BUFFER_PATH
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Everything is real except the hardware: a private Mosquitto with a password file (and TLS with a CA made
 here with `cryptography`), nfcpy opening a reader path that is not there, espeak-ng rendering the voice,
 and a shell script standing in for aplay (this machine has no sound card). The LED and the buzzer are
-gpiozero mock pins, asserted by state and timing like tests/test_feedback.py: the lamp cycle first, then
+gpiozero mock pins, asserted by state and timing like tests/unit/test_feedback.py: the lamp cycle first, then
 the verdict's blink code. Hold times are shortened through run_selftest's `hold_s`.
 
 Pins: tower red 17, green 27, amber 22, buzzer 18 (the config defaults).

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from mosquitto import free_port
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _flows() -> list[str]:

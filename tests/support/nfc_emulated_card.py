@@ -1,6 +1,6 @@
-"""A card held in front of nfcpy's emulated reader, for tests/test_reader.py.
+"""A card held in front of nfcpy's emulated reader, for tests/unit/test_reader.py.
 
-    python tests/nfc_emulated_card.py PORT TECH UID        (TECH: felica | iso14443a | iso14443b)
+    python tests/support/nfc_emulated_card.py PORT TECH UID        (TECH: felica | iso14443a | iso14443b)
 
 nfcpy's ``udp`` driver links two ContactlessFrontends through UDP on one address: the side that
 *listens* (a card) binds 0.0.0.0:PORT, the side that *senses* (the reader) sends from an ephemeral

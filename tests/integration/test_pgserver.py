@@ -1,4 +1,4 @@
-"""Tests for the private PostgreSQL server the test suite runs (tests/pgserver.py).
+"""Tests for the private PostgreSQL server the test suite runs (tests/support/pgserver.py).
 
 These guard the promise that tests never touch the shared server on 5432:
 the private server runs on another port, databases on it are independent,

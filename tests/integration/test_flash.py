@@ -90,7 +90,7 @@ def test_a_trixie_image_gets_the_bundle_and_a_cloud_init_that_cloud_init_accepts
     assert sorted(boot.list("/genbagate/wheels")) == sorted(f"/genbagate/wheels/{w.name}" for w in wheels.glob("*.whl"))
     for w in wheels.glob("*.whl"):
         assert boot.read(f"/genbagate/wheels/{w.name}") == w.read_bytes()
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     assert boot.read("/genbagate/genba-gate.service") == (repo / "systemd/genba-gate.service").read_bytes()
     assert boot.read("/genbagate/firstboot.sh") == (repo / "provisioning/firstboot.sh").read_bytes()
     # cloud-init's own schema check of the user-data (Debian's cloud-init).

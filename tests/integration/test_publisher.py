@@ -28,7 +28,7 @@ from firmware.publisher import Publisher
 from protocol.messages import Command, DeviceConfig, DeviceStatus, SiteRef, encode
 from protocol.topics import topic
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 JST = timezone(timedelta(hours=9))
 MORNING = datetime(2026, 11, 25, 7, 58, 12, tzinfo=JST)
 ACK_TIMEOUT_S = 0.5

@@ -21,7 +21,7 @@ from firmware.buffer import SCHEMA_VERSION, Buffer, TapRecord
 from firmware.errors import BufferFull
 from protocol.messages import TapEvent, decode, encode
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 JST = timezone(timedelta(hours=9))
 FELICA_IDM = "0127004A3B2C1D0E"
 
@@ -379,7 +379,7 @@ def test_a_writer_killed_mid_burst_loses_no_confirmed_tap_and_no_seq_is_reused(p
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     confirmed: list[int] = []
     for kill_after in (150, 40, 400):
-        child = subprocess.Popen([sys.executable, str(REPO / "tests" / "buffer_writer.py"), str(path)],
+        child = subprocess.Popen([sys.executable, str(REPO / "tests" / "support" / "buffer_writer.py"), str(path)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
         this_run: list[int] = []
         try:

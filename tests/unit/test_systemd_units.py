@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 VENV_BIN = "/opt/genbagate/.venv/bin/"
 HOST_UNITS = Path("/usr/lib/systemd/system")
