@@ -19,7 +19,6 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from ingest import _world, broker_floor  # tests/bench/ingest.py
 
@@ -45,10 +44,13 @@ def drain(base: Path, url: str, taps: int) -> tuple[float, float]:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     buf = Buffer(cfg.data_dir / "buffer.db")
     at = datetime.now(UTC).replace(hour=0, minute=10, second=0, microsecond=0)
-    with buf.db.atomic() if hasattr(buf.db, "atomic") else _nothing():
-        for k in range(taps):
-            buf.record(tech="felica", uid=cards[k], direction="auto", at=at + timedelta(seconds=k), clock_synced=True,
-                       boot_id="bench", mono_ms=k, shown="entry")
+    # Filling the backlog is set-up, not what is timed: each tap its own commit (as at the gate), but
+    # without waiting for the disk, then the buffer's own setting back.
+    buf.db.conn.execute("PRAGMA synchronous = OFF")
+    for k in range(taps):
+        buf.record(tech="felica", uid=cards[k], direction="auto", at=at + timedelta(seconds=k), clock_synced=True,
+                   boot_id="bench", mono_ms=k, shown="entry")
+    buf.db.conn.execute("PRAGMA synchronous = FULL")
     assert buf.depth() == taps
 
     def status() -> DeviceStatus:
@@ -80,14 +82,6 @@ def drain(base: Path, url: str, taps: int) -> tuple[float, float]:
     buf.close()
     ctx.store.dispose()
     return elapsed, first
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: Any) -> None:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
