@@ -69,7 +69,7 @@ class _Viewer:
 
 
 def _load_people(uow: UnitOfWork, rows: Iterable[Any]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
-    return uow.records.people({r.worker_id for r in rows})
+    return uow.workers.people({r.worker_id for r in rows})
 
 
 def _site_rows(uow: UnitOfWork, actor: Actor, site_id: int, first: date, last: date,

@@ -196,15 +196,15 @@ def _roster_statuses(uow: UnitOfWork, site_id: int) -> dict[str, str]:
     a company on the site (not declined) who is not on the roster. Any other card is unknown to
     the gate, which says so at the gate (and the server lists it as an unlinked card)."""
     status: dict[int, str] = {}
-    companies = uow.devices.companies_on_site(site_id)
+    companies = uow.sites.companies_on_site(site_id)
     if companies:
-        for wid in uow.devices.workers_of_companies(companies):
+        for wid in uow.workers.of_employers(companies):
             status[wid] = "not_on_roster"
     for e in uow.roster.entries_of_site(site_id):
         status[e.worker_id] = "ok" if e.trade_major and e.position else "incomplete"
     if not status:
         return {}
-    cards = uow.devices.active_cards_of(status)
+    cards = uow.workers.active_card_uids_of(status)
     return {uid: status[wid] for uid, wid in sorted(cards)}
 
 
@@ -230,7 +230,7 @@ def change_marker(ctx: Context, *, uow: UnitOfWork | None = None) -> int | None:
     """Moves whenever anything a gate's config is made of may have changed: every edit (roster,
     cards, devices, sites) writes the audit log, so its newest id is the marker the pusher watches."""
     with ctx.read(uow) as uow:
-        return uow.devices.newest_audit_id()
+        return uow.audit.newest_id()
 
 
 def configs_to_publish(ctx: Context, published: dict[str, int], *,

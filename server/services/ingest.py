@@ -104,7 +104,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         fresh = [(i, d, e) for i, d, e in accepted if (d.id, e.buffer_id, e.seq) not in stored]
 
         # Who each card belongs to: one query for the batch.
-        holders = uow.taps.card_holders(sorted({e.card.uid for _, _, e in fresh}))
+        holders = uow.workers.card_holders(sorted({e.card.uid for _, _, e in fresh}))
 
         # Times: each gate's new taps in order against its clock reference; a synchronised tap is a
         # reading that also dates this batch's earlier unsynchronised taps of its boot.

@@ -102,8 +102,8 @@ def rebuild_many(uow: UnitOfWork, site: t.Site, keys: Iterable[tuple[int, date]]
     corrections: dict[tuple[int, date], list[t.Correction]] = {}
     for c in uow.records.approved_corrections(site.id, workers, days):
         corrections.setdefault((c.worker_id, c.work_day), []).append(c)
-    entries = uow.records.roster_entries(site.id, workers)
-    employers = uow.records.employers(workers)
+    entries = uow.roster.entries_of_workers(site.id, workers)
+    employers = uow.workers.employers_of(workers)
     tree = tree or load_tree(uow, site.id)
 
     out: dict[tuple[int, date], t.Attendance | None] = {}
@@ -227,7 +227,7 @@ def attribute_card(ctx: Context, uow: UnitOfWork, uid: str, worker_id: int) -> i
     # A UID revoked before (a card reported lost): who used it while nobody held it is not known.
     # Linked back to the same worker (found again), the taps since the revocation are theirs; linked
     # to someone else, they stay unlinked and listed (the 元請 can enter that day by a correction).
-    revoked = uow.taps.last_revoked_card(uid)
+    revoked = uow.workers.last_revoked_card(uid)
     if revoked is not None and revoked.worker_id != worker_id:
         return 0
     taps = uow.taps.unattributed_of_card(uid, revoked.revoked_at if revoked is not None else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from server.store import tables as t
 from server.store.repositories.base import Repository
@@ -39,26 +39,3 @@ class DeviceRepository(Repository):
     def all(self) -> Sequence[t.Device]:
         """Every gate, in id order."""
         return self.s.scalars(select(t.Device).order_by(t.Device.id)).all()
-
-    # -- what a gate's config is made of (the roster push) --------------------------------------------
-    def companies_on_site(self, site_id: int) -> set[int]:
-        """The companies with a hierarchy row on the site that has not declined."""
-        return {c for c in self.s.scalars(
-            select(t.HierarchyNode.company_id).where(
-                t.HierarchyNode.site_id == site_id, t.HierarchyNode.company_id.is_not(None),
-                t.HierarchyNode.status != "declined")) if c is not None}
-
-    def workers_of_companies(self, company_ids: Collection[int]) -> Sequence[int]:
-        """The ids of the workers these companies employ."""
-        return self.s.scalars(select(t.Worker.id).where(t.Worker.employer_id.in_(company_ids))).all()
-
-    def active_cards_of(self, worker_ids: Collection[int]) -> list[tuple[str, int]]:
-        """(UID, worker id) of every card these workers hold now (not revoked)."""
-        rows = self.s.execute(select(t.Card.uid, t.Card.worker_id).where(
-            t.Card.revoked_at.is_(None), t.Card.worker_id.in_(worker_ids)))
-        return [(uid, wid) for uid, wid in rows]
-
-    def newest_audit_id(self) -> int | None:
-        """The audit log's newest entry: every edit a config is made of writes one, so it moves
-        whenever a gate's config may have changed."""
-        return self.s.scalar(select(func.max(t.AuditEntry.id)))

@@ -60,16 +60,6 @@ class RecordRepository(Repository):
             .order_by(t.Attendance.id).with_for_update().execution_options(populate_existing=True)
         ).all()
 
-    def roster_entries(self, site_id: int, worker_ids: Collection[int]) -> dict[int, t.RosterEntry]:
-        """worker id → its entry on the site's roster, for the workers given (those on it)."""
-        return {e.worker_id: e for e in self.s.scalars(
-            select(t.RosterEntry).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id.in_(worker_ids)))}
-
-    def employers(self, worker_ids: Collection[int]) -> dict[int, int | None]:
-        """worker id → its employer's id, for the workers that exist."""
-        return {wid: emp for wid, emp in self.s.execute(
-            select(t.Worker.id, t.Worker.employer_id).where(t.Worker.id.in_(worker_ids)))}
-
     # -- records: single questions --------------------------------------------------------------------
     def id_of(self, site_id: int, worker_id: int, day: date) -> int | None:
         """The id of the worker's record of that work day on the site, if there is one."""
@@ -128,13 +118,6 @@ class RecordRepository(Repository):
                        work_days=tuple(sorted(date.fromisoformat(d) for d in str(listed).split(","))))
             for w, e, n, tier, count, v, ld, last_day, listed in rows
         ]
-
-    def people(self, worker_ids: Collection[int]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
-        """The workers of these ids and their employers (two queries, whatever the number of records)."""
-        workers = {w.id: w for w in self.s.scalars(select(t.Worker).where(t.Worker.id.in_(set(worker_ids))))}
-        companies = {c.id: c for c in self.s.scalars(
-            select(t.Company).where(t.Company.id.in_({w.employer_id for w in workers.values()})))}
-        return workers, companies
 
     # -- corrections ----------------------------------------------------------------------------------
     def approved_corrections(self, site_id: int, worker_ids: Collection[int],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, select
 
@@ -59,6 +59,11 @@ class RosterRepository(Repository):
             .group_by(t.RosterEntry.node_id)
         ).all()
         return {node_id: n for node_id, n in rows}
+
+    def entries_of_workers(self, site_id: int, worker_ids: Collection[int]) -> dict[int, t.RosterEntry]:
+        """worker id → its entry on the site's roster, for the workers given (those on it)."""
+        return {e.worker_id: e for e in self.s.scalars(
+            select(t.RosterEntry).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id.in_(worker_ids)))}
 
     # -- patterns (作業員名簿パターン) ----------------------------------------------------------------
     def pattern_id_by_name(self, company_id: int, name: str) -> int | None:

@@ -58,6 +58,13 @@ class SiteRepository(Repository):
             .order_by(t.HierarchyNode.invited_at, t.HierarchyNode.id)
         ).all()
 
+    def companies_on_site(self, site_id: int) -> set[int]:
+        """The companies with a hierarchy row on the site that has not declined."""
+        return {c for c in self.s.scalars(
+            select(t.HierarchyNode.company_id).where(
+                t.HierarchyNode.site_id == site_id, t.HierarchyNode.company_id.is_not(None),
+                t.HierarchyNode.status != "declined")) if c is not None}
+
     # -- hierarchy patterns (施工体制パターン) -------------------------------------------------------
     def pattern_id_by_name(self, company_id: int, name: str) -> int | None:
         """The company's pattern saved under this name, if any."""

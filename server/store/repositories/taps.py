@@ -59,13 +59,6 @@ class TapRepository(Repository):
         return {(x.device_pk, x.buffer_id, x.seq): x for x in self.s.scalars(
             select(t.Tap).where(tuple_(t.Tap.device_pk, t.Tap.buffer_id, t.Tap.seq).in_(list(keys))))}
 
-    def card_holders(self, uids: Collection[str]) -> dict[str, int]:
-        """Card UID → the worker holding it now (revoked cards hold nothing), for the UIDs given."""
-        if not uids:
-            return {}
-        return {uid: wid for uid, wid in self.s.execute(
-            select(t.Card.uid, t.Card.worker_id).where(t.Card.uid.in_(uids), t.Card.revoked_at.is_(None)))}
-
     def insert_new(self, rows: Sequence[dict[str, Any]]) -> dict[TapKey, int]:
         """Store the taps not stored yet (one statement for all); (device_pk, buffer_id, seq) → new id
         of each one this call inserted. A key another transaction stored first is skipped, not an error."""
@@ -127,11 +120,6 @@ class TapRepository(Repository):
         if received_after is not None:
             q = q.where(t.Tap.received_at > received_after)
         return self.s.scalars(q).all()
-
-    def last_revoked_card(self, uid: str) -> t.Card | None:
-        """The card of this UID revoked last (a card reported lost), if any."""
-        return self.s.scalars(select(t.Card).where(t.Card.uid == uid, t.Card.revoked_at.is_not(None))
-                              .order_by(t.Card.revoked_at.desc()).limit(1)).first()
 
     def linked_cards_with_unattributed_taps(self) -> list[tuple[str, int]]:
         """(UID, worker id) of every active card that has taps stored without a worker."""

@@ -59,3 +59,37 @@ class WorkerRepository(Repository):
     def cards_of(self, worker_id: int) -> Sequence[t.Card]:
         """All the worker's cards, revoked ones too (the history), in id order."""
         return self.s.scalars(select(t.Card).where(t.Card.worker_id == worker_id).order_by(t.Card.id)).all()
+
+    def card_holders(self, uids: Collection[str]) -> dict[str, int]:
+        """Card UID → the worker holding it now (revoked cards hold nothing), for the UIDs given."""
+        if not uids:
+            return {}
+        return {uid: wid for uid, wid in self.s.execute(
+            select(t.Card.uid, t.Card.worker_id).where(t.Card.uid.in_(uids), t.Card.revoked_at.is_(None)))}
+
+    def last_revoked_card(self, uid: str) -> t.Card | None:
+        """The card of this UID revoked last (a card reported lost), if any."""
+        return self.s.scalars(select(t.Card).where(t.Card.uid == uid, t.Card.revoked_at.is_not(None))
+                              .order_by(t.Card.revoked_at.desc()).limit(1)).first()
+
+    def of_employers(self, company_ids: Collection[int]) -> Sequence[int]:
+        """The ids of the workers these companies employ."""
+        return self.s.scalars(select(t.Worker.id).where(t.Worker.employer_id.in_(company_ids))).all()
+
+    def active_card_uids_of(self, worker_ids: Collection[int]) -> list[tuple[str, int]]:
+        """(UID, worker id) of every card these workers hold now (not revoked)."""
+        rows = self.s.execute(select(t.Card.uid, t.Card.worker_id).where(
+            t.Card.revoked_at.is_(None), t.Card.worker_id.in_(worker_ids)))
+        return [(uid, wid) for uid, wid in rows]
+
+    def employers_of(self, worker_ids: Collection[int]) -> dict[int, int | None]:
+        """worker id → its employer's id, for the workers that exist."""
+        return {wid: emp for wid, emp in self.s.execute(
+            select(t.Worker.id, t.Worker.employer_id).where(t.Worker.id.in_(worker_ids)))}
+
+    def people(self, worker_ids: Collection[int]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
+        """The workers of these ids and their employers (two queries, whatever the number of records)."""
+        workers = {w.id: w for w in self.s.scalars(select(t.Worker).where(t.Worker.id.in_(set(worker_ids))))}
+        companies = {c.id: c for c in self.s.scalars(
+            select(t.Company).where(t.Company.id.in_({w.employer_id for w in workers.values()})))}
+        return workers, companies
