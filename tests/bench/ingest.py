@@ -179,13 +179,13 @@ def month_taps(workers: int, first: date) -> list[rules.Tap]:
     return taps
 
 
-def month_read(base: Path, workers: int, first: date) -> float:
-    """site_month over a month of records, bulk-loaded (the ingest's rebuild cost is in the throughput)."""
-    url = f"sqlite:///{base / f'month{workers}.db'}"
+def load_month(url: str, workers: int, first: date) -> None:
+    """One site, one company, ``workers`` workers and their month of records, bulk-loaded with raw
+    Core inserts (the ingest's rebuild cost is in the throughput bench, not here)."""
     migrate.upgrade(url)
-    ctx = Context(Store(url))
+    store = Store(url)
     now = datetime.now(UTC)
-    with DbSession(ctx.store.engine) as s, s.begin():  # bulk-loaded: raw Core inserts
+    with DbSession(store.engine) as s, s.begin():
         s.execute(insert(t.Company), [{"id": 1, "ccus_id": "10000000000001", "name": "(株)元請", "created_at": now}])
         s.execute(insert(t.Site), [{"id": 1, "ccus_id": "40000000000001", "name": "ベンチ現場", "prime_id": 1,
                                     "order_type": "private", "period_start": first,
@@ -195,7 +195,7 @@ def month_read(base: Path, workers: int, first: date) -> float:
                                              "invited_at": now, "version": 1}])
         s.execute(insert(t.Worker), [{"id": w, "ccus_id": f"8{w:013d}", "name": f"技能者 {w}", "employer_id": 1,
                                       "created_at": now} for w in range(1, workers + 1)])
-        rows = []
+        rows: list[dict[str, Any]] = []
         for r in rules.build_records(month_taps(workers, first), rules.DayRule()):
             rows.append({"site_id": 1, "worker_id": r.worker_id, "work_day": r.work_day,
                          "entry_at": r.entry_at.astimezone(UTC) if r.entry_at else None,
@@ -204,6 +204,14 @@ def month_read(base: Path, workers: int, first: date) -> float:
                          "on_roster": True, "trade_major": "06", "trade_minor": "01", "position": "general",
                          "valid": True, "reasons": [], "updated_at": now})
         s.execute(insert(t.Attendance), rows)
+    store.dispose()
+
+
+def month_read(base: Path, workers: int, first: date) -> float:
+    """site_month over a month of records, bulk-loaded."""
+    url = f"sqlite:///{base / f'month{workers}.db'}"
+    load_month(url, workers, first)
+    ctx = Context(Store(url))
     actor = Actor(account_id=0, role=Role.COMPANY_OWNER, company_id=1)
     start = time.perf_counter()
     out = attendance.site_month(ctx, actor, 1, first.strftime("%Y-%m"))

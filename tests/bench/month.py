@@ -29,23 +29,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session as DbSession
-
-from server.domain import attendance as rules
 from server.domain.accounts import Actor, Role
 from server.services import attendance
 from server.services.context import Context
-from server.store import migrate
-from server.store import tables as t
 from server.store.database import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import month_taps  # noqa: E402  (tests/bench/ingest.py: the month's taps, no side effects)
+from ingest import load_month  # noqa: E402  (tests/bench/ingest.py: the month's records, no side effects)
 
 SIZES = (100, 1_000, 10_000)
 FIRST = date(2026, 11, 2)  # as tests/bench/ingest.py
@@ -53,34 +47,6 @@ MONTH = FIRST.strftime("%Y-%m")
 ROUNDS = 5
 FLOOR_SQL = ("SELECT worker_id, count(*) FROM attendance WHERE site_id = {p} AND work_day BETWEEN {p} AND {p}"
              " GROUP BY worker_id")
-
-
-def load_month(url: str, workers: int, first: date) -> None:
-    """One site, one company, ``workers`` workers and their month of records, as month_read in
-    tests/bench/ingest.py builds them (raw Core inserts: the ingest's rebuild cost is not measured here)."""
-    migrate.upgrade(url)
-    store = Store(url)
-    now = datetime.now(UTC)
-    with DbSession(store.engine) as s, s.begin():
-        s.execute(insert(t.Company), [{"id": 1, "ccus_id": "10000000000001", "name": "(株)元請", "created_at": now}])
-        s.execute(insert(t.Site), [{"id": 1, "ccus_id": "40000000000001", "name": "ベンチ現場", "prime_id": 1,
-                                    "order_type": "private", "period_start": first,
-                                    "period_end": first + timedelta(400),
-                                    "disclosed_items": [], "day_boundary": "04:00", "created_at": now}])
-        s.execute(insert(t.HierarchyNode), [{"id": 1, "site_id": 1, "company_id": 1, "status": "registered",
-                                             "invited_at": now, "version": 1}])
-        s.execute(insert(t.Worker), [{"id": w, "ccus_id": f"8{w:013d}", "name": f"技能者 {w}", "employer_id": 1,
-                                      "created_at": now} for w in range(1, workers + 1)])
-        rows: list[dict[str, Any]] = []
-        for r in rules.build_records(month_taps(workers, first), rules.DayRule()):
-            rows.append({"site_id": 1, "worker_id": r.worker_id, "work_day": r.work_day,
-                         "entry_at": r.entry_at.astimezone(UTC) if r.entry_at else None,
-                         "exit_at": r.exit_at.astimezone(UTC) if r.exit_at else None,
-                         "tap_count": 2, "clock_unverified": False, "employer_id": 1, "node_id": 1, "tier": 0,
-                         "on_roster": True, "trade_major": "06", "trade_minor": "01", "position": "general",
-                         "valid": True, "reasons": [], "updated_at": now})
-        s.execute(insert(t.Attendance), rows)
-    store.dispose()
 
 
 def month_bounds(month: str) -> tuple[date, date]:
