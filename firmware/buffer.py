@@ -499,10 +499,12 @@ class BareInsert:
     def checkpoint(self) -> None:
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
-    def time(self, n: int) -> list[float]:
-        """Seconds per insert, ``n`` of them."""
+    def time(self, n: int, gap_s: float = 0.0) -> list[float]:
+        """Seconds per insert, ``n`` of them, ``gap_s`` apart (untimed)."""
         latencies: list[float] = []
         for _ in range(n):
+            if gap_s:
+                time.sleep(gap_s)
             self._n += 1
             t0 = time.perf_counter()
             self.conn.execute("BEGIN")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from typing import Any
 
 from server.domain import attendance as rules
 from server.domain import taps as tap_rules
@@ -107,6 +108,7 @@ def rebuild_many(uow: UnitOfWork, site: t.Site, keys: Iterable[tuple[int, date]]
     tree = tree or load_tree(uow, site.id)
 
     out: dict[tuple[int, date], t.Attendance | None] = {}
+    changes: list[tuple[t.Attendance, dict[str, Any]]] = []
     for key in wanted:
         worker_id, day = key
         row = rows[key]
@@ -117,16 +119,17 @@ def rebuild_many(uow: UnitOfWork, site: t.Site, keys: Iterable[tuple[int, date]]
             continue
         if worker_id not in employers:
             raise worker_not_found()
-        _fill(row, site, tree, worker_id, day, day_taps, day_corrections, entries.get(worker_id),
-              employers[worker_id], rule, now)
+        changes.append((row, _fill(site, tree, worker_id, day, day_taps, day_corrections, entries.get(worker_id),
+                                   employers[worker_id], rule, now)))
         out[key] = row
+    uow.records.save_rebuilt(changes)  # one statement for all, not one UPDATE per record
     return out
 
 
-def _fill(row: t.Attendance, site: t.Site, tree: Tree, worker_id: int, day: date, taps: list[t.Tap],
+def _fill(site: t.Site, tree: Tree, worker_id: int, day: date, taps: list[t.Tap],
           corrections: list[t.Correction], entry: t.RosterEntry | None, employer_id: int | None,
-          rule: rules.DayRule, now: datetime) -> None:
-    """One record row from its inputs, by the domain's rules."""
+          rule: rules.DayRule, now: datetime) -> dict[str, Any]:
+    """One record's columns from its inputs, by the domain's rules."""
     device = rules.build_record([_domain_tap(x) for x in taps], rule) if taps else None
     record = _apply_corrections(device, worker_id, site.id, day, corrections)
     correction = corrections[-1] if corrections else None
@@ -138,25 +141,27 @@ def _fill(row: t.Attendance, site: t.Site, tree: Tree, worker_id: int, day: date
     fields = entry_fields(entry) if entry else None
     validity = rules.validity(record, fields, (site.period_start, site.period_end), card_linked=True)
 
-    row.entry_at = utc(record.entry_at) if record.entry_at else None
-    row.exit_at = utc(record.exit_at) if record.exit_at else None
-    row.device_entry_at = utc(device.entry_at) if device and device.entry_at else None
-    row.device_exit_at = utc(device.exit_at) if device and device.exit_at else None
-    row.entry_tap_id = device.entry_seq if device else None
-    row.exit_tap_id = device.exit_seq if device else None
-    row.tap_count = len(taps)
-    row.clock_unverified = record.clock_unverified
-    row.employer_id = employer_id
-    row.node_id = node_id
-    row.tier = tree.tier(node_id) if node_id in tree.nodes else None
-    row.on_roster = entry is not None
-    row.trade_major = entry.trade_major if entry else None
-    row.trade_minor = entry.trade_minor if entry else None
-    row.position = entry.position if entry else None
-    row.valid = validity.valid
-    row.reasons = list(validity.reasons)
-    row.correction_id = correction.id if correction else None
-    row.updated_at = now
+    return {
+        "entry_at": utc(record.entry_at) if record.entry_at else None,
+        "exit_at": utc(record.exit_at) if record.exit_at else None,
+        "device_entry_at": utc(device.entry_at) if device and device.entry_at else None,
+        "device_exit_at": utc(device.exit_at) if device and device.exit_at else None,
+        "entry_tap_id": device.entry_seq if device else None,
+        "exit_tap_id": device.exit_seq if device else None,
+        "tap_count": len(taps),
+        "clock_unverified": record.clock_unverified,
+        "employer_id": employer_id,
+        "node_id": node_id,
+        "tier": tree.tier(node_id) if node_id in tree.nodes else None,
+        "on_roster": entry is not None,
+        "trade_major": entry.trade_major if entry else None,
+        "trade_minor": entry.trade_minor if entry else None,
+        "position": entry.position if entry else None,
+        "valid": validity.valid,
+        "reasons": list(validity.reasons),
+        "correction_id": correction.id if correction else None,
+        "updated_at": now,
+    }
 
 
 def _apply_corrections(device: rules.AttendanceDay | None, worker_id: int, site_id: int, day: date,

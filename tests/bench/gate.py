@@ -9,6 +9,10 @@ Measured in one run on the same disk, printed side by side:
   the same PASSIVE checkpoint outside the timed taps every CHECKPOINT_TAPS taps, as the gate's
   housekeeping thread does while no card is tapped (the first commit after one restarts the WAL and
   syncs its header: both pay that in the timed path);
+- taps are GAP_S apart (untimed, the same gap before each floor insert): no reader presents two cards
+  within 20 ms, and back to back the previous tap's gpiozero beep thread (started after the LED, one per
+  beep) is still starting up when the next card arrives and takes the GIL from the tap thread's commit;
+  that contention does not exist at a gate (`--gap 0` shows it);
 - peak memory (VmHWM) of a running `genba-gate run --simulate` after a burst of taps.
 
 No limit is asserted: the numbers are for reading, on this machine or on the Pi (run it there: the
@@ -98,9 +102,11 @@ class TapPath:
     def checkpoint(self) -> None:
         self.housekeeping.checkpoint()
 
-    def time(self, n: int) -> list[float]:
+    def time(self, n: int, gap_s: float = 0.0) -> list[float]:
         latencies: list[float] = []
         for _ in range(n):
+            if gap_s:
+                time.sleep(gap_s)
             self._i += 1
             # Alternate green (entry) and red (unknown card) so the LED pin measured is low before the tap.
             uid, pin = (self.known, self.green) if self._i % 2 == 0 else (self.unknown, self.red)
@@ -119,10 +125,12 @@ class TapPath:
 
 
 WARMUP = 50  # taps (and inserts) discarded first: the first ones grow the files and fill the caches
+GAP_S = 0.02
 ROUNDS = 10  # the subject and the floor alternate, so both see the same disk, cache and neighbours
 
 
-def alternate(subject: TapPath, floor: BareInsert, n: int, rounds: int = ROUNDS) -> tuple[list[float], list[float]]:
+def alternate(subject: TapPath, floor: BareInsert, n: int, rounds: int = ROUNDS,
+              gap_s: float = 0.0) -> tuple[list[float], list[float]]:
     subject.time(WARMUP)
     floor.time(WARMUP)
     path: list[float] = []
@@ -134,8 +142,8 @@ def alternate(subject: TapPath, floor: BareInsert, n: int, rounds: int = ROUNDS)
             subject.checkpoint()
             floor.checkpoint()
             pending = 0
-        path += subject.time(per_round)
-        bare += floor.time(per_round)
+        path += subject.time(per_round, gap_s)
+        bare += floor.time(per_round, gap_s)
         pending += per_round
     return path, bare
 
@@ -174,13 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, help="directory on the disk to measure (default: a temp dir here)")
     p.add_argument("-n", type=int, default=1000, help="taps to time")
     p.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds the taps are split in (default {ROUNDS})")
+    p.add_argument("--gap", type=float, default=GAP_S,
+                   help=f"seconds between taps, untimed (default {GAP_S}; 0: back to back)")
     p.add_argument("--no-memory", action="store_true", help="skip the running gate's peak memory")
     args = p.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="genba-bench-", dir=args.dir or Path.cwd()))
     try:
         subject, bare_insert = TapPath(base / "gate"), BareInsert(base / "floor.db")
         try:
-            path, floor = alternate(subject, bare_insert, args.n, args.rounds)
+            path, floor = alternate(subject, bare_insert, args.n, args.rounds, args.gap)
         finally:
             subject.close()
             bare_insert.close()
@@ -196,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
           f" {pct(floor, 99) * ms:8.3f}ms {statistics.fmean(floor) * ms:8.3f}ms")
     p50, p99 = pct(path, 50) / pct(floor, 50), pct(path, 99) / pct(floor, 99)
     print(f"  {'ratio tap path / floor':44} {p50:8.2f}x {p99:8.2f}x")
-    print(f"  (after {WARMUP} warm-up taps each; tap path and floor alternated in {args.rounds} rounds on warm files;")
+    print(f"  (after {WARMUP} warm-up taps each, {args.gap * 1000:g} ms apart; tap path and floor alternated in"
+          f" {args.rounds} rounds on warm files;")
     print(f"  both WAL, synchronous=FULL, wal_autocheckpoint=0, a checkpoint every {CHECKPOINT_TAPS} taps"
           " between rounds)")
     if mem is not None:

@@ -21,8 +21,8 @@ from sqlalchemy import Integer, String, Table, case, cast, func, select
 
 from server.domain.visibility import Scope
 from server.store import tables as t
+from server.store.repositories import bulk
 from server.store.repositories.base import Repository, scope_clause
-from server.store.repositories.taps import insert_many_or_skip
 
 _RECORDS: Table = t.Attendance.__table__  # type: ignore[assignment]
 
@@ -48,7 +48,11 @@ class RecordRepository(Repository):
         """Insert the records not there yet, in one statement (INSERT … ON CONFLICT DO NOTHING on
         (site, worker, work day)): on PostgreSQL it waits for another transaction inserting the same
         row, so the lock taken next is on the one row both will fill."""
-        insert_many_or_skip(self.s, _RECORDS, rows, ("site_id", "worker_id", "work_day"))
+        bulk.insert_or_skip(self.s, _RECORDS, rows, ("site_id", "worker_id", "work_day"))
+
+    def save_rebuilt(self, changes: Sequence[tuple[t.Attendance, dict[str, Any]]]) -> None:
+        """The locked records with their rebuilt values, written in one statement."""
+        bulk.update_by_id(self.s, _RECORDS, changes)
 
     def lock_of_site(self, site_id: int, worker_ids: Collection[int], days: Collection[date]) -> Sequence[t.Attendance]:
         """The site's records of these workers on these days, locked in id order (SELECT … FOR UPDATE:

@@ -2,7 +2,7 @@
 makes (who holds a card now, which cards were linked after their taps were stored).
 
 The tap path is set-based and these statements are what keeps it cheap: one query for a batch's
-stored keys, one for its cards, one executemany INSERT … ON CONFLICT DO NOTHING for its taps. Keep
+stored keys, one for its cards, one INSERT … ON CONFLICT DO NOTHING for its taps (``bulk``). Keep
 them so (no per-row queries), and keep the inserts on the Core tables (no ORM bulk machinery).
 """
 
@@ -13,37 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from server.store import tables as t
+from server.store.repositories import bulk
 from server.store.repositories.base import Repository
 
 TapKey = tuple[int, str, int]  # (device_pk, buffer_id, seq): a tap's identity, unique in the store
-
-
-def insert_many_or_skip(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],
-                        returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-    """Many rows in one executemany INSERT … ON CONFLICT DO NOTHING (SQLAlchemy sends them as
-    multi-row VALUES, "insertmanyvalues", on both backends). Returns the ``returning`` columns of
-    the rows actually inserted, in no particular order: skipped rows return nothing, so callers
-    return the key columns to tell which were new. ``rows`` must not repeat a key.
-
-    Two ingest workers receiving the same tap (a re-send, a shared-subscription redelivery) must
-    store it once without either transaction failing: on PostgreSQL a plain INSERT would abort the
-    whole batch on the unique index; ON CONFLICT lets the loser see "already there" and go on.
-    Values go in as parameters, not into the statement, so the compiled statement is cached and
-    reused for every batch (compiling it each time was a third of the ingest's CPU)."""
-    if not rows:
-        return []
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).on_conflict_do_nothing(index_elements=list(keys))
-    if returning:
-        ret = stmt.returning(*(table.c[name] for name in returning))
-        return [tuple(r) for r in session.execute(ret, list(rows)).all()]
-    session.execute(stmt, list(rows))
-    return []
 
 
 _TAPS: Table = t.Tap.__table__  # type: ignore[assignment]
@@ -62,12 +37,12 @@ class TapRepository(Repository):
     def insert_new(self, rows: Sequence[dict[str, Any]]) -> dict[TapKey, int]:
         """Store the taps not stored yet (one statement for all); (device_pk, buffer_id, seq) → new id
         of each one this call inserted. A key another transaction stored first is skipped, not an error."""
-        return {(dp, b, q): tap_id for dp, b, q, tap_id in insert_many_or_skip(
+        return {(dp, b, q): tap_id for dp, b, q, tap_id in bulk.insert_or_skip(
             self.s, _TAPS, rows, ("device_pk", "buffer_id", "seq"), returning=("device_pk", "buffer_id", "seq", "id"))}
 
     def add_conflicts(self, rows: Sequence[dict[str, Any]]) -> None:
         """Keep other versions of stored taps, once per (gate, buffer, seq, content)."""
-        insert_many_or_skip(self.s, _CONFLICTS, rows, ("device_pk", "buffer_id", "seq", "content"))
+        bulk.insert_or_skip(self.s, _CONFLICTS, rows, ("device_pk", "buffer_id", "seq", "content"))
 
     def waiting_for_clock(self, device_pk: int, boot_id: str) -> Sequence[t.Tap]:
         """The gate's taps of this boot whose time nobody has vouched for yet (taken before sync)."""
