@@ -1,16 +1,17 @@
-"""`make bench` (server): ingest throughput next to the broker's own floor, and a month's 就業履歴 at scale.
+"""`make bench` (server): ingest throughput next to the broker's own floor.
 
-Measured in one run, on this machine, printed side by side:
+Measured in one run, on this machine, the floor and the ingest on SQLite and PostgreSQL alternated in
+ROUNDS rounds (medians printed with their range), side by side:
 
 - floor: the broker's QoS 1 round trip with no database: N clients publish at once, one responder on
   a shared subscription answers each message (QoS 1) to the sender, as the server answers a tap;
 - ingest: N simulated gates publish TapEvents at once through the same kind of private Mosquitto,
   every tap a different worker on the roster (a morning rush), the real MqttIngest stores them
   (SQLite, synchronous=FULL, each worker's record built) and Acks after commit; taps/s counted
-  when every gate has its Acks;
-- a month's attendance for 100, 1,000 and 10,000 workers (22 work days, an entry and an exit each):
-  the pure build (taps → one record per worker and day) and the 元請's month view read from the
-  database (site_month).
+  from the first publish until every gate has its Acks, started once every gate has its config;
+- the same on a private PostgreSQL (tests/support/pgserver.py, fsync off as the tests run it);
+- with --month, a month's attendance for 100, 1,000 and 10,000 workers built and read here
+  (tests/bench/month.py, in `make bench`, times the month view beside its floor).
 
 No limit is asserted: the numbers are for reading. The database sits in a temp dir on this disk.
 """

@@ -3,9 +3,11 @@ translation of the visibility policy's scopes into SQL."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import ColumnElement, any_, bindparam, false, func, or_, select, true, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from server.domain.visibility import AuditScope, Scope
@@ -19,6 +21,28 @@ class Repository:
     @property
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
+
+    # Membership in a set of values. On PostgreSQL as one array parameter (``col = ANY(:values)``,
+    # ``(a, b) IN (SELECT * FROM unnest(:a, :b))``), so the statement's text is the same whatever the
+    # number of values: the tap path sends these per batch, and a text that does not change is
+    # converted once by the driver and prepared by the server after a few runs, where an IN list of
+    # hundreds of parameters was parsed and planned anew for every batch size. SQLite, in-process,
+    # gets the plain IN list.
+
+    def among(self, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+        """``column IN values``."""
+        if self.is_postgresql:
+            return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+        return column.in_(list(values))  # type: ignore[no-any-return]
+
+    def among_keys(self, columns: Sequence[Any], keys: Collection[tuple[Any, ...]]) -> ColumnElement[bool]:
+        """``(columns…) IN keys``, each key a tuple of the columns' values."""
+        if self.is_postgresql:
+            arrays = [bindparam(None, [k[i] for k in keys], type_=postgresql.ARRAY(c.type))
+                      for i, c in enumerate(columns)]
+            return tuple_(*columns).in_(select(func.unnest(*arrays).table_valued(
+                *(f"k{i}" for i in range(len(columns)))).render_derived()))
+        return tuple_(*columns).in_(list(keys))
 
 
 def scope_clause(scope: Scope, *, site: Any = None, worker: Any = None, employer: Any = None, node: Any = None,

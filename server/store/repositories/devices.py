@@ -26,7 +26,7 @@ class DeviceRepository(Repository):
     def lock_by_device_ids(self, device_ids: Collection[str]) -> Sequence[t.Device]:
         """The gates of these device IDs, locked in id order: the same order in every process, so two
         ingest workers locking overlapping sets queue rather than deadlock."""
-        return self.s.scalars(select(t.Device).where(t.Device.device_id.in_(device_ids))
+        return self.s.scalars(select(t.Device).where(self.among(t.Device.device_id, device_ids))
                               .order_by(t.Device.id).with_for_update()).all()
 
     def of_site(self, site_id: int, *, include_retired: bool = False) -> Sequence[t.Device]:

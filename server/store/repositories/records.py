@@ -59,8 +59,8 @@ class RecordRepository(Repository):
         two transactions locking overlapping sets queue rather than deadlock), and read afresh."""
         return self.s.scalars(
             select(t.Attendance)
-            .where(t.Attendance.site_id == site_id, t.Attendance.worker_id.in_(worker_ids),
-                   t.Attendance.work_day.in_(days))
+            .where(t.Attendance.site_id == site_id, self.among(t.Attendance.worker_id, worker_ids),
+                   self.among(t.Attendance.work_day, days))
             .order_by(t.Attendance.id).with_for_update().execution_options(populate_existing=True)
         ).all()
 
@@ -129,8 +129,8 @@ class RecordRepository(Repository):
         """The approved corrections of these workers and days on the site, in the order decided."""
         return self.s.scalars(
             select(t.Correction)
-            .where(t.Correction.site_id == site_id, t.Correction.worker_id.in_(worker_ids),
-                   t.Correction.work_day.in_(days), t.Correction.state == "approved")
+            .where(t.Correction.site_id == site_id, self.among(t.Correction.worker_id, worker_ids),
+                   self.among(t.Correction.work_day, days), t.Correction.state == "approved")
             .order_by(t.Correction.decided_at, t.Correction.id)
         ).all()
 

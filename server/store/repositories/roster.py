@@ -63,7 +63,8 @@ class RosterRepository(Repository):
     def entries_of_workers(self, site_id: int, worker_ids: Collection[int]) -> dict[int, t.RosterEntry]:
         """worker id → its entry on the site's roster, for the workers given (those on it)."""
         return {e.worker_id: e for e in self.s.scalars(
-            select(t.RosterEntry).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id.in_(worker_ids)))}
+            select(t.RosterEntry).where(t.RosterEntry.site_id == site_id,
+                                        self.among(t.RosterEntry.worker_id, worker_ids)))}
 
     # -- patterns (作業員名簿パターン) ----------------------------------------------------------------
     def pattern_id_by_name(self, company_id: int, name: str) -> int | None:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy import Table, func, select
 
 from server.store import tables as t
 from server.store.repositories import bulk
@@ -32,7 +32,7 @@ class TapRepository(Repository):
         if not keys:
             return {}
         return {(x.device_pk, x.buffer_id, x.seq): x for x in self.s.scalars(
-            select(t.Tap).where(tuple_(t.Tap.device_pk, t.Tap.buffer_id, t.Tap.seq).in_(list(keys))))}
+            select(t.Tap).where(self.among_keys((t.Tap.device_pk, t.Tap.buffer_id, t.Tap.seq), keys)))}
 
     def insert_new(self, rows: Sequence[dict[str, Any]]) -> dict[TapKey, int]:
         """Store the taps not stored yet (one statement for all); (device_pk, buffer_id, seq) → new id
@@ -56,7 +56,7 @@ class TapRepository(Repository):
         """The workers' taps on the site with ``start <= effective_at < end`` (UTC), in time order."""
         return self.s.scalars(
             select(t.Tap)
-            .where(t.Tap.site_id == site_id, t.Tap.worker_id.in_(worker_ids),
+            .where(t.Tap.site_id == site_id, self.among(t.Tap.worker_id, worker_ids),
                    t.Tap.effective_at >= start, t.Tap.effective_at < end)
             .order_by(t.Tap.effective_at, t.Tap.id)
         ).all()

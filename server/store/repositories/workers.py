@@ -65,7 +65,7 @@ class WorkerRepository(Repository):
         if not uids:
             return {}
         return {uid: wid for uid, wid in self.s.execute(
-            select(t.Card.uid, t.Card.worker_id).where(t.Card.uid.in_(uids), t.Card.revoked_at.is_(None)))}
+            select(t.Card.uid, t.Card.worker_id).where(self.among(t.Card.uid, uids), t.Card.revoked_at.is_(None)))}
 
     def last_revoked_card(self, uid: str) -> t.Card | None:
         """The card of this UID revoked last (a card reported lost), if any."""
@@ -85,7 +85,7 @@ class WorkerRepository(Repository):
     def employers_of(self, worker_ids: Collection[int]) -> dict[int, int | None]:
         """worker id → its employer's id, for the workers that exist."""
         return {wid: emp for wid, emp in self.s.execute(
-            select(t.Worker.id, t.Worker.employer_id).where(t.Worker.id.in_(worker_ids)))}
+            select(t.Worker.id, t.Worker.employer_id).where(self.among(t.Worker.id, worker_ids)))}
 
     def people(self, worker_ids: Collection[int]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
         """The workers of these ids and their employers (two queries, whatever the number of records)."""
