@@ -74,4 +74,6 @@ class RosterRepository(Repository):
         )
 
     def patterns_of_company(self, company_id: int | None) -> Sequence[t.RosterPattern]:
-        return self.s.scalars(select(t.RosterPattern).where(t.RosterPattern.company_id == company_id)).all()
+        """The company's saved patterns, by name (a list the user picks from reads the same each time)."""
+        return self.s.scalars(select(t.RosterPattern).where(t.RosterPattern.company_id == company_id)
+                              .order_by(t.RosterPattern.name, t.RosterPattern.id)).all()
