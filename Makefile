@@ -5,7 +5,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := postgresql mosquitto espeak-ng mtools dosfstools fdisk cloud-init
+# pcscd + libccid + vsmartcard-vpcd: the PC/SC (RC-S300) reader tests' real pcscd and virtual reader;
+# swig + libpcsclite-dev: pip builds pyscard from source (PyPI has no Linux wheels).
+APT_PACKAGES := postgresql mosquitto espeak-ng mtools dosfstools fdisk cloud-init \
+                pcscd libccid vsmartcard-vpcd swig libpcsclite-dev
 
 .PHONY: test demo lint bench system-deps venv clean
 
@@ -27,6 +30,11 @@ system-deps:
 	{ command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ]; } || missing="$$missing dosfstools"; \
 	{ command -v sfdisk >/dev/null || [ -x /usr/sbin/sfdisk ] || [ -x /sbin/sfdisk ]; } || missing="$$missing fdisk"; \
 	command -v cloud-init >/dev/null || missing="$$missing cloud-init"; \
+	{ command -v pcscd >/dev/null || [ -x /usr/sbin/pcscd ]; } || missing="$$missing pcscd"; \
+	[ -d /usr/lib/pcsc/drivers/ifd-ccid.bundle ] || missing="$$missing libccid"; \
+	[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || missing="$$missing vsmartcard-vpcd"; \
+	command -v swig >/dev/null || missing="$$missing swig"; \
+	[ -e /usr/include/PCSC/winscard.h ] || missing="$$missing libpcsclite-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing system packages:$$missing"; \

@@ -27,6 +27,25 @@ Why it is built the way it is:
   housekeeping thread checkpoints instead (``checkpoint()``, PASSIVE: it never blocks the tap), and the
   other connections keep SQLite's automatic checkpoint.
 
+Personal data (a stolen SD card, a buffer copied off for support): the buffer keeps a card UID in clear
+only while the tap still has to be sent. The UPDATE that marks a tap acknowledged replaces its UID by
+``hmac-sha256:<hex>``, an HMAC-SHA256 under the gate's ``uid_key``, which lives in the secrets file
+(firmware/keystore.py), never in the buffer; the cached DeviceConfig is stored without its roster key
+(that goes to the secrets file too). Overwritten bytes must not linger either:
+
+- ``PRAGMA secure_delete = ON`` on every connection: SQLite zeroes the space a changed or deleted row
+  leaves in its page, and pages it frees, so neither the database file nor the WAL frames written after
+  the change keep the old UID.
+- The WAL still holds the frames written *before* the change (the tap's INSERT). A checkpoint copies
+  them into the database (where the digest overwrites them) and, when every frame was copied, the WAL
+  is truncated to zero bytes without waiting for anyone (``checkpoint()``): after acks at most every
+  ``SCRUB_INTERVAL_S`` on the publisher's connection (never in the tap's COMMIT), from housekeeping, and
+  at ``close()``. So after a clean stop no UID of an acknowledged tap is in any file; after a power cut
+  the WAL can still hold the UIDs of the taps acknowledged in the last ``SCRUB_INTERVAL_S`` or so.
+- Residual risk, which only encrypting the card (and keeping its key off it) removes: truncating and
+  rewriting files frees blocks at the file-system level without erasing them, and the SD card's flash
+  translation layer keeps old copies of rewritten blocks; a forensic read of the raw card can find them.
+
 Timestamps: ``at`` is the gate's wall clock as given (ISO 8601 with its offset); the bookkeeping
 columns (created_at, last_sent_at, acked_at) are UTC ISO 8601 with a fixed width, so they compare as text.
 """
@@ -35,6 +54,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import hmac
+import json
 import logging
 import sqlite3
 import time
@@ -47,6 +69,7 @@ from typing import Any, get_args
 
 from sqlite_utils import Database
 
+from firmware import keystore
 from firmware.errors import BufferFull
 from protocol.messages import Card, Direction, Outcome, TapEvent
 
@@ -60,13 +83,17 @@ _INSERT_TAP = (
 )
 CONFIG_KEY = "device_config"
 BUFFER_ID_KEY = "buffer_id"
+ACKED_UID_PREFIX = "hmac-sha256:"  # card_uid of an acknowledged tap: this prefix and the HMAC's hex
+ROSTER_KEY_MAC = "roster_key_mac"  # in the stored config instead of the key: which key it needs
+SCRUB_INTERVAL_S = 10.0  # the publisher's connection checkpoints and truncates the WAL at most this often
 _DIRECTIONS = frozenset(get_args(Direction))
 _OUTCOMES = frozenset(get_args(Outcome))
 
 
 @dataclass(frozen=True)
 class TapRecord:
-    """One row of the buffer, as the tap path and the publisher see it."""
+    """One row of the buffer, as the tap path and the publisher see it. Once ``acked``, ``card_uid`` is
+    no longer the UID but its digest (``ACKED_UID_PREFIX`` + hex, see acked_uid_digest())."""
 
     seq: int
     card_tech: str
@@ -153,9 +180,26 @@ def _schema_v1(db: Database) -> None:
     db["meta"].insert({"key": BUFFER_ID_KEY, "value": uuid.uuid4().hex.encode()}, pk="key", ignore=True)
 
 
+def _schema_v2(db: Database) -> None:
+    """No UID of an acknowledged tap in clear, no roster key in the buffer (see the module docstring).
+    Runs through the SQL functions every Buffer connection carries (Buffer._register_functions), so the
+    keys stay in the secrets file; the Buffer then VACUUMs the file once, as rows pruned before this
+    version may still sit in free pages."""
+    db.execute(
+        "UPDATE taps SET card_uid = genba_uid_digest(card_uid), reason = genba_scrub(reason, card_uid)"
+        " WHERE acked_at IS NOT NULL AND substr(card_uid, 1, ?) != ?",
+        [len(ACKED_UID_PREFIX), ACKED_UID_PREFIX],
+    )
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [CONFIG_KEY]).fetchone()
+    if row is not None:
+        stored = db.execute("SELECT genba_config_to_store(?)", [row[0]]).fetchone()[0]
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", [stored, CONFIG_KEY])
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version). Add a function to move
 # on; only ever add nullable columns or new tables, so an older firmware can still read a newer file.
-MIGRATIONS: list[Callable[[Database], None]] = [_schema_v1]
+MIGRATIONS: list[Callable[[Database], None]] = [_schema_v1, _schema_v2]
+_PRIVATE_FROM = 2  # a buffer migrated from below this version is VACUUMed once (see _schema_v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -190,6 +234,13 @@ def _utc_text(dt: datetime) -> str:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def acked_uid_digest(uid_key: bytes, uid: str) -> str:
+    """What an acknowledged tap keeps of its card: HMAC-SHA256 of the upper-case UID under the gate's
+    uid_key. One-way without the key; with it, an operator can still tell whether a given card tapped."""
+    mac = hmac.new(uid_key, b"genbagate acked uid:" + uid.upper().encode("utf-8"), hashlib.sha256)
+    return ACKED_UID_PREFIX + mac.hexdigest()
 
 
 # --- the buffer -----------------------------------------------------------------------------------------
@@ -246,13 +297,19 @@ class Buffer:
     synchronous=FULL on every connection; seq from an AUTOINCREMENT key so it is never reused, even after
     pruning or a crash. One Buffer per thread (each opens its own connection)."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now, autocheckpoint: bool = True) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now, autocheckpoint: bool = True,
+                 secrets: keystore.SecretStore | None = None) -> None:
         """Open (creating or migrating) the buffer at ``path``. ``clock`` stamps created_at / last_sent_at /
         acked_at. ``autocheckpoint=False`` (the tap thread's connection) keeps SQLite's automatic WAL
         checkpoint out of this connection's commits; someone else must then call checkpoint().
+        ``secrets`` holds the keys (default: the store `genba-gate run` activated, see firmware/keystore.py).
         Raises BufferFull if the disk is too full even to open the file."""
         self.path = Path(path)
         self._clock = clock
+        self._secrets = secrets if secrets is not None else keystore.active(self.path)
+        self._last_scrub = time.monotonic()
+        self._scrub_pending = False
+        migrated_from = SCHEMA_VERSION
         with _disk_full_is_buffer_full():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = Database(self.path)
@@ -261,9 +318,11 @@ class Buffer:
                 self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 self._enable_wal()
                 self.db.execute("PRAGMA synchronous = FULL")
+                self.db.execute("PRAGMA secure_delete = ON")  # per connection: see the module docstring
                 if not autocheckpoint:
                     self.db.execute("PRAGMA wal_autocheckpoint = 0")
-                self._migrate()
+                self._register_functions()
+                migrated_from = self._migrate()
             except BaseException:
                 self.db.close()
                 raise
@@ -272,6 +331,63 @@ class Buffer:
         self._cards: dict[tuple[str, str], tuple[str, str]] = {}
         row = next(self._meta.rows_where("key = ?", [BUFFER_ID_KEY], limit=1), None)
         self.buffer_id: str = bytes(row["value"]).decode() if row else ""
+        if 0 < migrated_from < _PRIVATE_FROM:  # an existing file of an older firmware, not a new one
+            self._vacuum()
+
+    def _register_functions(self) -> None:
+        """The keyed steps as SQL functions of this connection, so that mark_acked() digests the UID in the
+        same UPDATE that marks the tap acknowledged, and the migrations can do the same to old files."""
+        conn = self.db.conn
+        conn.create_function("genba_uid_digest", 1, self._uid_digest, deterministic=True)
+        conn.create_function("genba_scrub", 2, self._scrub_text, deterministic=True)
+        conn.create_function("genba_config_to_store", 1, self._config_to_store)
+
+    def _uid_digest(self, uid: str | None) -> str | None:
+        if uid is None or uid.startswith(ACKED_UID_PREFIX):
+            return uid
+        return acked_uid_digest(self._secrets.uid_key, uid)
+
+    def _scrub_text(self, text: str | None, uid: str | None) -> str | None:
+        """A server's reason that quotes the card's UID keeps the digest instead."""
+        if not text or not uid or uid.startswith(ACKED_UID_PREFIX) or uid.upper() not in text.upper():
+            return text
+        start = text.upper().index(uid.upper())
+        return text[:start] + str(self._uid_digest(uid)) + text[start + len(uid):]
+
+    def _roster_key_mac(self, roster_key: str) -> str:
+        return hmac.new(self._secrets.uid_key, b"genbagate roster key:" + roster_key.encode(), hashlib.sha256
+                        ).hexdigest()[:32]
+
+    def _config_to_store(self, payload: bytes | str | None) -> bytes | None:
+        """The DeviceConfig as the buffer keeps it: its roster key moved to the secrets file, and in its
+        place a MAC saying which key the digests need (a key from another config is never paired with them).
+        Anything that is not a JSON object with a roster key is kept as it is."""
+        if payload is None:
+            return None
+        raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return raw
+        if not isinstance(data, dict) or "roster_key" not in data:
+            return raw
+        key = data.pop("roster_key")
+        if isinstance(key, str) and key:
+            self._secrets.set_roster_key(key)
+            data[ROSTER_KEY_MAC] = self._roster_key_mac(key)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def _vacuum(self) -> None:
+        """Once, after the migration to the private schema: rebuild the file so that rows deleted before
+        (pruned taps, with their UIDs) leave no free pages behind, then empty the WAL. A failure (a full
+        disk: VACUUM needs a copy's worth of space) is logged and retried at the next start."""
+        try:
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            log.info("buffer %s: rebuilt without the cleared data of older versions", self.path)
+        except sqlite3.Error as exc:
+            log.warning("buffer %s: could not rebuild it (%s); acknowledged UIDs are digested, but rows "
+                        "deleted before this version may remain in free pages", self.path, exc)
 
     def _enable_wal(self) -> None:
         """WAL is a property of the file, set once by whichever connection gets there first. SQLite does not
@@ -290,7 +406,8 @@ class Buffer:
                 raise sqlite3.OperationalError(f"{self.path}: could not switch to WAL mode")
             time.sleep(0.01)
 
-    def _migrate(self) -> None:
+    def _migrate(self) -> int:
+        """Bring the file to SCHEMA_VERSION; returns the version it had."""
         # BEGIN IMMEDIATE (sqlite-utils' atomic() uses a deferred BEGIN): two connections opening a new
         # file at once must not both read user_version 0 and then race to write.
         self.db.execute("BEGIN IMMEDIATE")
@@ -308,6 +425,7 @@ class Buffer:
         except BaseException:
             self.db.rollback()
             raise
+        return int(version)
 
     # -- the tap path --
 
@@ -370,7 +488,12 @@ class Buffer:
     # -- the publisher --
 
     def unacked(self, limit: int = 100, after_seq: int = 0) -> list[TapRecord]:
-        """Taps the server has not acknowledged, oldest (lowest seq) first."""
+        """Taps the server has not acknowledged, oldest (lowest seq) first.
+
+        The publisher polls this every second or so: that is also where a WAL scrub that mark_acked()
+        left for later (SCRUB_INTERVAL_S) is carried out, on the publisher's thread, off the tap path."""
+        if self._scrub_pending:
+            self._scrub_if_due()
         rows = self._taps.rows_where("acked_at IS NULL AND seq > ?", [after_seq], order_by="seq", limit=limit)
         return [TapRecord.from_row(r) for r in rows]
 
@@ -390,7 +513,11 @@ class Buffer:
 
     def mark_acked(self, items: Iterable[tuple[int, str, str | None]]) -> int:
         """Record the server's final word on taps: (seq, outcome, reason). Acks for seqs this buffer does not
-        hold (never had, or pruned) and repeated acks change nothing. Returns how many taps changed."""
+        hold (never had, or pruned) and repeated acks change nothing. Returns how many taps changed.
+
+        The same UPDATE replaces the card's UID by its digest (acked_uid_digest): from its commit on, the
+        tap never has to be sent again, so the buffer has no reason to keep the UID. The WAL frames that
+        still hold it are checkpointed and truncated away soon after (see the module docstring)."""
         items = list(items)
         for _, outcome, _ in items:
             if outcome not in _OUTCOMES:
@@ -404,10 +531,14 @@ class Buffer:
         with _disk_full_is_buffer_full(), self.db.atomic():
             for seq, outcome, reason in items:
                 cur = self.db.execute(
-                    "UPDATE taps SET acked_at = ?, outcome = ?, reason = ? WHERE seq = ? AND acked_at IS NULL",
+                    "UPDATE taps SET acked_at = ?, outcome = ?, reason = genba_scrub(?, card_uid),"
+                    " card_uid = genba_uid_digest(card_uid) WHERE seq = ? AND acked_at IS NULL",
                     [now, outcome, reason, seq],
                 )
                 changed += cur.rowcount
+        if changed:
+            self._scrub_pending = True
+            self._scrub_if_due()
         return changed
 
     # -- status --
@@ -439,23 +570,79 @@ class Buffer:
     # -- the last DeviceConfig, so feedback works offline after a reboot --
 
     def save_config(self, payload: bytes) -> None:
+        """Keep the server's DeviceConfig (encoded); its roster key goes to the secrets file, not here."""
+        stored = self._config_to_store(bytes(payload))
         with _disk_full_is_buffer_full():
-            self._meta.upsert({"key": CONFIG_KEY, "value": bytes(payload)}, pk="key")
+            self._meta.upsert({"key": CONFIG_KEY, "value": stored}, pk="key")
 
     def load_config(self) -> bytes | None:
+        """The last DeviceConfig as it was saved, with its roster key back from the secrets file. If that key
+        is gone or belongs to another config, the config comes back without one (the gate then judges no
+        card until the server's config arrives)."""
         for row in self._meta.rows_where("key = ?", [CONFIG_KEY], limit=1):
-            return bytes(row["value"])
+            raw = bytes(row["value"])
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                return raw
+            if not isinstance(data, dict) or ROSTER_KEY_MAC not in data:
+                return raw
+            mac = data.pop(ROSTER_KEY_MAC)
+            key = self._secrets.roster_key
+            if key and isinstance(mac, str) and hmac.compare_digest(self._roster_key_mac(key), mac):
+                data["roster_key"] = key
+            else:
+                log.warning("the cached config's roster key is not in the secrets file: cards are not judged "
+                            "until the server's config arrives")
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return None
 
     def checkpoint(self) -> int:
         """Copy the committed WAL back into the database file (PASSIVE: it waits for no one and no one waits
         for it; frames a reader still needs stay for the next time). Returns how many frames the WAL holds
-        (0 when there was nothing to do). Called off the tap path: see the module docstring."""
+        (0 when there was nothing to do). Called off the tap path: see the module docstring.
+
+        When every frame was copied, the WAL is then truncated to zero bytes if that can be done at once
+        (no busy wait: a tap being written or a reader simply makes it wait for the next time), so that the
+        frames with the UIDs of acknowledged taps do not stay in the -wal file."""
         row = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(row[1]) if row and row[1] > 0 else 0
+        frames = int(row[1]) if row and row[1] > 0 else 0
+        if frames and row[2] == row[1]:
+            self._truncate_wal(wait_ms=0)
+        self._last_scrub = time.monotonic()
+        self._scrub_pending = False
+        return frames
+
+    def _truncate_wal(self, wait_ms: int) -> bool:
+        """TRUNCATE checkpoint, waiting at most ``wait_ms`` for the other connections. True when done."""
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+            try:
+                row = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            log.debug("WAL not truncated now: %s", exc)
+            return False
+        return bool(row and row[0] == 0)
+
+    def _scrub_if_due(self) -> None:
+        if time.monotonic() - self._last_scrub < SCRUB_INTERVAL_S:
+            return
+        try:
+            self.checkpoint()
+        except sqlite3.Error as exc:  # never fails an ack: the next due scrub tries again
+            log.debug("WAL scrub failed: %s", exc)
+            self._last_scrub = time.monotonic()
 
     def close(self) -> None:
-        """Close this connection; safe to call twice."""
+        """Close this connection; safe to call twice. Before that, the WAL is copied into the database and
+        truncated (waiting up to a second for the other connections), so a gate that stops cleanly leaves
+        no acknowledged UID in its -wal file."""
+        with contextlib.suppress(sqlite3.Error):
+            if self.db.conn.in_transaction:
+                self.db.conn.rollback()
+            self._truncate_wal(wait_ms=1000)
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
 

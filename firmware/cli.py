@@ -8,13 +8,22 @@
 In simulation every output is printed as one line on stdout (`led green`, `beep short`,
 `say 入場を記録しました`, `tap 12 entry`, …; see firmware/feedback.py for the format), so scripts
 and tests can watch what a worker would see and hear.
+
+Exit statuses (systemd/genba-gate.service lists 2 and 4 in RestartPreventExitStatus=: restarting cannot
+fix either, and Restart=always would otherwise start the gate every 2 s for ever):
+
+    0  run: stopped cleanly (SIGTERM); status: the gate is running; selftest: every check passed
+    1  selftest: a check failed; status: the gate crashed (its status file says running, its process is gone)
+    2  the config is wrong (named on stderr); selftest: the gate is running (stop it first)
+    3  status: the gate is not running (stopped cleanly, or never started with this data_dir)
+    4  run: the gate's pins cannot be used (no pin library such as lgpio / RPi.GPIO, a pin busy or
+       forbidden); status: the status file cannot be read
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import signal
 import sys
@@ -26,9 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from firmware import config as config_mod
-from firmware.errors import ConfigError
+from firmware import update as update_cmd
+from firmware.errors import ConfigError, HardwareMissing
 
 log = logging.getLogger("genba.gate")
+
+EXIT_CONFIG = 2
+EXIT_NOT_RUNNING = 3
+EXIT_HARDWARE = 4
+HARDWARE_HOLD_S = 20.0  # how long `run` shows a pin failure on what still works before it exits
 
 
 def _printer() -> Any:
@@ -42,12 +57,18 @@ def _printer() -> Any:
     return emit
 
 
-def build_gate(cfg: config_mod.GateConfig, simulate: bool, reader_spec: str | None, clock_synced: str) -> Any:
-    """Wire the parts: real pins and reader on a Pi, mock pins and a stdin reader in simulation."""
+def build_gate(cfg: config_mod.GateConfig, simulate: bool, reader_spec: str | None, clock_synced: str,
+               hardware_hold_s: float = HARDWARE_HOLD_S) -> Any:
+    """Wire the parts: real pins and reader on a Pi, mock pins and a stdin reader in simulation.
+
+    Raises HardwareMissing when a pin device cannot be built, after showing the `pins` verdict for
+    `hardware_hold_s` on whatever still works (the LED, or only the voice). A reader that is not there
+    is not such a failure: the gate starts and its reader loop waits for one."""
     from firmware.clock import Clock
-    from firmware.feedback import Feedback
+    from firmware.feedback import Feedback, Verdict
     from firmware.gate import Gate
     from firmware.reader import make_reader
+    from firmware.selftest import led_only, pin_errors, show_and_hold
     from firmware.voice import Voice
 
     events = _printer() if simulate else None
@@ -60,20 +81,38 @@ def build_gate(cfg: config_mod.GateConfig, simulate: bool, reader_spec: str | No
     voice.prepare()
     from firmware.motion import in_quiet_hours
 
-    feedback = Feedback(cfg.pins, voice, events=events, pin_factory=pin_factory,
-                        quiet=lambda: in_quiet_hours(cfg.quiet_hours, datetime.now().time()))
+    feedback: Feedback | None = None
     motion = None
-    if cfg.pins.motion is not None:
-        from firmware.motion import MotionPrompt
-
-        motion = MotionPrompt(cfg.pins.motion, voice, cfg.voice, cfg.quiet_hours, pin_factory=pin_factory)
     direction = None
-    if cfg.pins.direction_button is not None:
-        from firmware.direction import DirectionSwitch
+    try:
+        feedback = Feedback(cfg.pins, voice, events=events, pin_factory=pin_factory,
+                            quiet=lambda: in_quiet_hours(cfg.quiet_hours, datetime.now().time()))
+        if cfg.pins.motion is not None:
+            from firmware.motion import MotionPrompt
 
-        direction = DirectionSwitch(cfg.pins.direction_button, cfg.pins.direction_led,
-                                    "out" if cfg.direction == "out" else "in", events, pin_factory,
-                                    state_file=Path(cfg.data_dir) / "direction")
+            motion = MotionPrompt(cfg.pins.motion, voice, cfg.voice, cfg.quiet_hours, pin_factory=pin_factory)
+        if cfg.pins.direction_button is not None:
+            from firmware.direction import DirectionSwitch
+
+            direction = DirectionSwitch(cfg.pins.direction_button, cfg.pins.direction_led,
+                                        "out" if cfg.direction == "out" else "in", events, pin_factory,
+                                        state_file=Path(cfg.data_dir) / "direction")
+        why = ""
+    except pin_errors() as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    if why:
+        for part in (direction, motion):
+            if part is not None:
+                part.close()
+        shown = feedback if feedback is not None else led_only(cfg.pins, voice, events, pin_factory)
+        try:
+            show_and_hold(shown, voice, Verdict.PINS, hardware_hold_s)
+        finally:
+            if shown is not None:
+                shown.close()
+            voice.close()
+        raise HardwareMissing(why)
+    assert feedback is not None
     synced = {"yes": True, "no": False}.get(clock_synced)
     if simulate and (reader_spec or "stdin").lower() in ("sim", "stdin"):
         from firmware.clock import SimulatedTime
@@ -106,8 +145,13 @@ def _drained(gate: Any) -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from firmware import keystore
+
     cfg = config_mod.load(args.config)
-    gate = build_gate(cfg, args.simulate, args.reader, args.clock_synced)
+    # The gate's keys (UID digests, roster key) come from its secrets file, made with a new key if missing.
+    assert cfg.secrets_file is not None
+    keystore.activate(keystore.SecretStore.open(cfg.secrets_file))
+    gate = build_gate(cfg, args.simulate, args.reader, args.clock_synced, args.hardware_hold)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -127,37 +171,81 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _age(iso: str | None) -> str:
+    """'2026-12-03T08:00:00+09:00 (12 秒前)'."""
+    if not iso:
+        return "-"
+    try:
+        seconds = time.time() - datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return iso
+    return f"{iso}（{seconds:.0f} 秒前）"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    """The running gate's own view (its status file, checked against its process), then the buffer."""
+    import shutil
+
+    from firmware.status import Liveness, idle_label, read_status, reader_label
+
+    cfg = config_mod.load(args.config, secrets=False)  # needs no credentials: any admin account may look
+    data = Path(cfg.data_dir)
+    reading = read_status(data)
+    st = reading.state
+    print(f"device_id        : {cfg.device_id}")
+    code = {Liveness.RUNNING: 0, Liveness.CRASHED: 1, Liveness.STOPPED: EXIT_NOT_RUNNING,
+            Liveness.ABSENT: EXIT_NOT_RUNNING, Liveness.UNREADABLE: EXIT_HARDWARE}[reading.liveness]
+    if reading.liveness is Liveness.RUNNING:
+        print(f"ゲート           : 動作中（PID {st.get('pid')}、{st.get('started_at')} から）")
+    elif reading.liveness is Liveness.STOPPED:
+        print(f"ゲート           : 停止しています（{st.get('stopped_at')} に正常に停止）")
+    elif reading.liveness is Liveness.CRASHED:
+        print(f"ゲート           : 動いていません（異常終了: PID {st.get('pid')} はもうありません。"
+              "systemd が再起動しないときは journalctl -u genba-gate を見てください）")
+    elif reading.liveness is Liveness.ABSENT:
+        print(f"ゲート           : 起動していません（状態ファイル {data / 'status.json'} がありません）")
+    else:
+        print(f"ゲート           : 状態がわかりません（状態ファイルを読めません: {reading.problem}）")
+    if st:
+        # A gate that is not running shows what it last saw, marked so (never 接続中).
+        when = "" if reading.liveness is Liveness.RUNNING else "（最後の状態）"
+        connected = "接続中" if st.get("connected") else "未接続"
+        if reading.liveness is not Liveness.RUNNING:
+            connected = "-（ゲートが動いていません）"
+        version = st.get("config_version")
+        shown_version = version if version is not None else "未受信（サーバーから設定が届いていません）"
+        print(f"サーバー接続     : {connected}")
+        print(f"表示中の状態     : {idle_label(st.get('idle'))}{when}")
+        print(f"カードリーダー   : {reader_label(st.get('reader'))}{when}")
+        print(f"時刻同期         : {'同期済み' if st.get('clock_synced') else '未同期'}{when}")
+        print(f"設定バージョン   : {shown_version}{when}")
+        print(f"状態の更新       : {_age(st.get('updated_at'))}")
+    try:
+        free = f"{shutil.disk_usage(data).free // 2**20} MB 空き"
+    except OSError as exc:
+        free = f"わかりません（{exc.strerror or exc}）"
+    disk_ok = st.get("disk_ok", True) if reading.liveness is Liveness.RUNNING else True
+    print(f"SDカード         : {free}{'' if disk_ok else '（ゲートは容量不足と判断しています）'}")
+    _print_buffer(data / "buffer.db")
+    return code
+
+
+def _print_buffer(buf_path: Path) -> None:
+    """The buffer is the truth about unsent taps (running or not)."""
     from firmware.buffer import Buffer
 
-    cfg = config_mod.load(args.config)
-    data = Path(cfg.data_dir)
-    buf_path = data / "buffer.db"
     if not buf_path.exists():
-        print(f"バッファがありません（まだ起動していません）: {buf_path}")
-        return 1
+        print(f"未送信のタッチ   : -（バッファがありません: {buf_path}）")
+        return
     buf = Buffer(buf_path)
     try:
         oldest = buf.oldest_unacked()
         last = buf.last_tap()
-        print(f"device_id        : {cfg.device_id}")
         print(f"未送信のタッチ   : {buf.depth()}  (buffer depth)")
         print(f"最古の未送信     : {f'seq {oldest.seq} at {oldest.at.isoformat()}' if oldest else '-'}")
         print(f"最後のタッチ     : {f'seq {last.seq} at {last.at.isoformat()}' if last else '-'}")
     finally:
         buf.close()
-    status_file = data / "status.json"
-    if status_file.exists():
-        st = json.loads(status_file.read_text(encoding="utf-8"))
-        age = time.time() - status_file.stat().st_mtime
-        print(f"サーバー接続     : {'接続中' if st.get('connected') else '未接続'}  (connected={st.get('connected')})")
-        print(f"カードリーダー   : {st.get('reader')}")
-        print(f"時刻同期         : {'同期済み' if st.get('clock_synced') else '未同期'}")
-        print(f"設定バージョン   : {st.get('config_version')}")
-        print(f"状態の更新       : {age:.0f} 秒前{'（ゲートが止まっている可能性があります）' if age > 180 else ''}")
-    else:
-        print("実行中のゲートの状態ファイルがありません（ゲートは起動していません）")
-    return 0
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -166,7 +254,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     clock = args.clock_synced or ("yes" if args.simulate else "system")
     return run_selftest(cfg, simulate=args.simulate, reader_spec=args.reader,
-                        clock_synced={"yes": True, "no": False}.get(clock), hold_s=args.hold, as_json=args.json)
+                        clock_synced={"yes": True, "no": False}.get(clock), hold_s=args.hold, as_json=args.json,
+                        card_wait_s=args.card_wait)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--simulate", action="store_true",
                         help="mock pins, card UIDs from stdin, voice and LED printed as lines")
         sp.add_argument("--reader", metavar="SPEC",
-                        help="override the reader: stdin, usb, tty:AMA0:pn532, udp:HOST:PORT")
+                        help="override the reader: stdin, pcsc, pcsc:RC-S300, auto, usb, tty:AMA0:pn532, udp:HOST:PORT")
 
     sp = sub.add_parser("run", help="run the gate")
     common(sp)
@@ -188,9 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: ask the system)")
     sp.add_argument("--exit-when-drained", action="store_true",
                     help="with --simulate: exit once stdin is closed and every tap is acknowledged")
+    sp.add_argument("--hardware-hold", type=float, default=HARDWARE_HOLD_S, metavar="SECONDS",
+                    help="when the pins cannot be used at start: how long the LED (where it works) and the "
+                    f"voice show it before the gate exits with status {EXIT_HARDWARE} (default %(default)s)")
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("status", help="buffer depth, oldest unacknowledged tap, last tap, connection, reader")
+    sp = sub.add_parser("status", help="whether the gate runs, and its live state: connection, LED state, reader, "
+                        "clock, config version, unsent taps, disk (exit 0 running, 1 crashed, 3 not running)")
     sp.add_argument("--config", required=True, metavar="FILE")
     sp.set_defaults(func=cmd_status)
 
@@ -202,7 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--hold", type=float, default=None, metavar="SECONDS",
                     help="how long the failure's LED pattern is held (default 20; with --simulate 0)")
     sp.add_argument("--json", action="store_true", help="print the results as one JSON object (first boot logs it)")
+    sp.add_argument("--card-wait", type=float, default=None, metavar="SECONDS",
+                    help="how long the reader check waits for a card to be tapped (default 10; with --simulate 1, "
+                    "a card line on stdin); no card is not a failure")
     sp.set_defaults(func=cmd_selftest)
+    update_cmd.add_parser(sub)  # genba-gate update apply | status | rollback-check | adopt
     return p
 
 
@@ -217,7 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"設定エラー: {exc}\n(fix the config file and start again)", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    except HardwareMissing as exc:
+        print(f"ハードウェアエラー: ゲートのピン（LED・ブザー・センサー）が使えません: {exc}\n"
+              "Raspberry Pi では lgpio（Pi 5）または RPi.GPIO が入っているか、ユーザーが gpio グループにいるか、"
+              "ほかのプログラムが同じピンを使っていないかを確認してください。Pi 以外で試すときは --simulate を"
+              "付けてください。\n"
+              f"(exit status {EXIT_HARDWARE}: systemd does not restart the gate for this; "
+              "after fixing it: sudo systemctl restart genba-gate)", file=sys.stderr)
+        return EXIT_HARDWARE
 
 
 if __name__ == "__main__":

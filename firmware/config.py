@@ -2,9 +2,8 @@
 
     device_id = "gate-01"
     broker_url = "mqtts://broker.example:8883"      # or mqtt://host:port
-    username = "gate-01"
-    password = "…"
     ca_file = "/etc/genbagate/ca.pem"
+    secrets_file = "/etc/genbagate/private/secrets.toml"   # default: private/secrets.toml next to this file
     data_dir = "/var/lib/genbagate"
     direction = "in"                                  # in | out | auto
     debounce_s = 5
@@ -27,10 +26,16 @@
     [quiet_hours]
     start = "20:00"
     end = "06:00"
+
+The broker's ``username`` and ``password`` live in the secrets file (0600, firmware/keystore.py) with the
+gate's keys, not here: this file is readable by the gate's group and gets copied around. A config of an
+older installation with ``username``/``password`` here still works; the gate logs a warning to move them.
+What load() returns carries the credentials from the secrets file (they win over this file's).
 """
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -39,8 +44,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from firmware import keystore
 from firmware.errors import ConfigError
 from protocol.topics import check_device_id
+
+log = logging.getLogger("genba.config")
+SECRETS_FILE = Path("private") / "secrets.toml"  # relative to the config file's folder
 
 
 class Strict(BaseModel):
@@ -104,10 +113,13 @@ class GateConfig(Strict):
     username: str | None = None
     password: str | None = None
     ca_file: Path | None = None
+    secrets_file: Path | None = None  # None: SECRETS_FILE next to the config file (load() fills it in)
     data_dir: Path = Path("/var/lib/genbagate")
     direction: Literal["in", "out", "auto"] = "auto"
     debounce_s: float = Field(5, ge=0, le=3600)
-    reader: str = "usb"  # nfcpy device path: usb, usb:054c:06c3, tty:AMA0:pn532, udp:host:port
+    # pcsc (RC-S300 via pcscd), pcsc:NAME, auto (PC/SC if present, else usb), or an nfcpy path:
+    # usb, usb:054c:06c3, tty:AMA0:pn532, udp:host:port
+    reader: str = "usb"
     retention_days: int = Field(30, ge=1, le=3650)
     ack_timeout_s: float = Field(10, gt=0, le=600)
     # The send window: unacknowledged taps in flight at once. Hundreds, so a backlog of thousands
@@ -144,7 +156,10 @@ class GateConfig(Strict):
         return u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883), tls
 
 
-def load(path: str | Path) -> GateConfig:
+def load(path: str | Path, *, secrets: bool = True) -> GateConfig:
+    """The checked config at ``path``, with ``secrets_file`` resolved and, unless ``secrets`` is False (for
+    commands that need no credentials and may run as an account that cannot read them), the broker
+    credentials from that file. Raises ConfigError naming the key or file at fault."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -153,7 +168,25 @@ def load(path: str | Path) -> GateConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     try:
-        return GateConfig.model_validate(data)
+        cfg = GateConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{p}: {problems}") from None
+    secrets_file = p.parent / (cfg.secrets_file or SECRETS_FILE)  # an absolute secrets_file stays as it is
+    cfg = cfg.model_copy(update={"secrets_file": secrets_file})
+    return with_credentials(cfg, p) if secrets else cfg
+
+
+def with_credentials(cfg: GateConfig, config_path: Path) -> GateConfig:
+    """``cfg`` with the broker credentials of its secrets file. Credentials still in the TOML (an older
+    installation) keep working where the secrets file has none, with a warning saying where they go."""
+    assert cfg.secrets_file is not None
+    values = keystore.read_secrets(cfg.secrets_file)
+    in_toml = [k for k in ("username", "password") if getattr(cfg, k)]
+    if in_toml:
+        moved = all(values.get(k) for k in in_toml)
+        log.warning("%s holds %s: %s. Move them to %s (0600, owned by the gate's account) and remove them "
+                    "from %s", config_path, " and ".join(in_toml),
+                    "the secrets file's are used" if moved else "used for now", cfg.secrets_file, config_path)
+    update = {k: values[k] for k in ("username", "password") if values.get(k)}
+    return cfg.model_copy(update=update) if update else cfg

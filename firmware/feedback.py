@@ -12,9 +12,17 @@ Feedback table (this is the README's):
 | `incomplete` | on the roster without 職種・立場 ¹ | amber | – | (as `not_on_roster`) |
 | `unreadable_card` | random-ID card ² | red | – | このカードは使えません。CCUSカードをタッチしてください |
 | `tap_not_saved` | disk full, not saved | red, fast blink | long | 記録できませんでした。現場事務所に連絡してください |
+| `recorded_unconfigured` | saved, not judged: no config ⁴ | green/amber ×3 | short | 記録しました… ⁴ |
+| `recorded_unregistered` | saved, not judged: unknown gate ⁴ | green/amber ×3 | short | 記録しました… ⁴ |
 
 ¹ the tap is still recorded and sent. ² an ISO 14443 card with a random UID (Type B PUPI, Type A 0x08…):
-it cannot identify a worker, so nothing is recorded.
+it cannot identify a worker, so nothing is recorded. ⁴ recorded, not judged: the gate has no config from
+the server yet (`recorded_unconfigured`), or the server answered its taps `held` because it does not know
+the gate or the gate is on no site (`recorded_unregistered`). The tap is saved and sent; the server keeps
+it and makes it a record as soon as the 元請 registers the gate on its site, so the worker is told it was
+recorded, and the installer hears that the gate still needs the server's side. green/amber ×3: the two
+alternate 0.3 s each, three times. The sentences in full: 記録しました。ゲートの設定を待っています /
+記録しました。このゲートは未登録です.
 
 Between taps the LED shows the most important idle state (precedence top to bottom):
 
@@ -24,9 +32,14 @@ Between taps the LED shows the most important idle state (precedence top to bott
 | `disk_full` | SD card full | red, steady | – |
 | `clock_unsynced` | clock not synchronised (taps flagged) | amber and red alternating | – |
 | `offline` | broker unreachable, taps buffered | amber, slow blink | – |
+| `unregistered` | server holds the taps: gate not registered or on no site | amber/green alternating ⁵ | ⁶ |
+| `unconfigured` | no config from the server yet: cards not judged | amber, fast blink | ⁶ |
 | `ready` | ready for a card | off | – |
 
-³ at once, then every 60 s while the reader is missing.
+³ at once, then every 60 s while the reader is missing. ⁵ 0.25 s each. ⁶ said once when the state begins (at
+start, or when the server's answer shows it), and again in the tap's own sentence on every tap:
+`unregistered` このゲートはサーバーに登録されていません。元請に登録を依頼してください; `unconfigured`
+このゲートはまだ設定されていません。タッチは記録されます.
 
 Timings: a tap's steady colour holds 1.5 s (green) or 2 s (red, amber); brief = 0.3 s; double blink =
 0.3 on, 0.2 off, twice; fast blink = 0.15 on, 0.15 off (3 s after a failed save, for ever when idle); slow
@@ -55,11 +68,16 @@ fix-first order; red is a part of the gate itself, amber its connection to the s
 | `clock` | amber ×5 | long | 時刻が同期していません。インターネット接続を確認してください | not NTP-synced |
 | `disk` | red ×6 | long | SDカードに書き込めません。SDカードを交換してください | ⁴ |
 | `sound` | red ×7 | long | – (LED and beep only: the speaker is what failed) | ⁵ |
+| `pins` | red ×8 | long | ゲートの部品が使えません。配線と設定を確認してください | ⁶ |
 
 ¹ the broker's host does not resolve, or no TCP connection to host:port. ² the broker's certificate is not
 trusted by ca_file (or names another host), mqtts:// to a plain port, or mqtt:// to a TLS port. ³ the broker
 answered the login with a refusal: bad username or password, not authorised. ⁴ data_dir cannot be written,
-or has under 50 MB free. ⁵ no sound device, or the player (aplay) failed on the test phrase.
+or has under 50 MB free. ⁵ no sound device, no player (aplay not installed), or the player failed on the test
+phrase. ⁶ the pin library does not load (not a Pi, no lgpio / RPi.GPIO) or a pin of the LED, buzzer, motion
+sensor or direction button cannot be used (busy, no permission): shown by whatever still works (the LED
+alone, or only the sentence). `genba-gate run` shows the same at start and exits with status 4, which
+systemd/genba-gate.service does not restart.
 
 `tls` comes before `broker` because the TLS handshake comes before the login: when TLS is wrong the
 login cannot be tried, so the two never fail together. No blink code looks like a tap's or an idle
@@ -129,6 +147,8 @@ class Signal(StrEnum):
     INCOMPLETE = "incomplete"  # on the roster without 職種/立場: shown like not_on_roster
     UNREADABLE_CARD = "unreadable_card"  # random-ID card
     TAP_NOT_SAVED = "tap_not_saved"  # disk full
+    RECORDED_UNCONFIGURED = "recorded_unconfigured"  # saved, not judged: no config from the server yet
+    RECORDED_UNREGISTERED = "recorded_unregistered"  # saved, not judged: the server does not know the gate
 
 
 class Idle(StrEnum):
@@ -139,9 +159,15 @@ class Idle(StrEnum):
     READER_FAILED = "reader_failed"
     CLOCK_UNSYNCED = "clock_unsynced"
     DISK_FULL = "disk_full"
+    UNREGISTERED = "unregistered"  # the server holds this gate's taps: not registered, or on no site
+    UNCONFIGURED = "unconfigured"  # no config from the server yet: cards are recorded, not judged
 
 
-IDLE_PRECEDENCE = (Idle.READER_FAILED, Idle.DISK_FULL, Idle.CLOCK_UNSYNCED, Idle.OFFLINE, Idle.READY)
+# OFFLINE before the two server-side states: while the broker is unreachable, that is the cause to fix.
+IDLE_PRECEDENCE = (Idle.READER_FAILED, Idle.DISK_FULL, Idle.CLOCK_UNSYNCED, Idle.OFFLINE, Idle.UNREGISTERED,
+                   Idle.UNCONFIGURED, Idle.READY)
+# Idle states that say their sentence once when they begin to show (the voice phrase key).
+IDLE_PHRASES: dict[Idle, str] = {Idle.UNREGISTERED: "unregistered", Idle.UNCONFIGURED: "unconfigured"}
 
 
 class Verdict(StrEnum):
@@ -155,11 +181,13 @@ class Verdict(StrEnum):
     CLOCK = "selftest_clock"
     DISK = "selftest_disk"
     SOUND = "selftest_sound"
+    PINS = "selftest_pins"  # LED, buzzer or sensor pins unusable (also `genba-gate run` at start, exit status 4)
 
 
 #: Failures in the order an installer fixes them; the first one found is the one shown.
 VERDICT_ORDER = (
-    Verdict.READER, Verdict.NETWORK, Verdict.TLS, Verdict.BROKER, Verdict.CLOCK, Verdict.DISK, Verdict.SOUND
+    Verdict.READER, Verdict.NETWORK, Verdict.TLS, Verdict.BROKER, Verdict.CLOCK, Verdict.DISK, Verdict.SOUND,
+    Verdict.PINS,
 )
 
 SLOW = (1.0, 1.0)
@@ -217,6 +245,8 @@ BEEPS: dict[str, tuple[float, float, int]] = {  # name → (on_s, off_s, n)
 }
 
 _ROSTER = Response(Pattern("amber", on_s=2.0), None, "not_on_roster")
+# Saved but not judged: green (it is recorded) alternating with amber (something is left to do).
+_UNJUDGED = Pattern("green", "alternate", 0.3, 0.3, 3, off_colour="amber")
 
 RESPONSES: dict[Signal, Response] = {
     Signal.ENTRY: Response(Pattern("green", on_s=1.5), "short", "entry"),
@@ -227,6 +257,8 @@ RESPONSES: dict[Signal, Response] = {
     Signal.INCOMPLETE: Response(_ROSTER.led, None, "incomplete"),
     Signal.UNREADABLE_CARD: Response(Pattern("red", on_s=2.0), None, "unreadable_card"),
     Signal.TAP_NOT_SAVED: Response(Pattern("red", "blink-fast", *FAST, 10), "long", "tap_not_saved"),
+    Signal.RECORDED_UNCONFIGURED: Response(_UNJUDGED, "short", "recorded_unconfigured"),
+    Signal.RECORDED_UNREGISTERED: Response(_UNJUDGED, "short", "recorded_unregistered"),
 }
 
 IDLE_PATTERNS: dict[Idle, Pattern] = {
@@ -234,6 +266,8 @@ IDLE_PATTERNS: dict[Idle, Pattern] = {
     Idle.DISK_FULL: Pattern("red"),
     Idle.CLOCK_UNSYNCED: Pattern("amber", "alternate", 0.5, 0.5, off_colour="red"),
     Idle.OFFLINE: Pattern("amber", "blink-slow", *SLOW),
+    Idle.UNREGISTERED: Pattern("amber", "alternate", 0.25, 0.25, off_colour="green"),
+    Idle.UNCONFIGURED: Pattern("amber", "blink-fast", *FAST),
     Idle.READY: Pattern("off"),
 }
 
@@ -257,6 +291,7 @@ VERDICTS: dict[Verdict, Response] = {
     Verdict.CLOCK: _code("amber", 5, Verdict.CLOCK),
     Verdict.DISK: _code("red", 6, Verdict.DISK),
     Verdict.SOUND: _code("red", 7, Verdict.SOUND),
+    Verdict.PINS: _code("red", 8, Verdict.PINS),
 }
 
 _CHANNELS = {  # colour → (channel 1, channel 2, channel 3) of the RGBLED device
@@ -351,6 +386,8 @@ class Feedback:
                     self._apply(IDLE_PATTERNS[top])
                 self._emit_led(IDLE_PATTERNS[top])
             self._set_reminder(Idle.READER_FAILED in self._idle)
+        if changed and top in IDLE_PHRASES:
+            self._voice.say(IDLE_PHRASES[top])
 
     @property
     def idle(self) -> Idle:

@@ -23,11 +23,11 @@ COMMIT, before the LED); housekeeping does it while no card is being tapped (see
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -41,12 +41,14 @@ from firmware.config import GateConfig
 from firmware.errors import BufferFull
 from firmware.feedback import Feedback, Idle, Signal
 from firmware.reader.base import CardRead, Reader, ReaderLoop, ReaderState
+from firmware.rollback import HealthConfirmer, gate_version
+from firmware.status import STATUS_FILE, StatusFile, gate_state
+from firmware.update import apply_offer_in_background
 from protocol.errors import ProtocolError
-from protocol.messages import Command, DeviceConfig, DeviceStatus, card_digest, decode, encode
+from protocol.messages import AckItem, Command, DeviceConfig, DeviceStatus, card_digest, decode, encode
 
 log = logging.getLogger("genba.gate")
 
-FIRMWARE_VERSION = "0.1.0"
 RESERVE_BYTES = 4 * 1024 * 1024  # freed when the SD card fills up, so acks and pruning can still commit
 RESERVE_REFILL_FREE = 64 * 1024 * 1024  # put the reserve back once this much is free again
 COMMAND_MAX_AGE = timedelta(minutes=10)
@@ -60,6 +62,10 @@ CHECKPOINT_TAPS = 300
 CHECKPOINT_IDLE_S = 1.0
 CHECKPOINT_MAX_TAPS = 1000
 DIGEST_CACHE_MAX = 10_000  # card digests remembered for the roster lookup (more than any site's cards)
+
+# Signals that told the worker the tap was recorded: the same card again within the debounce window
+# hears 「記録済みです」 (a refused card is told again why).
+_RECORDED = frozenset({Signal.ENTRY, Signal.EXIT, Signal.RECORDED_UNCONFIGURED, Signal.RECORDED_UNREGISTERED})
 
 
 @dataclass
@@ -120,7 +126,13 @@ class Gate:
         self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._config: DeviceConfig | None = None
+        self.version = gate_version()  # the installed version it runs from (signed updates), else the package's
+        self._update_health = HealthConfirmer()
+        # The server answered our taps `held`: it does not know this gate, or the gate is on no site.
+        # Until a config with a site arrives (or a tap is recorded), taps are saved but not judged.
+        self._unregistered = False
         self._disk_full = False
+        self.status_file = StatusFile(Path(cfg.data_dir) / STATUS_FILE)  # `genba-gate status` (firmware/status.py)
         self.reader_loop = ReaderLoop(reader, self.on_card, self._on_reader_state)
         from firmware.publisher import Publisher
 
@@ -132,6 +144,7 @@ class Gate:
             on_command=lambda c: self._control.put(("cmd", c)),
             on_connection=self._on_connection,
             status=self.status,
+            on_acks=self._on_acks,
         )
         self._housekeeping = threading.Thread(target=self._housekeep, name="housekeeping", daemon=True)
 
@@ -153,6 +166,7 @@ class Gate:
                 log.warning("cached config unusable (%s); waiting for the server's", exc.code)
         self.clock.start()
         self._update_idle()
+        self.status_file.update(gate_state(self))
         self.publisher.start()
         self.reader_loop.start()
         if self.notify is not None:
@@ -168,6 +182,7 @@ class Gate:
         self.publisher.stop()
         if self.motion is not None:
             self.motion.close()
+        self.status_file.stopped(gate_state(self))
         self.feedback.close()
         if self.voice is not None:
             self.voice.close()
@@ -184,7 +199,13 @@ class Gate:
 
     def _decide(self, card: CardRead, direction: str, today: str | None) -> Signal:
         cfg = self._config
-        if cfg is not None and cfg.roster_key:
+        # No roster to judge by: the tap is saved and sent (the server holds it until the gate is
+        # placed), so the worker hears it was recorded, never a refusal the gate cannot know is true.
+        if self._unregistered or (cfg is not None and cfg.site is None):
+            return Signal.RECORDED_UNREGISTERED
+        if cfg is None:
+            return Signal.RECORDED_UNCONFIGURED
+        if cfg.roster_key:
             status = cfg.roster.get(self._digest(cfg.roster_key, card.uid))
             if status is None:
                 return Signal.UNKNOWN_CARD
@@ -232,7 +253,7 @@ class Gate:
         if last is not None and now_mono - last < self.cfg.debounce_s:
             # 「記録済み」 in green only for a tap that was good; a refused card is told again why.
             previous = self._last_signal.get(card.uid, Signal.ENTRY)
-            self.feedback.show(Signal.DUPLICATE if previous in (Signal.ENTRY, Signal.EXIT) else previous)
+            self.feedback.show(Signal.DUPLICATE if previous in _RECORDED else previous)
             return
         stamp = self.clock.stamp()
         direction = self.direction
@@ -247,7 +268,7 @@ class Gate:
                 boot_id=stamp.boot_id, mono_ms=stamp.mono_ms, shown=signal.value,
             )
         except BufferFull:
-            log.error("buffer full: tap of %s not saved", card.uid)
+            log.error("buffer full: a tap was not saved")  # no UID: the journal is on the SD card
             self._disk_full = True
             self._release_reserve()
             self.feedback.show(Signal.TAP_NOT_SAVED)
@@ -288,6 +309,7 @@ class Gate:
     def _update_idle(self) -> None:
         with self._idle_lock:  # four threads call this: compute and apply as one step
             self.feedback.set_idle(self._idle_states())
+        self._control.put(("changed", None))  # the housekeeping thread writes the status file at once
 
     def _idle_states(self) -> set[Idle]:
         states = {Idle.READY}
@@ -299,7 +321,29 @@ class Gate:
             states.add(Idle.CLOCK_UNSYNCED)
         if not self.stats.connected:
             states.add(Idle.OFFLINE)
+        if self._unregistered or (self._config is not None and self._config.site is None):
+            states.add(Idle.UNREGISTERED)
+        elif self._config is None:
+            states.add(Idle.UNCONFIGURED)
         return states
+
+    def _on_acks(self, acks: list[AckItem]) -> None:
+        """From the publisher's sender thread: a `held` answer says the server cannot place this gate;
+        a `recorded` one that it can (a config with its site follows)."""
+        held = any(a.outcome == "held" for a in acks)
+        recorded = any(a.outcome == "recorded" for a in acks)
+        with self._idle_lock:
+            cfg = self._config
+            # A late `held` for a tap sent before the gate was registered must not undo the config
+            # with a site that arrived since (the housekeeping thread applies configs).
+            placed = cfg is not None and cfg.site is not None
+            unregistered = held and not recorded and not placed
+            changed = (held or recorded) and unregistered != self._unregistered
+            if changed:
+                self._unregistered = unregistered
+        if changed:
+            log.warning("the server %s this gate", "does not know or place" if unregistered else "now places")
+            self._update_idle()
 
     def status(self) -> DeviceStatus:
         """Called from the publisher's thread: built from memory only."""
@@ -308,7 +352,7 @@ class Gate:
             device_id=self.cfg.device_id,
             state="online",
             at=stamp.at,
-            firmware=FIRMWARE_VERSION,
+            firmware=self.version,
             uptime_s=int(time.monotonic() - self.started),
             buffer_depth=self.stats.depth,
             oldest_unacked_seq=self.stats.oldest_unacked_seq,
@@ -362,8 +406,8 @@ class Gate:
                         kind = "status"
                     if kind == "status" or now - last_status > 60:
                         self.publisher.publish_status()
-                        self._write_status_file()
                         last_status = now
+                    self.status_file.update(gate_state(self))  # written only when something changed
                     self._checkpoint_if_due(buf, now)
                     if now - last_prune > 3600:
                         self._ensure_reserve()
@@ -375,6 +419,17 @@ class Gate:
                 except Exception:  # housekeeping must go on: log and continue
                     log.exception("housekeeping step failed")
                 self._watchdog()
+                # A pending update is confirmed once this version runs connected with a live tap path
+                # (firmware/rollback.py rolls it back if that never happens by its deadline).
+                self._update_health.tick(self.stats.connected and self._tap_started is None
+                                         and getattr(self.publisher, "alive", True))
+                if not self._stop.is_set() and self._update_health.superseded():
+                    # The rollback check switched `current` back to the previous version (it runs
+                    # as this account, not root): stop cleanly; systemd starts the version it names.
+                    log.error("this version (%s) was rolled back: stopping so the previous one starts",
+                              self.version)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    self._stop.wait(5.0)  # the handler stops the gate; do not send it again meanwhile
         finally:
             buf.close()
 
@@ -435,9 +490,13 @@ class Gate:
         if cfg.device_id != self.cfg.device_id:
             log.warning("ignored a config for %s", cfg.device_id)
             return
-        self._config = cfg
+        with self._idle_lock:  # _on_acks (publisher thread) reads it with _unregistered
+            self._config = cfg
+            if cfg.site is not None:
+                self._unregistered = False  # registered and placed: cards are judged by the roster again
         buf.save_config(encode(cfg))
         log.info("config version %s: %d cards on the roster", cfg.version, len(cfg.roster))
+        self._update_idle()
 
     def _command(self, cmd: Command) -> None:
         if cmd.issued_at is not None and datetime.now(UTC) - cmd.issued_at > COMMAND_MAX_AGE:
@@ -452,11 +511,7 @@ class Gate:
             self.feedback.selftest()
         elif cmd.name == "resync":
             self.publisher.resync()
-
-    def _write_status_file(self) -> None:
-        """For `genba-gate status`: the running gate's view, replaced atomically."""
-        path = Path(self.cfg.data_dir) / "status.json"
-        tmp = path.with_suffix(".tmp")
-        body = self.status().model_dump(mode="json") | {"connected": self.stats.connected}
-        tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        elif cmd.name == "update" and cmd.update is not None:
+            # Signature checked before anything is downloaded; download and install in the background
+            # (the tap path never waits); the gate restarts into the new version when it is in place.
+            apply_offer_in_background(cmd.update)

@@ -48,7 +48,7 @@ from paho.mqtt.properties import Properties
 from firmware.buffer import Buffer, TapRecord
 from firmware.config import GateConfig
 from protocol.errors import ProtocolError
-from protocol.messages import Ack, Command, DeviceConfig, DeviceStatus, decode, encode
+from protocol.messages import Ack, AckItem, Command, DeviceConfig, DeviceStatus, decode, encode
 from protocol.topics import KINDS, Kind, topic
 
 log = logging.getLogger("genba.publisher")
@@ -97,6 +97,7 @@ class Publisher:
         on_command: Callable[[Command], None],
         on_connection: Callable[[bool], None],
         status: Callable[[], DeviceStatus],
+        on_acks: Callable[[list[AckItem]], None] | None = None,
         reconnect_delay_s: tuple[float, float] | None = None,  # None: jittered_reconnect_delay()
         keepalive_s: int = KEEPALIVE_S,
     ) -> None:
@@ -106,6 +107,7 @@ class Publisher:
         self._on_command = on_command
         self._on_connection = on_connection
         self._status_fn = status
+        self._on_acks = on_acks
         self._reconnect_delay = reconnect_delay_s
         self._keepalive = keepalive_s
         self._topics: dict[Kind, str] = {kind: topic(cfg.device_id, kind) for kind in KINDS}
@@ -445,6 +447,13 @@ class Publisher:
             self._sent_at.pop(a.seq, None)
             if a.outcome in ("rejected", "conflict"):
                 log.warning("the server answered seq %d %s: %s", a.seq, a.outcome, a.reason)
+            elif a.outcome == "held":
+                log.warning("the server holds seq %d until this gate is placed: %s", a.seq, a.reason)
+        if self._on_acks is not None:
+            try:
+                self._on_acks(list(ack.acks))  # the gate learns from them whether the server knows it
+            except Exception:
+                log.exception("on_acks failed")
         if changed:
             self._resend_after = self.cfg.ack_timeout_s  # the server is answering: back to the short timeout
         log.debug("ack for %d taps, %d new", len(ack.acks), changed)

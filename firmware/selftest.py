@@ -9,16 +9,22 @@ patterns and sentences are the table in firmware/feedback.py (and the README). E
 every check passed.
 
     line            verdict   checked how (the lines come in this order)
-    LED and buzzer  –         each lamp in turn and a double beep (watch and listen; fails only on GPIO errors)
-    card reader     reader    make_reader(spec) opens the device and closes it again
+    LED and buzzer  pins      each lamp in turn and a double beep (watch and listen; fails on GPIO errors: no pin
+                              library, a pin busy or forbidden)
+    card reader     reader    make_reader(spec) opens the device, then waits up to --card-wait seconds (10 on a
+                              gate) for a card: read → its technology and the last digits of its ID; no card
+                              presented → still OK (the reader opened; the line says no card was tried); the
+                              reader failing while it reads → NG
     broker network  network   the broker's host resolves, and a TCP connection to host:port opens
     broker TLS      tls       mqtts://: a TLS handshake verifying the broker against ca_file (and its name);
                               mqtt://: if the login gets no MQTT answer, whether the port speaks TLS
     broker login    broker    an MQTT 5 CONNECT with the gate's username and password (and TLS) is accepted
     clock           clock     NTP-synchronised (firmware/clock.py: timesyncd's flag or timedatectl)
     disk            disk      a file in data_dir is written, fsynced and removed; at least 50 MB free
-    voice           sound     the test phrase renders, a sound device exists (/proc/asound/cards) and the
-                              player ([voice] player, aplay) exits 0 on it
+    voice           sound     the test phrase renders, a sound device exists (/proc/asound/cards; not looked
+                              at in simulation) and the player ([voice] player, aplay) plays it and exits 0 — in
+                              simulation too: a player that is not installed or has no device is NG, never OK.
+                              With [voice] enabled = false the line is `--` (not checked), not OK.
 
 The lamp cycle runs while the checks do; the verdict follows it and is held for `hold_s` (20 s for a
 failure, 3 s for success on a gate). The disk comes before the sound in the order because the voice
@@ -31,13 +37,17 @@ run the selftest with the gate stopped (it refuses, exit code 2, while genba-gat
 service holds the reader and the GPIO pins, and would make the reader look missing).
 
 Simulation (``--simulate``): mock pins whose outputs are printed as lines (as ``run --simulate``), the
-simulated reader, the clock counted as synchronised unless ``--clock-synced no`` (or ``system``), the
-voice rendered to WAV but not played unless ``[voice] player`` names another command than aplay (a test
-sets it to one that fails), and the verdict printed, not held, unless ``--hold`` is given.
+simulated reader (a card is a line on stdin, as for ``run --simulate``; 1 s by default), the clock
+counted as synchronised unless ``--clock-synced no`` (or ``system``), and the verdict printed, not held,
+unless ``--hold`` is given. The sound is checked for real even there: the player named by ``[voice]
+player`` plays the test phrase (on a machine without a speaker, name a player that can: ``aplay -D
+null`` plays to ALSA's null device), because a check that passes without playing anything is how a
+mute gate passed.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shlex
@@ -54,17 +64,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from firmware.config import GateConfig
+from firmware.config import GateConfig, Pins
 from firmware.feedback import VERDICT_ORDER, VERDICTS, Verdict
 
 if TYPE_CHECKING:
     from gpiozero import Factory
 
+    from firmware.feedback import EventSink, Feedback
+    from firmware.reader.base import Reader
     from firmware.voice import Voice
 
 FAILURE_HOLD_S = 20.0  # long enough to count a red ×7 code three times over
 SUCCESS_HOLD_S = 3.0
 NETWORK_TIMEOUT_S = 5.0
+CARD_WAIT_S = 10.0  # how long the reader check waits for a card on a gate
+SIM_CARD_WAIT_S = 1.0  # in simulation: a card line already on stdin is read at once
+READ_STEP_S = 0.5  # one Reader.read() call; the wait is made of these
 MIN_FREE_BYTES = 50 * 1024 * 1024
 DEFAULT_PLAYER = "aplay"
 SOUND_CARDS = Path("/proc/asound/cards")
@@ -272,9 +287,13 @@ def _wav_seconds(path: Path) -> float:
         return 0.0
 
 
+class NotChecked(Exception):
+    """A check that was deliberately not done (a `--` line, neither OK nor NG)."""
+
+
 def _sound(cfg: GateConfig, voice: Voice, simulate: bool) -> str:
     if not cfg.voice.enabled:
-        return "voice off ([voice] enabled = false): LED and buzzer only"
+        raise NotChecked("not checked: the voice is off ([voice] enabled = false), LED and buzzer only")
     voice.prepare()
     if not voice.wait_rendered(60):
         raise Failed("speech did not render within 60 s")
@@ -282,8 +301,8 @@ def _sound(cfg: GateConfig, voice: Voice, simulate: bool) -> str:
     if not clip.exists():
         raise Failed("the test phrase did not render (is espeak-ng installed? see the log)")
     argv = _player_argv(cfg.voice.player)
-    if simulate and cfg.voice.player.strip() == DEFAULT_PLAYER:
-        return f"rendered with {voice.renderer}: {clip.name} (simulation: not played)"
+    if shutil.which(argv[0]) is None:
+        raise Failed(f"no player {argv[0]!r} (install alsa-utils for aplay)")
     if not simulate:
         cards = SOUND_CARDS.read_text(errors="replace") if SOUND_CARDS.exists() else ""
         if not cards.strip() or "no soundcards" in cards:
@@ -300,14 +319,74 @@ def _sound(cfg: GateConfig, voice: Voice, simulate: bool) -> str:
     return f"played スピーカーのテストです with {argv[0]} ({voice.renderer})"
 
 
+def _masked(uid: str) -> str:
+    """The last four hex digits: enough to tell two test cards apart, not a card number in a log."""
+    return f"ID …{uid[-4:]}"
+
+
+def _card(reader: Reader, spec: str, wait_s: float, out: Callable[[str], None]) -> str:
+    """The reader check: open (ReaderError → NG), then wait for one card; no card in time is still OK."""
+    with reader:
+        opened = f"opened {spec}"
+        if wait_s <= 0:
+            return f"{opened}; no card tried (--card-wait 0)"
+        out(f"card reader: カードをタッチしてください（{wait_s:.0f} 秒待ちます）")
+        deadline = time.monotonic() + wait_s
+        card = None
+        while card is None and (left := deadline - time.monotonic()) > 0:
+            try:
+                card = reader.read(min(READ_STEP_S, left))
+            except Exception as exc:  # ReaderError, or anything a driver raises: the reader is not usable
+                raise Failed(f"{opened}, but reading failed: {exc}") from None
+        if card is None:
+            return f"{opened}; no card presented within {wait_s:.0f} s (the reader works; reading a card not tried)"
+        if card.random_id:
+            return (f"{opened}; read a card ({card.tech}) whose ID is random: the reader works, but this card "
+                    "cannot identify a worker (use a CCUS card)")
+        return f"{opened}; read a card ({card.tech}, {_masked(card.uid)})"
+
+
 def _run(name: str, verdict: Verdict | None, fn: Callable[[], str]) -> Result:
     try:
         return Result(name, "OK", fn())
+    except NotChecked as exc:
+        return Result(name, "--", str(exc))
     except Failed as exc:
         shown = exc.verdict or verdict
         return Result(name, "NG", str(exc), _verdict_name(shown) if shown else None)
     except Exception as exc:  # every failure is a result line, never a traceback
         return Result(name, "NG", f"{type(exc).__name__}: {exc}", _verdict_name(verdict) if verdict else None)
+
+
+def pin_errors() -> tuple[type[BaseException], ...]:
+    """What building gpiozero devices raises when the pins cannot be used: no pin library (BadPinFactory),
+    a pin busy or invalid (GPIOZeroError), a device node forbidden (OSError; RPi.GPIO's RuntimeError)."""
+    from gpiozero.exc import GPIOZeroError
+
+    return (GPIOZeroError, OSError, RuntimeError)
+
+
+def led_only(pins: Pins, voice: Voice, events: EventSink | None, pin_factory: Factory | None) -> Feedback | None:
+    """After Feedback on all of `pins` failed: the LED alone, so that a pin failure can still be shown
+    where the LED's pins work; None when they do not either."""
+    from firmware.feedback import Feedback
+
+    gc.collect()  # the half-built Feedback's devices hold their pins until they are collected
+    try:
+        return Feedback(pins.model_copy(update={"buzzer": None}), voice, events=events, pin_factory=pin_factory)
+    except pin_errors():
+        return None
+
+
+def show_and_hold(fb: Feedback | None, voice: Voice, verdict: Verdict, hold_s: float) -> None:
+    """A failure's pattern on whatever outputs work, and its sentence, held `hold_s` (`run` at start)."""
+    started = time.monotonic()
+    if fb is not None:
+        fb.show_verdict(verdict, hold_s, speak=False)
+    # The LED first; the sentence once its clip is rendered (at start the voice may still be rendering).
+    voice.wait_rendered(max(0.0, hold_s - 3.0))
+    voice.say(verdict.value)
+    time.sleep(max(0.0, started + hold_s - time.monotonic()))
 
 
 def first_failure(results: list[Result]) -> Verdict | None:
@@ -334,13 +413,15 @@ def run_selftest(
     pin_factory: Factory | None = None,
     network_timeout_s: float = NETWORK_TIMEOUT_S,
     lamp_cycle: bool = True,
+    card_wait_s: float | None = None,
 ) -> int:
     """Check, print, show the verdict, return the exit code (0: all passed).
 
     clock_synced: force the clock check (None: ask the system). hold_s: how long the failure pattern is
     held (default FAILURE_HOLD_S on a gate, 0 in simulation); success holds SUCCESS_HOLD_S at most.
     pin_factory: in simulation, the mock pins to drive (a fresh MockFactory when None). lamp_cycle=False
-    skips the lamp cycle, so the verdict shows as soon as the checks end (tests)."""
+    skips the lamp cycle, so the verdict shows as soon as the checks end (tests). card_wait_s: how long the
+    reader check waits for a card (None: CARD_WAIT_S on a gate, SIM_CARD_WAIT_S in simulation)."""
     from firmware.feedback import Feedback
     from firmware.reader import make_reader
     from firmware.voice import Voice
@@ -368,17 +449,25 @@ def run_selftest(
 
     def outputs() -> str:
         nonlocal fb, cycle_ends
-        fb = Feedback(cfg.pins, voice, events=events, pin_factory=pin_factory)
+        built: Feedback | None = None
+        try:
+            built = Feedback(cfg.pins, voice, events=events, pin_factory=pin_factory)
+        except pin_errors() as exc:
+            why = f"the pins cannot be used: {type(exc).__name__}: {exc}"
+        if built is None:
+            fb = led_only(cfg.pins, voice, events, pin_factory)
+            raise Failed(why + ("; the LED alone works and shows the verdict" if fb else ""))
+        fb = built
         if not lamp_cycle:
-            return f"LED ({fb.wiring or 'none'}) and buzzer ready (lamp cycle skipped)"
-        fb.selftest(speak=False)
-        cycle_ends = time.monotonic() + fb.selftest_s
-        return f"LED ({fb.wiring or 'none'}) and buzzer cycled: watch and listen"
+            return f"LED ({built.wiring or 'none'}) and buzzer ready (lamp cycle skipped)"
+        built.selftest(speak=False)
+        cycle_ends = time.monotonic() + built.selftest_s
+        return f"LED ({built.wiring or 'none'}) and buzzer cycled: watch and listen"
 
     def reader() -> str:
         spec = reader_spec or ("sim" if simulate else cfg.reader)
-        with make_reader(spec):
-            return f"opened {spec}"
+        wait = card_wait_s if card_wait_s is not None else SIM_CARD_WAIT_S if simulate else CARD_WAIT_S
+        return _card(make_reader(spec), spec, wait, out)
 
     def report(result: Result | list[Result]) -> None:
         for r in result if isinstance(result, list) else [result]:
@@ -386,7 +475,7 @@ def run_selftest(
             out(r.line)
 
     try:
-        report(_run("LED and buzzer", None, outputs))
+        report(_run("LED and buzzer", Verdict.PINS, outputs))
         report(_run("card reader", Verdict.READER, reader))
         report(_broker_checks(cfg, network_timeout_s))
         report(_run("clock", Verdict.CLOCK, lambda: _clock(clock_synced)))

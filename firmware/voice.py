@@ -27,6 +27,7 @@ in the gate's TOML overrides the spoken form of any key below.
     selftest_clock   時刻が同期していません。インターネット接続を確認してください (kana of the same)
     selftest_disk    SDカードに書き込めません。SDカードを交換してください        (kana; SD as えすでぃー)
     selftest_sound   スピーカーから音が出ません                                 (display only: never spoken)
+    selftest_pins    ゲートの部品が使えません。配線と設定を確認してください     (kana of the same)
 
 Renderers:
 - ``pyttsx3`` (default) over espeak-ng with the voice ``ja``. pyttsx3's `runAndWait()` hangs or raises
@@ -119,6 +120,18 @@ PHRASES: dict[str, Phrase] = {
         "記録できませんでした。現場事務所に連絡してください",
         "きろくできませんでした。げんばじむしょに れんらくしてください",
     ),
+    "recorded_unconfigured": Phrase(
+        "記録しました。ゲートの設定を待っています", "きろくしました。げーとの せっていを まっています"),
+    "recorded_unregistered": Phrase(
+        "記録しました。このゲートは未登録です", "きろくしました。この げーとは みとうろくです"),
+    "unregistered": Phrase(
+        "このゲートはサーバーに登録されていません。元請に登録を依頼してください",
+        "この げーとは さーばーに とうろくされていません。もとうけに とうろくを いらいしてください",
+    ),
+    "unconfigured": Phrase(
+        "このゲートはまだ設定されていません。タッチは記録されます",
+        "この げーとは まだ せっていされていません。たっちは きろくされます",
+    ),
     "reader_check": Phrase("カードリーダーを確認してください", "かーどりーだーを かくにんしてください"),
     "prompt": Phrase("カードをタッチしてください", "かーどを たっちしてください"),
     "selftest": Phrase("スピーカーのテストです", "すぴーかーの てすとです"),
@@ -149,6 +162,10 @@ PHRASES: dict[str, Phrase] = {
         "えすでぃー かーどに かきこめません。えすでぃー かーどを こうかんしてください",
     ),
     "selftest_sound": Phrase("スピーカーから音が出ません", "すぴーかーから おとが でません"),
+    "selftest_pins": Phrase(
+        "ゲートの部品が使えません。配線と設定を確認してください",
+        "げーとの ぶひんが つかえません。はいせんと せっていを かくにんしてください",
+    ),
 }
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from protocol.errors import ProtocolError
+from protocol.update import UpdateOffer
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024  # taps, acks, status, commands
@@ -59,8 +60,10 @@ class TapEvent(Message):
 
 
 # conflict: the server already holds this (device, buffer, seq) with other content; it kept this
-# version too, for the 元請 to see. Final, like the others.
-Outcome = Literal["recorded", "duplicate", "rejected", "conflict"]
+# version too, for the 元請 to see. held: stored, but not yet a record because the server cannot place
+# the gate (not registered, or on no site): it becomes one when the 元請 registers or places the gate,
+# with ``reason`` saying which. Final, like the others: the server has the tap.
+Outcome = Literal["recorded", "duplicate", "rejected", "conflict", "held"]
 
 
 class AckItem(Message):
@@ -131,8 +134,9 @@ class DeviceConfig(Message):
 class Command(Message):
     v: Literal[1] = 1
     id: str = Field(..., min_length=1, max_length=64)
-    name: Literal["identify", "selftest", "resync"]
+    name: Literal["identify", "selftest", "resync", "update"]
     issued_at: AwareDatetime | None = None
+    update: UpdateOffer | None = None  # name "update": the signed bundle's URL, manifest and signature
 
 
 def card_digest(roster_key_hex: str, uid: str) -> str:
@@ -167,6 +171,10 @@ def decode(model: type[M], payload: bytes | str, max_bytes: int | None = None) -
 
 
 def encode(message: Message) -> bytes:
+    if isinstance(message, Command) and message.update is None:
+        # A gate from before signed updates knows no "update" key and refuses unknown keys: leave it
+        # out of every other command, so those gates still carry out identify, selftest and resync.
+        return message.model_dump_json(exclude={"update"}).encode("utf-8")
     return message.model_dump_json(exclude_none=False).encode("utf-8")
 
 

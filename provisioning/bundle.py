@@ -1,7 +1,8 @@
 """A gate's bundle: everything one gate needs to come up at its site, in one folder.
 
-    BUNDLE/gate.toml      the gate's config as `genba-gate run --config` reads it, with its broker
-                          password (0600)
+    BUNDLE/gate.toml      the gate's config as `genba-gate run --config` reads it (no secret in it)
+    BUNDLE/secrets.toml   the gate's broker username and password (0600); first boot installs it as
+                          /etc/genbagate/private/secrets.toml, where the gate adds its own keys
     BUNDLE/ca.pem         the broker's CA certificate
     BUNDLE/network.toml   how the gate reaches the network: Wi-Fi SSID and passphrase, or Ethernet;
                           DHCP or a fixed address (0600 when it holds a passphrase)
@@ -25,6 +26,7 @@ from provisioning.passwd import write_private
 
 GATE_CA_PATH = "/etc/genbagate/ca.pem"
 GATE_DATA_DIR = "/var/lib/genbagate"
+GATE_SECRETS_PATH = "/etc/genbagate/private/secrets.toml"  # what the gate reads by default (firmware/config.py)
 
 
 def _q(s: str) -> str:
@@ -122,6 +124,11 @@ class Bundle:
     def network_toml(self) -> Path:
         return self.path / "network.toml"
 
+    @property
+    def secrets_toml(self) -> Path:
+        """The broker credentials. A bundle written before they moved here has none (they are in gate.toml)."""
+        return self.path / "secrets.toml"
+
     def device_id(self) -> str:
         return str(tomllib.loads(self.gate_toml.read_text(encoding="utf-8"))["device_id"])
 
@@ -143,17 +150,22 @@ def write_bundle(path: Path, *, device_id: str, broker_url: str, password: str, 
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.chmod(0o700)
     gate = "\n".join([
-        f"# GenbaGate gate {device_id}: written by genba-provision. It holds the gate's broker password.",
+        f"# GenbaGate gate {device_id}: written by genba-provision. The broker password is in secrets.toml,",
+        f"# installed as {GATE_SECRETS_PATH}.",
         f"device_id = {_q(device_id)}",
         f"broker_url = {_q(broker_url)}",
-        f"username = {_q(device_id)}",
-        f"password = {_q(password)}",
         f"ca_file = {_q(GATE_CA_PATH)}",
         f"data_dir = {_q(GATE_DATA_DIR)}",
         f"direction = {_q(direction)}",
         f"reader = {_q(reader)}",
     ]) + "\n"
+    secrets = "\n".join([
+        "# GenbaGate gate secrets: broker credentials and the gate's keys. Keep this file 0600.",
+        f"username = {_q(device_id)}",
+        f"password = {_q(password)}",
+    ]) + "\n"
     write_private(path / "gate.toml", gate, mode=0o600)
+    write_private(path / "secrets.toml", secrets, mode=0o600)
     write_private(path / "ca.pem", ca_pem, mode=0o644)
     write_private(path / "network.toml", network.to_toml(), mode=0o600)
     return Bundle(path)

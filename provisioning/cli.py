@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from provisioning import gates
+from provisioning import gates, update_keys
 from provisioning.broker import DEBIAN_PID_FILE, DEFAULT_DIR, BrokerDir, BrokerSettings
 from provisioning.bundle import Network
 from provisioning.errors import ProvisionError
@@ -185,7 +185,8 @@ def cmd_flash(args: argparse.Namespace) -> int:
     for f in args.ssh_key or []:
         keys += [k.strip() for k in Path(f).read_text(encoding="utf-8").splitlines() if k.strip()]
     result = flash(Path(args.image), Bundle(Path(args.bundle)), Path(args.wheels),
-                   out=Path(args.out) if args.out else None, os_release=args.os, ssh_keys=keys)
+                   out=Path(args.out) if args.out else None, os_release=args.os, ssh_keys=keys,
+                   update_key=Path(args.update_key) if args.update_key else None)
     print(f"{result['image']} にゲート {result['device_id']} を書き込みました"
           f"（{'cloud-init' if result['os'] == 'trixie' else 'firstrun.sh'}、{result['network']}、"
           f"ホイール {result['wheels']} 個）")
@@ -294,7 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--os", default="auto", choices=["auto", "trixie", "bookworm"],
                     help="初回起動の方式（既定 auto: イメージから判断）")
     sp.add_argument("--ssh-key", action="append", help="保守用アカウント genba-admin の SSH 公開鍵ファイル（省略時はログイン不可）")
+    sp.add_argument("--update-key", metavar="FILE",
+                    help="更新の公開鍵 update_key.pub（genba-provision update-key で作成）。ゲートはこの鍵で署名された"
+                    "更新だけを入れます（省略時は更新を受け付けません）")
     sp.set_defaults(func=cmd_flash)
+    update_keys.add_parser(sub)  # genba-provision update-key
     return p
 
 

@@ -56,11 +56,18 @@ mkdir -p "$(dirname "$VENV")"
 "$VENV/bin/genba-gate" --help >/dev/null
 echo "installed: $("$VENV/bin/python" -c 'import importlib.metadata as m; print("genbagate", m.version("genbagate"))')"
 
-# 3. Config and CA where the unit reads them; the password readable by root and the gate only.
+# 3. Config and CA where the unit reads them. The secrets (broker credentials; the gate adds its keys)
+#    in a folder of their own, 0700 and 0600, owned by the gate's account: readable by it and root only,
+#    and rewritable by the gate atomically (see firmware/keystore.py and the unit's ReadWritePaths=).
 install -d -m 0750 "$ETC"
 install -m 0640 "$HERE/gate.toml" "$ETC/gate.toml"
 install -m 0644 "$HERE/ca.pem" "$ETC/ca.pem"
 system chgrp genba "$ETC" "$ETC/gate.toml"
+install -d -m 0700 "$ETC/private"
+if [ -f "$HERE/secrets.toml" ]; then
+    install -m 0600 "$HERE/secrets.toml" "$ETC/private/secrets.toml"
+fi
+system chown -R genba:genba "$ETC/private"
 install -d -m 0750 "$STATE"
 system chown genba:genba "$STATE"
 
@@ -68,17 +75,36 @@ system chown genba:genba "$STATE"
 install -d "$ROOT/etc/udev/rules.d" "$ROOT/etc/systemd/system"
 install -m 0644 "$HERE/99-genbagate-reader.rules" "$ROOT/etc/udev/rules.d/99-genbagate-reader.rules"
 install -m 0644 "$HERE/genba-gate.service" "$ROOT/etc/systemd/system/genba-gate.service"
+# Signed updates: the rollback units, the operator's public key, and /opt/genbagate writable by the gate
+# (it installs new versions beside the running one; firmware/update.py).
+for unit in genba-gate-rollback.service genba-gate-rollback-check.service genba-gate-rollback-check.timer; do
+    if [ -f "$HERE/$unit" ]; then
+        install -m 0644 "$HERE/$unit" "$ROOT/etc/systemd/system/$unit"
+    fi
+done
+if [ -f "$HERE/update_key.pub" ]; then
+    install -m 0644 "$HERE/update_key.pub" "$ETC/update_key.pub"
+fi
+system chown -R genba:genba "$ROOT/opt/genbagate"
 # Not fatal: under Bookworm's firstrun.sh udevd may not run yet; the reboot that follows applies the rule.
 system udevadm control --reload || true
 system udevadm trigger --subsystem-match=usb || true
 
 # 5. The boot partition is FAT: anyone who pulls the card reads it. The password lives in /etc now.
-if command -v shred >/dev/null; then shred -u "$HERE/gate.toml"; else rm -f "$HERE/gate.toml"; fi
+#    (gate.toml too: a bundle made before the credentials moved to secrets.toml has them there.)
+for f in "$HERE/gate.toml" "$HERE/secrets.toml"; do
+    if [ -e "$f" ]; then
+        if command -v shred >/dev/null; then shred -u "$f"; else rm -f "$f"; fi
+    fi
+done
 sync
 
 # 6. The installer's check, with its LED pattern and voice, then the gate itself.
 system "$VENV/bin/genba-gate" selftest --config /etc/genbagate/gate.toml --json || true
 system systemctl daemon-reload
+if [ -f "$ROOT/etc/systemd/system/genba-gate-rollback-check.timer" ]; then
+    system systemctl enable genba-gate-rollback-check.timer
+fi
 if [ "$START" = "yes" ]; then
     system systemctl enable --now genba-gate.service
 else

@@ -11,8 +11,8 @@ Two first-boot routes, chosen from what the image holds (or ``--os``):
   partition, started once from ``cmdline.txt`` (``systemd.run=``), which sets the hostname, writes
   a NetworkManager connection, runs ``firstboot.sh`` and removes itself from ``cmdline.txt``.
 
-Either way ``genbagate/`` holds the gate's config, CA, unit, udev rule, the wheels and
-``firstboot.sh``, which installs without a package index (see that script).
+Either way ``genbagate/`` holds the gate's config, its secrets (broker credentials), CA, unit, udev rule,
+the wheels and ``firstboot.sh``, which installs without a package index (see that script).
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def detect_os(boot: BootPartition) -> Literal["trixie", "bookworm"]:
 
 
 def flash(image: Path, bundle: Bundle, wheels: Path, *, out: Path | None = None, os_release: OS = "auto",
-          ssh_keys: list[str] | None = None, now: datetime | None = None) -> dict[str, Any]:
+          ssh_keys: list[str] | None = None, now: datetime | None = None,
+          update_key: Path | None = None) -> dict[str, Any]:
     bundle.check()
     own_wheel = check_wheels(wheels)
     target = prepare(image, out)
@@ -198,10 +199,16 @@ def flash(image: Path, bundle: Bundle, wheels: Path, *, out: Path | None = None,
     boot.mkdir("/genbagate")
     boot.mkdir("/genbagate/wheels")
     boot.copy_in(bundle.gate_toml, "/genbagate/gate.toml")
+    if bundle.secrets_toml.is_file():  # not in a bundle made before the credentials left gate.toml
+        boot.copy_in(bundle.secrets_toml, "/genbagate/secrets.toml")
     boot.copy_in(bundle.ca_file, "/genbagate/ca.pem")
     boot.copy_in(Path(__file__).with_name("firstboot.sh"), "/genbagate/firstboot.sh")
     boot.copy_in(systemd / "genba-gate.service", "/genbagate/genba-gate.service")
     boot.copy_in(systemd / "99-genbagate-reader.rules", "/genbagate/99-genbagate-reader.rules")
+    for unit in ("genba-gate-rollback.service", "genba-gate-rollback-check.service", "genba-gate-rollback-check.timer"):
+        boot.copy_in(systemd / unit, f"/genbagate/{unit}")
+    if update_key is not None:  # the operator's public key: the gate installs only updates it signed
+        boot.copy_in(update_key, "/genbagate/update_key.pub")
     for w in wheel_files:
         boot.copy_in(w, f"/genbagate/wheels/{w.name}")
     if _uses_uart(bundle):

@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from server import config as config_mod
+from server import updates
 from server.errors import GenbaError
 from server.services.context import Context
 from server.store.database import Store
@@ -347,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="誤りの確認と件数（追加・更新・変更なし）の表示だけを行い、何も書き込まない",
     )
     sp.set_defaults(func=cmd_import)
+    updates.add_parser(sub)  # genba-server update sign | send
     return p
 
 

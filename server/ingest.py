@@ -53,7 +53,7 @@ from server.config import MqttConfig
 from server.errors import GenbaError
 from server.services import devices
 from server.services.context import Context
-from server.services.ingest import Counters, ingest_batch
+from server.services.ingest import Counters, ingest_batch, release_all_placed
 from server.services.records import attribute_orphans
 
 log = logging.getLogger("genba.ingest")
@@ -341,6 +341,9 @@ class ConfigPusher:
                     found = attribute_orphans(self.ctx)
                     if found:
                         log.info("attributed %d taps of cards linked meanwhile", found)
+                    released = release_all_placed(self.ctx)
+                    if released:
+                        log.info("stored %d held taps of gates placed meanwhile", released)
             except Exception:
                 log.exception("config push failed; retrying")
                 changed_at = time.monotonic()

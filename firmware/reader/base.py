@@ -6,8 +6,9 @@ driver raises something nobody expected. The gate must go on showing 「カー�
 and come back by itself when the reader does, so ReaderLoop reopens the reader with backoff and
 never lets an exception end its thread.
 
-The interface leaves room for a PC/SC backend (the RC-S300 that 建レコ recommends is a CCID device
-nfcpy does not drive): such a backend only has to implement Reader.
+Backends: nfcpy (firmware/reader/nfcpy.py: USB, UART and udp devices), PC/SC (firmware/reader/pcsc.py:
+the RC-S300 that 建レコ recommends is a CCID device nfcpy does not drive), the simulated reader
+(firmware/reader/sim.py) and `auto` (firmware/reader/auto.py). Each only implements Reader.
 """
 
 from __future__ import annotations

@@ -135,7 +135,8 @@ class NfcpyReader(Reader):
                 log.debug("%s is still on the reader (not a new tap)", card.uid)
                 continue
             self._last = _identity(card)
-            log.info("card read: %s %s%s", card.tech, card.uid, " (random ID)" if card.random_id else "")
+            # DEBUG only: the journal lives on the SD card, and a card UID is personal data.
+            log.debug("card read: %s %s%s", card.tech, card.uid, " (random ID)" if card.random_id else "")
             return card
 
     # --- internals ------------------------------------------------------------------------------

@@ -45,6 +45,13 @@ def tap_conflicts(ctx: Ctx, actor: CurrentActor, site_id: int) -> list[dict[str,
     return svc.tap_conflicts(ctx, actor, site_id)
 
 
+@router.get("/held-taps")
+def held_taps(ctx: Ctx, actor: CurrentActor) -> list[dict[str, Any]]:
+    """サーバーが現場に結び付けられないゲート（未登録・現場未設定）から届き、保留しているタップ:
+    デバイスIDと理由ごとの件数と日時。そのゲートを登録すると、その現場のタップと就業履歴になります。"""
+    return svc.held_taps(ctx, actor)
+
+
 @router.patch("/devices/{device_id}")
 def update(ctx: Ctx, actor: CurrentActor, device_id: str, body: DeviceUpdateIn) -> dict[str, Any]:
     return svc.update(ctx, actor, device_id, body.model_dump(exclude_unset=True))

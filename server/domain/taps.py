@@ -26,20 +26,33 @@ class GateRecord:
     placed: bool  # on a site
 
 
+UNKNOWN_DEVICE = "unknown device"
+NOT_PLACED = "device not placed on a site"
+# Refusals the 元請 can fix by registering or placing the gate. The gate told the worker the tap was
+# recorded; such a tap is kept (held) and becomes a record when the gate is placed, never refused.
+HOLDABLE = frozenset({UNKNOWN_DEVICE, NOT_PLACED})
+
+
 def refusal(topic_device_id: str, body_device_id: str, gate: GateRecord | None, at: datetime,
             mono_ms: int) -> str | None:
-    """Why a tap cannot be stored, or None. The site is never taken from the tap: it is the gate's."""
+    """Why a tap cannot be stored as a tap of a site, or None. The site is never taken from the tap:
+    it is the gate's. A reason in HOLDABLE means: keep it until the gate is placed (``is_held``)."""
     if body_device_id != topic_device_id:
         return "device_id in the body differs from the topic"
+    if not EARLIEST <= at <= LATEST or mono_ms > MAX_MONO_MS:
+        return "time out of range"  # a broken clock: stored, it would break every day it touches
     if gate is None:
-        return "unknown device"
+        return UNKNOWN_DEVICE
     if gate.retired:
         return "device retired"
     if not gate.placed:
-        return "device not placed on a site"
-    if not EARLIEST <= at <= LATEST or mono_ms > MAX_MONO_MS:
-        return "time out of range"  # a broken clock: stored, it would break every day it touches
+        return NOT_PLACED
     return None
+
+
+def is_held(reason: str | None) -> bool:
+    """Whether a refused tap is kept until its gate is registered or placed (see HOLDABLE)."""
+    return reason in HOLDABLE
 
 
 @dataclass(frozen=True)

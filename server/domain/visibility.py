@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from server.domain.accounts import Actor, Role
+from server.domain.accounts import INVITE_ROLES, Actor, Role
 from server.domain.consent import PERSONAL_ITEMS
 from server.domain.hierarchy import Node, Status, Tree
 
@@ -125,6 +125,15 @@ class Visibility:
     def is_prime(self, site_id: int, prime_id: int) -> bool:
         """Acting as the site's 元請 (a bound 現場管理者 of the 元請 included)."""
         return self.actor.is_company and self.actor.company_id == prime_id and self.acts_on(site_id)
+
+    def sees_held_taps(self, prime_sites: Iterable[int]) -> bool:
+        """Which gates have taps held (not registered or on no site) and how many: the operator, and a
+        元請's gate managers (事業者責任者, 階層管理者, 現場管理者 acting on one of its sites) who may
+        register them. Only counts and times, never whose cards: the taps belong to no site yet."""
+        if self.actor.role == Role.OPERATOR:
+            return True
+        return (self.actor.is_company and self.actor.role in INVITE_ROLES
+                and any(self.acts_on(s) for s in prime_sites))
 
     def sites_listed(self, party_sites: Iterable[int]) -> set[int]:
         """Of the sites the company is party to (or a worker is on), the ones this account lists."""

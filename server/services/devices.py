@@ -12,8 +12,9 @@ from typing import Any
 from protocol.messages import DeviceConfig, DeviceStatus, SiteRef, card_digest, encode
 from protocol.topics import check_device_id
 from server.domain.accounts import INVITE_ROLES, Actor, Role, require_role, require_site_access
-from server.errors import Conflict, InvalidInput, NotFound, site_not_found
-from server.services import records
+from server.domain.visibility import Visibility
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
+from server.services import ingest, records
 from server.services.common import as_aware, audit, site_or_404, snapshot
 from server.services.context import Context
 from server.store import tables as t
@@ -105,7 +106,10 @@ def register(ctx: Context, actor: Actor, site_id: int, device_id: str, name: str
         uow.add(d)
         uow.flush()
         audit(ctx, uow, actor, "device.register", "device", d.id, after=snapshot(d), site_id=site_id)
-        return device_view(d, ctx.now())
+        # Taps the gate took before it was registered (held) become taps and records of this site,
+        # in this transaction: the registration and its records commit together.
+        released = ingest.release_held(ctx, device_id, uow=uow)
+        return {**device_view(d, ctx.now()), "held_taps_stored": released}
 
 
 def list_for_site(ctx: Context, actor: Actor, site_id: int, include_retired: bool = False, *,
@@ -139,6 +143,25 @@ def tap_conflicts(ctx: Context, actor: Actor, site_id: int, *,
         } for c, tap, device_id in rows]
 
 
+def held_taps(ctx: Context, actor: Actor, *, uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
+    """Gates whose taps are held because the server could not place them (not registered, or on no
+    site): per device ID and reason, how many taps, from when to when, and when the last arrived.
+    Registering the gate (or placing it on a site) stores them as taps and records of that site.
+
+    The operator sees every gate; a 元請's gate managers see the gates where workers on the rosters
+    of their sites tapped (the gate they are mounting), counted by those taps, not another company's."""
+    with ctx.read(uow) as uow:
+        prime_sites = uow.sites.ids_of_prime(actor.company_id) if actor.company_id is not None else []
+        policy = Visibility(actor)
+        if not policy.sees_held_taps(prime_sites):
+            raise Forbidden("held_taps_forbidden", ja="保留中のタップを見られるのは元請と運用管理者です",
+                            en="only a 元請's gate managers and the operator see held taps")
+        sites = None if actor.role == Role.OPERATOR else [s for s in prime_sites if policy.acts_on(s)]
+        return [{"device_id": d, "reason": r, "taps": n, "first_at": as_aware(lo).isoformat(),
+                 "last_at": as_aware(hi).isoformat(), "last_received_at": as_aware(last).isoformat()}
+                for d, r, n, lo, hi, last in uow.taps.held_summary(sites)]
+
+
 def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any], *,
            uow: UnitOfWork | None = None) -> dict[str, Any]:
     """Rename, re-place, change direction, or move to another site of the same 元請."""
@@ -156,7 +179,9 @@ def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any], 
                 raise InvalidInput("unknown_field", ja=f"変更できない項目です: {key}", en=f"cannot change {key}")
             setattr(d, key, value)
         audit(ctx, uow, actor, "device.update", "device", d.id, before, snapshot(d), site_id=d.site_id)
-        return device_view(d, ctx.now())
+        uow.flush()
+        released = ingest.release_held(ctx, d.device_id, uow=uow) if d.site_id is not None else 0
+        return {**device_view(d, ctx.now()), "held_taps_stored": released}
 
 
 def retire(ctx: Context, actor: Actor, device_id: str, *, uow: UnitOfWork | None = None) -> dict[str, Any]:

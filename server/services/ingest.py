@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from protocol.messages import AckItem, TapEvent
+from protocol.messages import AckItem, Card, TapEvent
 from server.domain import taps
 from server.services import records
 from server.services.common import as_aware, load_tree, site_or_404
@@ -26,6 +26,7 @@ class Counters:
     recorded: int = 0
     duplicate: int = 0
     conflict: int = 0
+    held: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
@@ -35,13 +36,14 @@ class Counters:
         self.recorded += other.recorded
         self.duplicate += other.duplicate
         self.conflict += other.conflict
+        self.held += other.held
         for reason, n in other.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
 
     def summary(self) -> str:
         rejected = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items())) or "none"
         return (f"recorded {self.recorded}, duplicate {self.duplicate}, conflict {self.conflict}, "
-                f"rejected {rejected}")
+                f"held {self.held}, rejected {rejected}")
 
 
 def ingest_taps(ctx: Context, topic_device_id: str, events: Sequence[TapEvent],
@@ -81,12 +83,18 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         accepted: list[tuple[int, t.Device, TapEvent]] = []
         repeats: list[tuple[int, t.Device, TapEvent]] = []
         first_of: dict[tuple[int, str, int], TapEvent] = {}
+        held: dict[tuple[str, str, int], dict[str, Any]] = {}
         for i, (topic_device_id, e) in enumerate(items):
             device = devices[topic_device_id]
             gate = None if device is None else taps.GateRecord(retired=device.retired_at is not None,
                                                                placed=device.site_id is not None)
             reason = taps.refusal(topic_device_id, e.device_id, gate, e.at, e.mono_ms)
-            if reason is not None or device is None:
+            if taps.is_held(reason):
+                assert reason is not None
+                held.setdefault((topic_device_id, e.buffer_id, e.seq), _held_row(topic_device_id, e, reason, now))
+                counted.held += 1
+                acks[i] = AckItem(seq=e.seq, outcome="held", reason=reason)
+            elif reason is not None or device is None:
                 counted.reject(reason or "?")
                 log.warning("rejected tap %s/%s seq %d: %s", topic_device_id, e.buffer_id, e.seq, reason)
                 acks[i] = AckItem(seq=e.seq, outcome="rejected", reason=reason)
@@ -132,6 +140,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 waiting.setdefault((device.id, e.boot_id), []).append(row)
             rows.append(row)
 
+        uow.taps.hold(list(held.values()))  # a re-sent held tap is skipped: held once per key
         new_ids = uow.taps.insert_new(rows)
         row_of = {(r["device_pk"], r["buffer_id"], r["seq"]): r for r in rows}
 
@@ -191,6 +200,55 @@ def _content_of_event(e: TapEvent) -> tuple[Any, ...]:
 
 def _content_of_tap(x: t.Tap) -> tuple[Any, ...]:
     return (x.card_tech, x.card_uid, x.direction, records.utc(as_aware(x.at)), x.clock_synced, x.boot_id, x.mono_ms)
+
+
+RELEASE_CHUNK = 500  # held taps per ingest_batch call when a gate is placed (bounded statements)
+
+
+def release_held(ctx: Context, device_id: str, *, uow: UnitOfWork | None = None) -> int:
+    """The gate's held taps become taps of its site now that it is registered or placed: each goes
+    through ``ingest_batch`` as if it had just arrived (the same acceptance, times, records), in the
+    caller's transaction, and is then forgotten. Returns how many became taps (a re-send of one
+    already stored counts as stored). A tap still refused for another reason (the gate retired
+    meanwhile) stays held: nothing the gate once showed as recorded is dropped here."""
+    released = 0
+    with ctx.write(uow) as uow:
+        held = uow.taps.held_of_device(device_id)
+        for start in range(0, len(held), RELEASE_CHUNK):
+            chunk = held[start:start + RELEASE_CHUNK]
+            acks = ingest_batch(ctx, [(device_id, _held_event(h)) for h in chunk], uow=uow)
+            stored = ("recorded", "duplicate", "conflict")
+            done = [h.id for h, a in zip(chunk, acks, strict=True) if a.outcome in stored]
+            uow.taps.drop_held(done)
+            released += len(done)
+    if released:
+        log.info("gate %s placed: %d held taps stored", device_id, released)
+    return released
+
+
+def release_all_placed(ctx: Context) -> int:
+    """Housekeeping (the ingest's sweep): release the held taps of every gate that is placed now. A tap
+    can be held while its gate is being registered (the ingest's transaction did not see the
+    registration commit, and the registration's release did not see the tap); this finds it."""
+    with ctx.read() as uow:
+        device_ids = uow.taps.held_device_ids_now_placed()
+    return sum(release_held(ctx, d) for d in device_ids)
+
+
+def _held_row(device_id: str, e: TapEvent, reason: str, now: datetime) -> dict[str, Any]:
+    return {"device_id": device_id, "buffer_id": e.buffer_id, "seq": e.seq, "card_tech": e.card.tech,
+            "card_uid": e.card.uid, "direction": e.direction, "at": records.utc(e.at),
+            "clock_synced": e.clock_synced, "boot_id": e.boot_id, "mono_ms": e.mono_ms, "shown": e.shown,
+            "reason": reason, "received_at": now}
+
+
+def _held_event(h: t.HeldTap) -> TapEvent:
+    """A held tap as the gate sent it, to go through ``ingest_batch`` once its gate is placed."""
+    return TapEvent(device_id=h.device_id, buffer_id=h.buffer_id, seq=h.seq,
+                    card=Card(tech=h.card_tech, uid=h.card_uid),  # type: ignore[arg-type]
+                    direction=h.direction,  # type: ignore[arg-type]
+                    at=as_aware(h.at), clock_synced=h.clock_synced, boot_id=h.boot_id, mono_ms=h.mono_ms,
+                    shown=h.shown)
 
 
 def _conflict_row(device: t.Device, e: TapEvent, stored_tap_id: int, now: datetime) -> dict[str, Any]:

@@ -435,6 +435,30 @@ class TapConflict(Base):
     __table_args__ = (UniqueConstraint("device_pk", "buffer_id", "seq", "content"),)
 
 
+class HeldTap(Base):
+    """A tap from a gate the server could not place when it arrived (its device ID not registered, or
+    the gate on no site): kept as the gate sent it, acknowledged ``held``, and made into a tap of the
+    gate's site when the 元請 registers or places the gate (services/devices). The gate showed the
+    worker that the tap was recorded, so a tap is never refused for something the 元請 can fix."""
+
+    __tablename__ = "held_taps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(63), nullable=False)  # the topic's: no device row may exist
+    buffer_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    card_tech: Mapped[str] = mapped_column(String(12), nullable=False)
+    card_uid: Mapped[str] = mapped_column(String(40), nullable=False)
+    direction: Mapped[str] = mapped_column(String(4), nullable=False)
+    at: Mapped[datetime] = _ts()
+    clock_synced: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    boot_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    mono_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    shown: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(200), nullable=False)
+    received_at: Mapped[datetime] = _ts()
+    __table_args__ = (UniqueConstraint("device_id", "buffer_id", "seq"),)
+
+
 class Attendance(Base):
     """就業履歴: one per worker, site and work day, rebuilt from all of the day's taps and the approved
     correction (services/records.rebuild), so a re-sent tap or a second ingest worker cannot add

@@ -107,6 +107,12 @@ def publish_retained(broker: PrivateMosquitto, kind: str, body: bytes) -> None:
     client.loop_stop()
 
 
+def placed_config(version: int = 1) -> DeviceConfig:
+    """What the server sends a gate registered on a site: CARD_OK on the roster."""
+    return DeviceConfig(device_id=DEVICE, version=version, site=SiteRef(id=1, name="エプロ建設工事"), direction="in",
+                        name="正門ゲート", roster_key=KEY, roster={card_digest(KEY, CARD_OK): "ok"})
+
+
 @pytest.fixture
 def ingest(mosquitto: PrivateMosquitto) -> Ingest:
     server = Ingest(mosquitto)
@@ -117,8 +123,10 @@ def ingest(mosquitto: PrivateMosquitto) -> Ingest:
 def test_a_tap_reaches_the_server_with_every_field_and_is_delivered_only_on_its_ack(
         mosquitto: PrivateMosquitto, ingest: Ingest, tmp_path: Path) -> None:
     ingest.acking = False
+    publish_retained(mosquitto, "config", encode(placed_config()))
     gate = GateProcess(write_config(tmp_path, mosquitto))
     try:
+        wait_for(lambda: gate.saw("led off"), "the gate placed, online and idle")
         gate.card(CARD_OK)
         wait_for(lambda: gate.taps() == [(1, "entry")], "the tap's feedback")
         assert gate.saw("say 入場を記録しました") and gate.saw("beep short")
@@ -236,7 +244,8 @@ def test_malformed_config_and_commands_are_ignored_and_the_gate_carries_on(
         publish_retained(mosquitto, "cmd", encode(Command(id="c1", name="identify")))
         wait_for(lambda: gate.saw("led all blink-fast"), "identify carried out after the bad ones")
         gate.card(CARD_OK)
-        wait_for(lambda: gate.taps() == [(1, "entry")], "taps still work")
+        # No usable config: the tap is recorded, not judged (the gate's 未設定 state).
+        wait_for(lambda: gate.taps() == [(1, "recorded_unconfigured")], "taps still work")
         assert gate.proc.poll() is None
         assert any("config" in line and ("not_json" in line or "ignored" in line.lower()) for line in gate.stderr), \
             "\n".join(gate.stderr[-20:])
@@ -251,7 +260,7 @@ def test_the_same_card_within_the_debounce_window_is_not_a_new_tap(
         gate.card(CARD_OK)
         gate.card(CARD_OK)
         wait_for(lambda: gate.saw("say 記録済みです"), "the duplicate told as already recorded")
-        assert gate.taps() == [(1, "entry")]
+        assert gate.taps() == [(1, "recorded_unconfigured")]  # no config yet: recorded, not judged
     finally:
         gate.stop()
 
@@ -275,10 +284,20 @@ def test_status_reports_the_buffer_and_the_connection(
 def test_selftest_passes_with_a_broker_and_names_what_fails_without_one(
         mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
     cfg = write_config(tmp_path, mosquitto)
+    # This machine has no speaker: a player standing in for aplay on one (the selftest plays the phrase for real
+    # in simulation too, so without a player that works the voice fails).
+    played = tmp_path / "played.log"
+    player = tmp_path / "speaker"
+    player.write_text(f'#!/bin/sh\necho "$1" >> "{played}"\n')
+    player.chmod(0o755)
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write(f'[voice]\nplayer = "{player}"\n')
     ok = subprocess.run([str(GATE), "selftest", "--simulate", "--config", str(cfg)], capture_output=True, text=True,
-                        timeout=120)
+                        timeout=120, input=CARD_OK + "\n")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "OK  broker" in ok.stdout and "OK  voice" in ok.stdout and "all passed" in ok.stdout
+    assert "read a card (felica, ID …E5F6)" in ok.stdout  # the card line on stdin, as `run --simulate` reads it
+    assert "selftest-" in played.read_text()
     mosquitto.stop()
     bad = subprocess.run([str(GATE), "selftest", "--simulate", "--config", str(cfg)], capture_output=True, text=True,
                          timeout=120)

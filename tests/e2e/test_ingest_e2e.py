@@ -265,3 +265,46 @@ def test_two_ingest_processes_on_one_database_count_every_tap_once(scene: Scene)
         assert s.scalar(select(func.count()).select_from(t.Tap)) == 20
         assert s.scalar(select(func.count()).select_from(t.Attendance)) == 20
         assert s.scalar(select(func.sum(t.Attendance.tap_count))) == 20
+
+
+def test_a_gate_tapping_before_the_prime_registers_it_says_recorded_and_its_taps_become_records_once(
+        scene: Scene) -> None:
+    api, today = scene.api, scene.today
+    prime, site = scene.site()
+    cards = [f"0114B0000000{n:04X}" for n in range(20)]
+    for n, uid in enumerate(cards):
+        w = api.worker(prime, f"作業員 {n:02d}")
+        prime.owner.ok("POST", f"/workers/{w['id']}/cards", {"uid": uid}, status=201)
+        api.on_roster(site, prime, w)
+
+    # Mounted and switched on before anyone registered it on the server: its own state at once.
+    gate = scene.gate("gate-new")
+    unconfigured = "say このゲートはまだ設定されていません。タッチは記録されます"
+    wait_for(lambda: gate.saw(unconfigured), "the 未設定 sentence", 30)
+    gate.card(clock(today, 7, 45))
+    for uid in cards:
+        _tap(gate, uid)
+    shown = [s for _, s in gate.taps()]
+    # Every worker heard that the tap was recorded; none was refused.
+    assert set(shown) <= {"recorded_unconfigured", "recorded_unregistered"} and len(shown) == 20
+    # The server keeps them (held) and says so; the gate then shows that it is not registered.
+    wait_for(lambda: depth(scene.tmp_path, "gate-new") == 0, "every tap acknowledged (held)", 30)
+    wait_for(lambda: gate.saw("say このゲートはサーバーに登録されていません"), "the 未登録 sentence", 30)
+    held = prime.owner.ok("GET", "/held-taps")
+    assert [(h["device_id"], h["taps"]) for h in held] == [("gate-new", 20)]
+
+    # The 元請 registers the gate: the 20 taps become 20 records, once.
+    registered = prime.owner.ok("POST", f"/sites/{site.id}/devices", {"device_id": "gate-new", "name": "仮設ゲート"},
+                                status=201)
+    assert registered["held_taps_stored"] == 20
+    records = prime.owner.ok("GET", f"/sites/{site.id}/attendance", day=today.isoformat())["records"]
+    assert len(records) == 20 and all(hm(r["entry_at"]) == "07:45" for r in records)
+    with Session(scene.ctx.store.engine) as s:
+        assert s.scalar(select(func.count()).select_from(t.Tap)) == 20
+        assert s.scalar(select(func.count()).select_from(t.HeldTap)) == 0
+    assert prime.owner.ok("GET", "/held-taps") == []
+
+    # Its config (site and roster) arrives: cards are judged by the roster again.
+    wait_for(lambda: any("config version" in line and "20 cards" in line for line in gate.stderr), "the roster", 30)
+    _tap(gate, CARD_UNKNOWN)
+    assert gate.taps()[-1][1] == "unknown_card"

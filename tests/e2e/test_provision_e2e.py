@@ -73,6 +73,9 @@ class Office:
         text = text.replace('"/var/lib/genbagate"', f'"{self.tmp / "gate-data"}"')
         cfg = self.tmp / f"gate-{len(self.gates)}.toml"
         cfg.write_text(text + "ack_timeout_s = 1\n[pins]\nmotion = false\n")
+        # The credentials as first boot installs them: private/secrets.toml next to the config.
+        (self.tmp / "private").mkdir(mode=0o700, exist_ok=True)
+        (self.tmp / "private" / "secrets.toml").write_bytes((bundle / "secrets.toml").read_bytes())
         gate = GateProcess(cfg)
         self.gates.append(gate)
         return gate
@@ -128,9 +131,11 @@ def test_an_installer_adds_a_gate_that_is_recorded_then_rotates_and_retires_it(o
     device_id = f"{site.ccus_id}-01"
     assert f"ゲート {device_id} を登録しました" in r.stdout
     gate_toml = tomllib.loads((bundle / "gate.toml").read_text())
-    assert gate_toml["broker_url"] == f"mqtts://127.0.0.1:{office.gate_port}" and gate_toml["username"] == device_id
-    assert gate_toml["password"] not in r.stdout + r.stderr  # a secret is never printed
+    secrets_toml = tomllib.loads((bundle / "secrets.toml").read_text())
+    assert gate_toml["broker_url"] == f"mqtts://127.0.0.1:{office.gate_port}" and secrets_toml["username"] == device_id
+    assert "password" not in gate_toml and secrets_toml["password"] not in r.stdout + r.stderr  # never printed
     assert stat.S_IMODE((bundle / "gate.toml").stat().st_mode) == 0o600
+    assert stat.S_IMODE((bundle / "secrets.toml").stat().st_mode) == 0o600
     assert stat.S_IMODE(bundle.stat().st_mode) == 0o700
     devices = prime.owner.ok("GET", f"/sites/{site.id}/devices")
     assert [(d["device_id"], d["name"], d["direction"]) for d in devices] == [(device_id, "正門ゲート", "in")]
@@ -146,8 +151,8 @@ def test_an_installer_adds_a_gate_that_is_recorded_then_rotates_and_retires_it(o
     # Rotate: a new bundle; the running gate (old password) is cut off and buffers; the new one drains.
     r = provision("device", "rotate", device_id, "--out", str(office.tmp / "bundle2"), *broker)
     assert r.returncode == 0, r.stderr
-    new = tomllib.loads((office.tmp / "bundle2" / "gate.toml").read_text())
-    assert new["password"] != gate_toml["password"]
+    new = tomllib.loads((office.tmp / "bundle2" / "secrets.toml").read_text())
+    assert new["password"] != secrets_toml["password"]
     wait_for(lambda: any("disconnected from the broker" in x for x in gate.stderr), "the old password's session gone")
     gate.card("0114A1B2C3D4E5F7")
     wait_for(lambda: len(gate.taps()) == 2, "the second tap taken at the gate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
@@ -16,6 +17,7 @@ from server.store import tables as t
 
 BUF = "ab" * 16
 AT = datetime(2026, 11, 25, 7, 58, tzinfo=UTC)
+JST = ZoneInfo("Asia/Tokyo")
 
 
 def tap(seq: int, uid: str = "0114A1B2C3D4E5F6", device: str = "gate-01", buffer_id: str = BUF) -> TapEvent:
@@ -59,18 +61,80 @@ def test_a_new_buffer_of_the_same_gate_is_a_new_count(api: Api) -> None:
     assert [a.outcome for a in acks] == ["recorded"]  # a replaced SD card's seq 1 is not the old seq 1
 
 
-def test_taps_from_unknown_retired_or_impersonated_gates_are_rejected_with_a_reason(api: Api) -> None:
+def test_taps_from_retired_or_impersonated_gates_are_rejected_with_a_reason(api: Api) -> None:
     _, _, prime = _gate_and_prime(api)
     counters = ingest.Counters()
     acks = ingest.ingest_taps(api.ctx, "gate-01", [tap(1, device="gate-02")], counters)
     assert acks[0].outcome == "rejected" and "differs" in (acks[0].reason or "")
-    acks = ingest.ingest_taps(api.ctx, "gate-99", [tap(1, device="gate-99")], counters)
-    assert acks[0].outcome == "rejected" and acks[0].reason == "unknown device"
     prime.owner.ok("POST", "/devices/gate-01/retire")
     acks = ingest.ingest_taps(api.ctx, "gate-01", [tap(1)], counters)
     assert acks[0].outcome == "rejected" and acks[0].reason == "device retired"
-    assert stored(api) == []
-    assert sum(counters.rejected.values()) == 3
+    assert stored(api) == [] and held(api) == []
+    assert sum(counters.rejected.values()) == 2
+
+
+def held(api: Api) -> list[tuple[str, int, str]]:
+    with DbSession(api.ctx.store.engine) as s:
+        return [(h.device_id, h.seq, h.reason) for h in s.scalars(select(t.HeldTap).order_by(t.HeldTap.seq))]
+
+
+def records_of(api: Api, worker_id: object) -> list[tuple[int, object, int]]:
+    with DbSession(api.ctx.store.engine) as s:
+        return [(r.site_id, r.work_day, r.tap_count)
+                for r in s.scalars(select(t.Attendance).where(t.Attendance.worker_id == worker_id))]
+
+
+def test_an_unregistered_gates_taps_are_held_and_become_records_once_the_prime_registers_it(api: Api) -> None:
+    site_id, worker, prime = _gate_and_prime(api)
+    counters = ingest.Counters()
+    # gate-07 is mounted and tapping before the 元請 registered it: its worker was told 「記録しました」.
+    taps = [tap(n, device="gate-07") for n in (1, 2, 3)]
+    acks = ingest.ingest_taps(api.ctx, "gate-07", taps, counters)
+    assert [(a.outcome, a.reason) for a in acks] == [("held", "unknown device")] * 3
+    assert [a.outcome for a in ingest.ingest_taps(api.ctx, "gate-07", taps[:2])] == ["held", "held"]  # a re-send
+    assert held(api) == [("gate-07", 1, "unknown device"), ("gate-07", 2, "unknown device"),
+                         ("gate-07", 3, "unknown device")]
+    assert counters.held == 3 and counters.rejected == {} and stored(api) == []
+
+    # The 元請 sees which gate its rostered workers are waiting at (counts and times, no cards); a
+    # company that is 元請 of no site may not look; another 元請 does not see this 元請's workers' gate.
+    assert prime.owner.ok("GET", "/held-taps") == []  # 鳶田 is not on the roster yet
+    prime.owner.ok("POST", f"/sites/{site_id}/roster",
+                   {"worker_id": worker["id"], "trade": {"major": "06", "minor": "01"}, "position": "general"},
+                   status=201)
+    listed = prime.owner.ok("GET", "/held-taps")
+    assert [(h["device_id"], h["taps"], h["reason"]) for h in listed] == [("gate-07", 3, "unknown device")]
+    assert api.operator.ok("GET", "/held-taps") == listed
+    stranger = api.company("(株)無関係")
+    assert stranger.owner.call("GET", "/held-taps").status_code == 403
+    other_prime = api.company("(株)他社建設")
+    api.site(other_prime, name="他社の現場")
+    assert other_prime.owner.ok("GET", "/held-taps") == []
+
+    # Registering the gate stores its taps on the site and builds the worker's record, once.
+    gate = prime.owner.ok("POST", f"/sites/{site_id}/devices", {"device_id": "gate-07", "name": "通用口"},
+                          status=201)
+    assert gate["held_taps_stored"] == 3
+    assert stored(api) == [(1, worker["id"], site_id), (2, worker["id"], site_id), (3, worker["id"], site_id)]
+    assert records_of(api, worker["id"]) == [(site_id, AT.astimezone(JST).date(), 3)]
+    assert held(api) == [] and prime.owner.ok("GET", "/held-taps") == []
+    # The gate re-sends what it never saw acknowledged: the server has it.
+    assert [a.outcome for a in ingest.ingest_taps(api.ctx, "gate-07", taps)] == ["duplicate"] * 3
+
+
+def test_a_tap_held_while_its_gate_was_being_registered_is_stored_by_the_sweep(api: Api) -> None:
+    site_id, worker, prime = _gate_and_prime(api)
+    prime.owner.ok("POST", f"/sites/{site_id}/devices", {"device_id": "gate-08", "name": "裏門"}, status=201)
+    # An ingest transaction that started before the registration committed held this tap after the
+    # registration's own release had run: nothing but the sweep would ever store it.
+    with DbSession(api.ctx.store.engine) as s, s.begin():
+        e = tap(5, device="gate-08")
+        s.add(t.HeldTap(device_id="gate-08", buffer_id=e.buffer_id, seq=5, card_tech="felica", card_uid=e.card.uid,
+                        direction="in", at=AT, clock_synced=True, boot_id="b", mono_ms=5000, reason="unknown device",
+                        received_at=AT))
+    assert ingest.release_all_placed(api.ctx) == 1
+    assert stored(api) == [(5, worker["id"], site_id)] and held(api) == []
+    assert ingest.release_all_placed(api.ctx) == 0
 
 
 def test_two_ingest_workers_with_the_same_batch_store_it_once(api: Api) -> None:

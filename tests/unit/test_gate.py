@@ -26,10 +26,15 @@ from firmware.feedback import Feedback, Idle, Signal
 from firmware.gate import Gate
 from firmware.reader.sim import SimReader
 from firmware.voice import Voice
-from protocol.messages import Command, DeviceConfig, card_digest
+from protocol.messages import AckItem, Command, DeviceConfig, SiteRef, card_digest, encode
 
 KEY = "5a" * 16
 CARD = "0114A1B2C3D4E5F6"
+OTHER = "0114A1B2C3D4E5F7"
+SITE = SiteRef(id=1, name="基本ビル新築工事")
+# What a registered gate on a site has from the server (cached in its buffer): both test cards on the roster.
+PLACED = DeviceConfig(device_id="gate-01", version=1, site=SITE, roster_key=KEY,
+                      roster={card_digest(KEY, CARD): "ok", card_digest(KEY, OTHER): "ok"})
 
 
 class RecordingPublisher:
@@ -77,7 +82,9 @@ def factory() -> Iterator[MockFactory]:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, factory: MockFactory, direction: str = "in", switch: bool = False) -> None:
+    def __init__(self, tmp_path: Path, factory: MockFactory, direction: str = "in", switch: bool = False,
+                 config: DeviceConfig | None = PLACED) -> None:
+        """A gate on mock pins; ``config``: what it has from the server before it starts (None: nothing yet)."""
         self.events: list[str] = []
         self.cfg = GateConfig(device_id="gate-01", data_dir=tmp_path / "data", direction=direction,  # type: ignore[arg-type]
                               debounce_s=5, pins=Pins(motion=None))
@@ -90,6 +97,12 @@ class Rig:
                          publisher_factory=RecordingPublisher, notify=self.notifier, direction=self.switch,
                          events=self.events.append)
         self.factory = factory
+        if config is not None and not (self.cfg.data_dir / "buffer.db").exists():
+            buf = Buffer(self.cfg.data_dir / "buffer.db")
+            try:
+                buf.save_config(encode(config))
+            finally:
+                buf.close()
 
     def __enter__(self) -> Rig:
         self.gate.start()
@@ -199,7 +212,7 @@ def test_the_direction_button_toggles_entry_and_exit_with_its_own_lamp(tmp_path:
 
 
 def test_the_servers_config_is_cached_and_commands_are_carried_out(tmp_path: Path, factory: MockFactory) -> None:
-    config = DeviceConfig(device_id="gate-01", version=2, name="正門", roster_key=KEY,
+    config = DeviceConfig(device_id="gate-01", version=2, name="正門", roster_key=KEY, site=SITE,
                           roster={card_digest(KEY, CARD): "incomplete"})
     with Rig(tmp_path, factory) as rig:
         publisher = RecordingPublisher.instances[-1]
@@ -312,7 +325,9 @@ def test_a_corrupt_buffer_is_set_aside_and_the_gate_keeps_recording(tmp_path: Pa
     rig = Rig(tmp_path, factory)
     with rig:
         rig.tap()
-        assert rig.taps() == ["tap 1 entry"]  # a new buffer, counting from 1 under a new buffer_id
+        # A new buffer, counting from 1 under a new buffer_id; the cached config went with the old
+        # file, so until the server sends it again the tap is saved but not judged.
+        assert rig.taps() == ["tap 1 recorded_unconfigured"]
         assert rig.gate.status().disk_ok is False  # staff see the disk needs a look
     kept = sorted(p.name for p in data.iterdir() if ".corrupt-" in p.name)
     assert len(kept) == 1 and kept[0].startswith("buffer.db.corrupt-")
@@ -338,3 +353,54 @@ def test_the_toggled_direction_survives_a_restart(tmp_path: Path, factory: MockF
         assert fallback.current == "in"  # an unreadable state falls back to the configured way
     finally:
         fallback.close()
+
+
+def test_a_gate_without_config_records_every_card_and_says_it_is_not_configured(
+        tmp_path: Path, factory: MockFactory) -> None:
+    with Rig(tmp_path, factory, config=None) as rig:
+        # At start: its own idle pattern (amber, fast blink) and sentence, not the READY dark LED.
+        sentence = "say このゲートはまだ設定されていません。タッチは記録されます"
+        wait_for(lambda: sentence in rig.events, "the sentence at start")
+        assert "led amber blink-fast" in rig.events and rig.feedback.idle == Idle.UNCONFIGURED
+        rig.tap(CARD)
+        rig.tap("0114FFFFFFFFFFFF")  # a card no roster knows: recorded, not refused
+        assert rig.taps() == ["tap 1 recorded_unconfigured", "tap 2 recorded_unconfigured"]
+        assert rig.events.count("say 記録しました。ゲートの設定を待っています") == 2
+        assert not factory.pin(17).state or factory.pin(27).state  # never red alone: green/amber alternate
+        assert rig.buffer_seqs() == [1, 2]  # both on the SD card, to be sent
+
+
+def test_a_gate_the_server_holds_taps_for_says_it_is_unregistered_until_its_config_places_it(
+        tmp_path: Path, factory: MockFactory) -> None:
+    with Rig(tmp_path, factory, config=None) as rig:
+        publisher = RecordingPublisher.instances[-1]
+        rig.tap(CARD)
+        publisher.callbacks["on_acks"]([AckItem(seq=1, outcome="held", reason="unknown device")])
+        wait_for(lambda: rig.feedback.idle == Idle.UNREGISTERED, "the unregistered state")
+        assert "led amber/green alternate" in rig.events
+        assert "say このゲートはサーバーに登録されていません。元請に登録を依頼してください" in rig.events
+        rig.tap(OTHER)
+        assert rig.taps()[-1] == "tap 2 recorded_unregistered"
+        assert "say 記録しました。このゲートは未登録です" in rig.events
+        # The 元請 registers it: the server's config with the site and roster arrives; cards are judged again.
+        publisher.callbacks["on_config"](PLACED.model_copy(update={"version": 3}))
+        wait_for(lambda: rig.feedback.idle == Idle.READY, "ready once placed")
+        rig.tap("0114FFFFFFFFFFFF")
+        assert rig.taps()[-1] == "tap 3 unknown_card"
+
+
+def test_a_config_without_a_site_is_an_unregistered_gate(tmp_path: Path, factory: MockFactory) -> None:
+    unplaced = PLACED.model_copy(update={"site": None, "roster": {}})  # registered nowhere, or retired
+    with Rig(tmp_path, factory, config=unplaced) as rig:
+        wait_for(lambda: rig.feedback.idle == Idle.UNREGISTERED, "the unregistered state at start")
+        rig.tap(CARD)
+        assert rig.taps() == ["tap 1 recorded_unregistered"]
+
+
+def test_a_late_held_answer_does_not_undo_the_config_that_placed_the_gate(tmp_path: Path, factory: MockFactory) -> None:
+    with Rig(tmp_path, factory) as rig:  # registered and placed: PLACED is its config
+        publisher = RecordingPublisher.instances[-1]
+        # The Ack of a tap sent before the 元請 registered the gate arrives after the config did.
+        publisher.callbacks["on_acks"]([AckItem(seq=1, outcome="held", reason="unknown device")])
+        rig.tap(CARD)
+        assert rig.taps() == ["tap 1 entry"] and rig.feedback.idle == Idle.READY

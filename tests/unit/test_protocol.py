@@ -109,3 +109,11 @@ def test_a_new_buffer_is_a_new_count_of_seqs(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_command_without_an_update_is_sent_as_gates_before_signed_updates_read_it() -> None:
+    wire = encode(Command(id="c1", name="identify"))
+    assert b'"update"' not in wire  # an older gate refuses unknown keys: it must still carry out identify
+    assert decode(Command, wire) == Command(id="c1", name="identify")
+    # An update without its offer is nothing a gate can act on, but it is valid to decode (the gate ignores it).
+    assert decode(Command, encode(Command(id="c2", name="update"))).update is None

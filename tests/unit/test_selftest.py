@@ -7,14 +7,21 @@ gpiozero mock pins, asserted by state and timing like tests/unit/test_feedback.p
 the verdict's blink code. Hold times are shortened through run_selftest's `hold_s`.
 
 Pins: tower red 17, green 27, amber 22, buzzer 18 (the config defaults).
+
+The card reader check reads a card for real too: nfcpy's reader code on its ``udp`` driver, with the card
+emulated by nfcpy in a child process (tests/support/nfc_emulated_card.py, as tests/unit/test_reader.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import select
 import shutil
+import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 from mosquitto import PrivateMosquitto, TlsFiles, free_port
 
@@ -167,6 +175,7 @@ def selftest(cfg: GateConfig, factory: MockFactory, capsys: pytest.CaptureFixtur
     """run_selftest in simulation on these mock pins: (exit code, stdout lines)."""
     kw.setdefault("clock_synced", True)
     kw.setdefault("lamp_cycle", False)  # 2 s each; the all-pass test keeps it
+    kw.setdefault("card_wait_s", 0)  # the reader opens; the card tests wait for one
     code = run_selftest(cfg, simulate=True, pin_factory=factory, **kw)  # type: ignore[arg-type]
     return code, capsys.readouterr().out.splitlines()
 
@@ -401,7 +410,126 @@ def test_simulation_counts_the_clock_as_synchronised_unless_told(gate, tmp_path,
     assert gate_main(["selftest", "--simulate", "--config", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert statuses(out)["clock"] == "OK" and statuses(out)["broker network"] == "NG"
-    assert "(simulation: not played)" in lines_of(out)["voice"]  # aplay is not run in simulation
+    # aplay is run in simulation too: this machine has none on this PATH, so the voice fails, never "OK"
+    assert statuses(out)["voice"] == "NG" and "no player 'aplay'" in lines_of(out)["voice"]
+    assert "no card presented within 1 s" in lines_of(out)["card reader"]  # stdin gave no card line
+
+
+# --- each missing part, one by one (the ones above: reader, network, TLS, login, clock, disk, player failing) ---
+
+
+def test_no_aplay_on_the_path_fails_the_voice_red_seven_times(gate, factory, capsys, tmp_path, monkeypatch) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a gate without alsa-utils
+    code, out = selftest(gate(voice=VoiceConfig()), factory, capsys, hold_s=group_s(7) + 0.4)
+
+    assert code == 1
+    only_failing(out, "voice")
+    assert lines_of(out)["voice"] == "NG  voice: no player 'aplay' (install alsa-utils for aplay)"
+    assert out[-2:] == ["led red code-7", "beep long"]
+    assert_code_shown(factory, RED, 7)
+
+
+def test_a_voice_switched_off_is_not_checked_and_not_reported_ok(gate, factory, capsys) -> None:
+    code, out = selftest(gate(voice=VoiceConfig(enabled=False)), factory, capsys, hold_s=0)
+
+    assert code == 0
+    assert statuses(out)["voice"] == "--" and "the voice is off" in lines_of(out)["voice"]
+
+
+def test_a_busy_buzzer_pin_fails_the_outputs_and_the_led_alone_blinks_red_eight_times(gate, factory, capsys) -> None:
+    holder = DigitalOutputDevice(BUZZER, pin_factory=factory)  # another program's device on the buzzer's pin
+    try:
+        code, out = selftest(gate(), factory, capsys, hold_s=group_s(8) + 0.4)
+    finally:
+        holder.close()
+
+    assert code == 1
+    only_failing(out, "LED and buzzer")
+    line = lines_of(out)["LED and buzzer"]
+    assert "GPIOPinInUse" in line and "the LED alone works" in line
+    assert out[-2:] == ["led red code-8", "say ゲートの部品が使えません。配線と設定を確認してください"]  # no buzzer
+    red = after(factory.pin(RED), 0)
+    assert_steps(red[-len(code_steps(8)):], code_steps(8))
+    for number in (AMBER, GREEN):
+        assert all(not on for _, on in after(factory.pin(number), 0)), number
+
+
+def test_no_pin_library_at_all_is_said_when_nothing_can_show_it(gate, capsys, monkeypatch) -> None:
+    from gpiozero import Device
+
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
+    monkeypatch.setattr(Device, "pin_factory", None)
+    code = run_selftest(gate(), simulate=False, reader_spec="sim", clock_synced=True, hold_s=0, card_wait_s=0)
+    out = capsys.readouterr().out.splitlines()
+
+    assert code == 1
+    assert lines_of(out)["LED and buzzer"].startswith("NG  LED and buzzer: the pins cannot be used: BadPinFactory")
+    assert "the LED alone works" not in lines_of(out)["LED and buzzer"]
+
+
+# --- the card reader reads a card -----------------------------------------------------------------
+
+CARD_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "nfc_emulated_card.py"
+
+
+@pytest.fixture
+def udp_field(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[str]]]]:
+    """An nfcpy udp reader path, and the card processes held in front of it (ended at teardown)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        port = s.getsockname()[1]
+    cards: list[subprocess.Popen[str]] = []
+    yield f"udp:127.0.0.1:{port}", cards
+    for proc in cards:
+        assert proc.stdin is not None
+        proc.stdin.close()  # the card exits when its stdin closes
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def present(field: tuple[str, list[subprocess.Popen[str]]], tech: str, uid: str, log: Path) -> None:
+    port = field[0].rsplit(":", 1)[1]
+    with log.open("a") as err:
+        proc = subprocess.Popen([sys.executable, str(CARD_SCRIPT), port, tech, uid], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    field[1].append(proc)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 20)
+    assert ready and proc.stdout.readline().strip() == "ready", log.read_text()
+
+
+def test_a_card_held_to_the_reader_is_read_and_named_by_its_last_digits(
+        gate, factory, capsys, udp_field, tmp_path) -> None:
+    present(udp_field, "felica", "0114A1B2C3D4E5F6", tmp_path / "card.log")
+    code, out = selftest(gate(), factory, capsys, reader_spec=udp_field[0], card_wait_s=30, hold_s=0)
+
+    assert code == 0, "\n".join(out)
+    assert "card reader: カードをタッチしてください（30 秒待ちます）" in out
+    assert lines_of(out)["card reader"] == f"OK  card reader: opened {udp_field[0]}; read a card (felica, ID …E5F6)"
+    assert "0114A1B2C3D4E5F6" not in "\n".join(out)  # a card number is not printed whole
+
+
+def test_no_card_presented_is_still_a_working_reader_and_says_so(gate, factory, capsys, udp_field) -> None:
+    started = time.monotonic()
+    code, out = selftest(gate(), factory, capsys, reader_spec=udp_field[0], card_wait_s=2, hold_s=0)
+
+    assert code == 0, "\n".join(out)
+    assert time.monotonic() - started >= 2  # it did wait for a card
+    assert lines_of(out)["card reader"] == (f"OK  card reader: opened {udp_field[0]}; no card presented within 2 s "
+                                            "(the reader works; reading a card not tried)")
+
+
+def test_a_random_id_card_is_read_but_named_as_unusable(gate, factory, capsys, udp_field, tmp_path) -> None:
+    present(udp_field, "iso14443a", "08A1B2C3", tmp_path / "card.log")
+    code, out = selftest(gate(), factory, capsys, reader_spec=udp_field[0], card_wait_s=30, hold_s=0)
+
+    assert code == 0
+    assert "read a card (iso14443a) whose ID is random" in lines_of(out)["card reader"]
 
 
 # --- the patterns themselves ----------------------------------------------------------------------

@@ -113,7 +113,8 @@ def _ours() -> Iterable[str]:
 def test_the_units_are_all_here() -> None:
     assert set(_ours()) == {
         "genba-backup.service", "genba-gate.service", "genba-ingest@2.service", "genba-server.service",
-        "genba-backup.timer",
+        "genba-backup.timer", "genba-gate-rollback.service", "genba-gate-rollback-check.service",
+        "genba-gate-rollback-check.timer",
     }
     for unit in list(UNITS.glob("*.service")) + list(UNITS.glob("*.timer")) + [DROP_IN]:
         lines = unit.read_text(encoding="utf-8").splitlines()

@@ -128,3 +128,13 @@ def test_personal_items_by_relation() -> None:
 def test_an_empty_scope_admits_nothing() -> None:
     assert NOTHING.is_empty and not NOTHING.admits(site_id=SITE, worker_id=1, employer_id=1, node_id=100)
     assert Scope(everything=True, site_ids=frozenset()).is_empty
+
+
+def test_held_taps_are_seen_by_the_operator_and_a_primes_gate_managers_only() -> None:
+    operator = Visibility(Actor(9, Role.OPERATOR))
+    assert operator.sees_held_taps([])
+    assert owner(PRIME).sees_held_taps([SITE])  # a 元請 somewhere may register the waiting gate
+    assert manager(PRIME, SITE).sees_held_taps([SITE])
+    assert not manager(PRIME, OTHER_SITE).sees_held_taps([SITE])  # bound elsewhere: not its sites' gates
+    assert not owner(FIRST).sees_held_taps([])  # a subcontractor registers no gates
+    assert not worker(7).sees_held_taps([SITE])

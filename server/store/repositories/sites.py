@@ -19,6 +19,10 @@ class SiteRepository(Repository):
         """The site registered under this 現場ID, if any."""
         return self.s.scalar(select(t.Site.id).where(t.Site.ccus_id == ccus_id))
 
+    def ids_of_prime(self, company_id: int) -> list[int]:
+        """The sites where the company is the 元請."""
+        return list(self.s.scalars(select(t.Site.id).where(t.Site.prime_id == company_id).order_by(t.Site.id)))
+
     def by_ids(self, site_ids: Collection[int]) -> Sequence[t.Site]:
         """These sites in id order (unknown ids are left out)."""
         return self.s.scalars(select(t.Site).where(t.Site.id.in_(site_ids)).order_by(t.Site.id)).all()

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, delete, exists, func, select
 
 from server.store import tables as t
 from server.store.repositories import bulk
@@ -23,6 +23,7 @@ TapKey = tuple[int, str, int]  # (device_pk, buffer_id, seq): a tap's identity, 
 
 _TAPS: Table = t.Tap.__table__  # type: ignore[assignment]
 _CONFLICTS: Table = t.TapConflict.__table__  # type: ignore[assignment]
+_HELD: Table = t.HeldTap.__table__  # type: ignore[assignment]
 
 
 class TapRepository(Repository):
@@ -39,6 +40,46 @@ class TapRepository(Repository):
         of each one this call inserted. A key another transaction stored first is skipped, not an error."""
         return {(dp, b, q): tap_id for dp, b, q, tap_id in bulk.insert_or_skip(
             self.s, _TAPS, rows, ("device_pk", "buffer_id", "seq"), returning=("device_pk", "buffer_id", "seq", "id"))}
+
+    # -- held taps (gates not registered or not placed when the tap arrived) --------------------------
+    def hold(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Keep taps of gates the server cannot place yet, once per (device ID, buffer, seq)."""
+        bulk.insert_or_skip(self.s, _HELD, rows, ("device_id", "buffer_id", "seq"))
+
+    def held_of_device(self, device_id: str) -> Sequence[t.HeldTap]:
+        """The gate's held taps in the order it took them (buffer, seq)."""
+        return self.s.scalars(select(t.HeldTap).where(t.HeldTap.device_id == device_id)
+                              .order_by(t.HeldTap.buffer_id, t.HeldTap.seq)).all()
+
+    def drop_held(self, ids: Collection[int]) -> None:
+        """Forget held taps that became taps of their gate's site."""
+        if ids:
+            self.s.execute(delete(t.HeldTap).where(self.among(t.HeldTap.id, ids)))
+
+    def held_device_ids_now_placed(self) -> list[str]:
+        """Device IDs with held taps whose gate is now registered on a site and not retired (a tap held
+        while its gate was being registered, in a transaction that did not see the registration)."""
+        return list(self.s.scalars(
+            select(t.HeldTap.device_id).distinct()
+            .join(t.Device, t.Device.device_id == t.HeldTap.device_id)
+            .where(t.Device.site_id.is_not(None), t.Device.retired_at.is_(None))
+            .order_by(t.HeldTap.device_id)))
+
+    def held_summary(self, roster_sites: Collection[int] | None = None
+                     ) -> list[tuple[str, str, int, datetime, datetime, datetime]]:
+        """(device ID, reason, taps, first tap, last tap, last received) per gate and reason. With
+        ``roster_sites``, only the held taps of cards whose worker is on one of those sites' rosters."""
+        q = select(t.HeldTap.device_id, t.HeldTap.reason, func.count(), func.min(t.HeldTap.at),
+                   func.max(t.HeldTap.at), func.max(t.HeldTap.received_at))
+        if roster_sites is not None:
+            q = q.where(exists(
+                select(t.Card.uid).join(t.RosterEntry, t.RosterEntry.worker_id == t.Card.worker_id)
+                .where(t.Card.uid == t.HeldTap.card_uid, t.Card.revoked_at.is_(None),
+                       self.among(t.RosterEntry.site_id, roster_sites))))
+        rows = self.s.execute(
+            q.group_by(t.HeldTap.device_id, t.HeldTap.reason).order_by(t.HeldTap.device_id, t.HeldTap.reason)
+        ).all()
+        return [(d, r, n, lo, hi, last) for d, r, n, lo, hi, last in rows]
 
     def add_conflicts(self, rows: Sequence[dict[str, Any]]) -> None:
         """Keep other versions of stored taps, once per (gate, buffer, seq, content)."""
