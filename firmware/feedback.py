@@ -17,8 +17,9 @@ Feedback table (this is the README's):
 
 ¹ the tap is still recorded and sent. ² an ISO 14443 card with a random UID (Type B PUPI, Type A 0x08…):
 it cannot identify a worker, so nothing is recorded. ⁴ recorded, not judged: the gate has no config from
-the server yet (`recorded_unconfigured`), or the server answered its taps `held` because it does not know
-the gate or the gate is on no site (`recorded_unregistered`). The tap is saved and sent; the server keeps
+the server yet (`recorded_unconfigured`), or the server does not know the gate or the gate is on no site
+(`recorded_unregistered`: the server says so with a config without a site when the gate reports in, and
+with its `held` answers). The tap is saved and sent; the server keeps
 it and makes it a record as soon as the 元請 registers the gate on its site, so the worker is told it was
 recorded, and the installer hears that the gate still needs the server's side. green/amber ×3: the two
 alternate 0.3 s each, three times. The sentences in full: 記録しました。ゲートの設定を待っています /

@@ -261,6 +261,10 @@ class MqttIngest:
             self._reject(m, "device_mismatch", f"body says {status.device_id}")
         elif not devices.record_status(self.ctx, status):
             self._reject(m, "unknown_device", "status of a gate not registered on any site")
+            if status.state == "online" and self.connected.is_set():
+                # Not retained: nothing is left on the broker for a device ID nobody registered.
+                self._client.publish(topic(device_id, "config"), encode(devices.unregistered_config(device_id)),
+                                     qos=QOS, retain=False)
 
     def _reject(self, m: _Incoming, code: str, detail: str) -> None:
         self.counters.reject(code)

@@ -251,6 +251,14 @@ def _config_for(uow: UnitOfWork, d: t.Device, cache: dict[int, tuple[t.Site, dic
     )
 
 
+def unregistered_config(device_id: str) -> DeviceConfig:
+    """What a gate the server does not know is told when it reports in: no site, no roster. The gate
+    then shows 未登録 at once (not only after its first tap's `held` answer) and records every card
+    without judging it; the server holds those taps until the 元請 registers the gate, and then the
+    config pusher sends the real one (retained), which replaces this."""
+    return DeviceConfig(device_id=device_id, version=0, site=None, roster_key="", roster={})
+
+
 def change_marker(ctx: Context, *, uow: UnitOfWork | None = None) -> int | None:
     """Moves whenever anything a gate's config is made of may have changed: every edit (roster,
     cards, devices, sites) writes the audit log, so its newest id is the marker the pusher watches."""

@@ -104,9 +104,18 @@ def test_status_and_last_will_become_the_gates_state(api: Api, mosquitto: Privat
         offline = status.model_copy(update={"state": "offline"})
         gate.publish(topic("gate-01", "status"), encode(offline), qos=1, retain=True).wait_for_publish(5)
         wait_for(lambda: state()["state_label"] == "オフライン", "the Last Will shown")
-        gate.publish(topic("gate-77", "status"), encode(status.model_copy(update={"device_id": "gate-77"})),
-                     qos=1).wait_for_publish(5)
-        wait_for(lambda: server.counters.rejected.get("unknown_device") == 1, "an unknown gate's status counted")
+        unknown = Watcher(mosquitto, topic("gate-77", "config"), "unknown-config-watcher")
+        try:
+            gate.publish(topic("gate-77", "status"), encode(status.model_copy(update={"device_id": "gate-77"})),
+                         qos=1).wait_for_publish(5)
+            wait_for(lambda: server.counters.rejected.get("unknown_device") == 1, "an unknown gate's status counted")
+            # The unknown gate is told at once that it is on no site (it shows 未登録), and nothing is
+            # left retained on the broker for a device ID nobody registered.
+            told = wait_for(lambda: _configs(unknown), "the unknown gate's answer")[0]
+            assert (told.device_id, told.site, told.roster) == ("gate-77", None, {})
+            assert [retained for _, retained in unknown.messages] == [False]
+        finally:
+            unknown.close()
     finally:
         gate.disconnect()
         gate.loop_stop()
