@@ -292,6 +292,29 @@ def quarantined_files(path: Path) -> list[Path]:
     return sorted(p for p in path.parent.glob(f"{path.name}.corrupt-*") if not p.name.endswith(("-wal", "-shm")))
 
 
+
+@dataclass(frozen=True)
+class BufferSummary:
+    depth: int  # taps waiting for the server's ack
+    oldest_unacked: tuple[int, datetime] | None  # (seq, at)
+    last_tap: tuple[int, datetime] | None  # (seq, at)
+
+
+def read_summary(path: Path) -> BufferSummary:
+    """What `genba-gate status` shows of the buffer, read through a read-only connection: no migration,
+    no checkpoint, no write lock, so asking for the status never delays a tap's commit (a Buffer's
+    close() checkpoints, which makes the tap thread's next commit wait) and never migrates a file with
+    keys this process does not have. Raises sqlite3.Error when the file cannot be read."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        depth = conn.execute("SELECT count(*) FROM taps WHERE acked_at IS NULL").fetchone()[0]
+        oldest = conn.execute("SELECT seq, at FROM taps WHERE acked_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+        last = conn.execute("SELECT seq, at FROM taps ORDER BY seq DESC LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return BufferSummary(int(depth), (oldest[0], datetime.fromisoformat(oldest[1])) if oldest else None,
+                         (last[0], datetime.fromisoformat(last[1])) if last else None)
+
 class Buffer:
     """The SD card's truth: every tap, durably, before any feedback. SQLite (sqlite-utils) in WAL mode with
     synchronous=FULL on every connection; seq from an AUTOINCREMENT key so it is never reused, even after

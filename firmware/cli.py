@@ -26,6 +26,7 @@ import argparse
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -232,20 +233,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _print_buffer(buf_path: Path) -> None:
     """The buffer is the truth about unsent taps (running or not)."""
-    from firmware.buffer import Buffer
+    from firmware.buffer import read_summary
 
     if not buf_path.exists():
         print(f"未送信のタッチ   : -（バッファがありません: {buf_path}）")
         return
-    buf = Buffer(buf_path)
     try:
-        oldest = buf.oldest_unacked()
-        last = buf.last_tap()
-        print(f"未送信のタッチ   : {buf.depth()}  (buffer depth)")
-        print(f"最古の未送信     : {f'seq {oldest.seq} at {oldest.at.isoformat()}' if oldest else '-'}")
-        print(f"最後のタッチ     : {f'seq {last.seq} at {last.at.isoformat()}' if last else '-'}")
-    finally:
-        buf.close()
+        s = read_summary(buf_path)
+    except sqlite3.Error as exc:
+        print(f"未送信のタッチ   : -（バッファを読めません: {exc}）")
+        return
+    def tap(found: tuple[int, datetime] | None) -> str:
+        return f"seq {found[0]} at {found[1].isoformat()}" if found else "-"
+
+    print(f"未送信のタッチ   : {s.depth}  (buffer depth)")
+    print(f"最古の未送信     : {tap(s.oldest_unacked)}")
+    print(f"最後のタッチ     : {tap(s.last_tap)}")
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from firmware import buffer as buffer_module
-from firmware.buffer import SCHEMA_VERSION, Buffer, TapRecord
+from firmware.buffer import SCHEMA_VERSION, Buffer, TapRecord, read_summary
 from firmware.errors import BufferFull
 from protocol.messages import TapEvent, decode, encode
 
@@ -433,3 +433,19 @@ def test_a_damaged_buffer_file_is_quarantined_and_a_healthy_one_is_left_alone(tm
         assert fresh.buffer_id != old_id and fresh.depth() == 0
     finally:
         fresh.close()
+
+
+def test_the_status_reads_the_buffer_without_writing_to_it(buf: Buffer, path: Path) -> None:
+    first, second, third = tap(buf, 1), tap(buf, 2), tap(buf, 3)
+    buf.mark_acked([(first.seq, "recorded", None)])
+    files = sorted(p for p in path.parent.iterdir() if p.name.startswith(path.name))
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
+    # While the tap thread holds the write lock: a status that checkpointed or migrated would wait here.
+    buf.db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        summary = read_summary(path)
+    finally:
+        buf.db.conn.execute("ROLLBACK")
+    assert summary.depth == 2
+    assert summary.oldest_unacked == (second.seq, second.at) and summary.last_tap == (third.seq, third.at)
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in files} == before
