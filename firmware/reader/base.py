@@ -173,7 +173,7 @@ class ReaderLoop:
         try:
             self.on_card(card)
         except Exception:
-            log.exception("on_card(%s) raised; the reader keeps going", card)
+            log.exception("on_card(%s card) raised; the reader keeps going", card.tech)  # no UID in the journal
 
     def _close(self) -> None:
         try:

@@ -165,6 +165,9 @@ def test_after_100_acknowledged_taps_no_file_of_the_gate_holds_a_uid_a_key_or_th
     assert found_in(files, forms(pending_uid)), "the unacknowledged tap lost its UID"
     leaks = {uid: found_in(files, forms(uid)) for uid in uids}
     assert {uid: where for uid, where in leaks.items() if where} == {}
+    # Nor its log (the journal, on the same SD card): the gate logs no card UID at its default level.
+    log_text = "\n".join(gate.stderr).upper()
+    assert [u for u in [*uids, pending_uid] if u in log_text] == []
 
     secrets_file = etc / "private" / "secrets.toml"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
