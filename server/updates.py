@@ -38,11 +38,8 @@ PUBLISH_TIMEOUT_S = 15.0
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def sign_bundle(key_file: Path, wheels: Path, version: str, out: Path,
