@@ -27,8 +27,14 @@ Tech = Literal["felica", "iso14443a", "iso14443b"]
 Direction = Literal["in", "out", "auto"]
 
 
+# Integers on the wire are bounded by what the store and the gate's SQLite hold (64-bit signed).
+INT64_MAX = 2**63 - 1
+
+
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion on the wire ("1" is not 1, "yes" is not true, a Unix number is not a time);
+    # the contract says what each field is, and a body that says otherwise is refused with a reason.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Card(Message):
@@ -49,13 +55,14 @@ class TapEvent(Message):
     v: Literal[1] = 1
     device_id: DeviceId
     buffer_id: BufferId
-    seq: int = Field(..., ge=1)
+    seq: int = Field(..., ge=1, le=INT64_MAX)
     card: Card
     direction: Direction
     at: AwareDatetime  # the gate's wall clock (RFC 3339 with offset)
     clock_synced: bool  # was that clock NTP-synchronised when the tap was taken
     boot_id: str = Field(..., min_length=1, max_length=64)
-    mono_ms: int = Field(..., ge=0)  # CLOCK_MONOTONIC in ms within boot_id: lets the server fix ``at`` later
+    # CLOCK_MONOTONIC in ms within boot_id: lets the server fix ``at`` later
+    mono_ms: int = Field(..., ge=0, le=INT64_MAX)
     shown: str | None = Field(None, max_length=40)  # what the gate told the worker (feedback signal name)
 
 
@@ -67,7 +74,7 @@ Outcome = Literal["recorded", "duplicate", "rejected", "conflict", "held"]
 
 
 class AckItem(Message):
-    seq: int = Field(..., ge=1)
+    seq: int = Field(..., ge=1, le=INT64_MAX)
     outcome: Outcome  # all are final: the gate stops re-sending
     reason: str | None = Field(None, max_length=200)
 
@@ -92,18 +99,18 @@ class DeviceStatus(Message):
     state: Literal["online", "offline"]
     at: AwareDatetime
     firmware: str = Field("", max_length=40)
-    uptime_s: int = Field(0, ge=0)
-    buffer_depth: int = Field(0, ge=0)  # taps not yet acknowledged by the server
-    oldest_unacked_seq: int | None = None
+    uptime_s: int = Field(0, ge=0, le=INT64_MAX)
+    buffer_depth: int = Field(0, ge=0, le=INT64_MAX)  # taps not yet acknowledged by the server
+    oldest_unacked_seq: int | None = Field(None, ge=1, le=INT64_MAX)
     oldest_unacked_at: AwareDatetime | None = None
     last_tap_at: AwareDatetime | None = None
     reader: ReaderState = "starting"
     clock_synced: bool = False
     boot_id: str = Field("", max_length=64)
-    mono_ms: int = Field(0, ge=0)
+    mono_ms: int = Field(0, ge=0, le=INT64_MAX)
     disk_ok: bool = True
     direction: Direction = "auto"
-    config_version: int | None = None
+    config_version: int | None = Field(None, ge=0, le=INT64_MAX)
 
 
 # ok: on this site's roster; incomplete: on it without 職種 or 立場; not_on_roster: a card the server
@@ -155,15 +162,22 @@ def decode(model: type[M], payload: bytes | str, max_bytes: int | None = None) -
     if len(raw) > limit:
         raise ProtocolError("too_large", f"{len(raw)} bytes > {limit}")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("not_json", str(exc)[:200]) from None
+        text = raw.decode("utf-8")  # UTF-8 only: json.loads would also take UTF-16 and UTF-32 bytes
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("not_utf8", str(exc)[:200]) from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        # ValueError: not JSON, or an integer of more digits than Python converts (4,300);
+        # RecursionError: arrays or objects nested thousands deep. Both are a body, not a crash.
+        raise ProtocolError("not_json", f"{type(exc).__name__}: {exc}"[:200]) from None
     if not isinstance(data, dict):
         raise ProtocolError("not_an_object", type(data).__name__)
-    if data.get("v") != VERSION:
-        raise ProtocolError("unsupported_version", f"v={data.get('v')!r}, this side speaks v={VERSION}")
+    version = data.get("v")
+    if type(version) is not int or version != VERSION:  # true == 1 in Python, but not on the wire
+        raise ProtocolError("unsupported_version", f"v={version!r}, this side speaks v={VERSION}")
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(text)  # strict, on the JSON types themselves
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

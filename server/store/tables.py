@@ -387,7 +387,7 @@ class Tap(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id"), nullable=False)
     buffer_id: Mapped[str] = mapped_column(String(32), nullable=False)
-    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)  # the wire's bound: 64-bit signed
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), nullable=False, index=True)  # the device's, at receipt
     card_tech: Mapped[str] = mapped_column(String(12), nullable=False)
     card_uid: Mapped[str] = mapped_column(String(40), nullable=False, index=True)

@@ -187,3 +187,14 @@ def test_a_seq_repeated_in_one_batch_with_other_content_is_a_conflict(api: Api) 
     with DbSession(api.ctx.store.engine) as s:
         kept = s.scalars(select(t.TapConflict)).all()
         assert [(c.seq, c.card_uid) for c in kept] == [(1, "0114FFFFFFFFFFFF")]
+
+
+def test_a_seq_past_32_bits_is_stored_on_both_backends(api: Api) -> None:
+    # The wire allows any seq up to 2^63 - 1; taps.seq was a 32-bit column on PostgreSQL, and such a
+    # tap failed its whole batch in the database.
+    site_id, worker = _gate(api)
+    big = 2**40 + 7
+    bigger = 2**63 - 1
+    taps = [tap(1).model_copy(update={"seq": seq, "mono_ms": 1000 + n}) for n, seq in enumerate((big, bigger))]
+    assert [a.outcome for a in ingest.ingest_taps(api.ctx, "gate-01", taps)] == ["recorded", "recorded"]
+    assert stored(api) == [(big, worker["id"], site_id), (bigger, worker["id"], site_id)]

@@ -51,7 +51,7 @@ def test_every_message_survives_the_wire() -> None:
     "body, code",
     [
         (b"{not json", "not_json"),
-        (b"\xff\xfe", "not_json"),
+        (b"\xff\xfe", "not_utf8"),
         (b"[1, 2]", "not_an_object"),
         (b'{"v": 2, "device_id": "gate-01"}', "unsupported_version"),
         (b'{"device_id": "gate-01"}', "unsupported_version"),
@@ -117,3 +117,35 @@ def test_a_command_without_an_update_is_sent_as_gates_before_signed_updates_read
     assert decode(Command, wire) == Command(id="c1", name="identify")
     # An update without its offer is nothing a gate can act on, but it is valid to decode (the gate ignores it).
     assert decode(Command, encode(Command(id="c2", name="update"))).update is None
+
+
+
+def _tap_body(**changes: object) -> bytes:
+    body = json.loads(encode(tap()))
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        # Bodies that escaped decode() as RecursionError / ValueError and dropped the ingest's whole batch.
+        (b"[" * 5000, "not_json"),
+        (b'{"v": 1, "seq": ' + b"9" * 5000 + b"}", "not_json"),
+        # Coercions the contract does not allow: each was stored as a tap.
+        (_tap_body(v=True), "unsupported_version"),
+        (_tap_body(seq="1"), "invalid"),
+        (_tap_body(clock_synced="yes"), "invalid"),
+        (_tap_body(at=1764057492), "invalid"),
+        (_tap_body(mono_ms=1.5), "invalid"),
+        (_tap_body().decode().encode("utf-16"), "not_utf8"),
+        # Past what the store holds: refused here, not by the database for the whole batch.
+        (_tap_body(seq=2**63), "invalid"),
+        (_tap_body(mono_ms=2**63), "invalid"),
+    ],
+)
+def test_hostile_and_lax_bodies_are_protocol_errors_never_crashes_or_taps(body: bytes, code: str) -> None:
+    with pytest.raises(ProtocolError) as err:
+        decode(TapEvent, body)
+    assert err.value.code == code
+    assert decode(TapEvent, _tap_body(seq=2**63 - 1)).seq == 2**63 - 1  # the largest seq still goes through
