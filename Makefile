@@ -12,7 +12,7 @@ APT_PACKAGES := postgresql mosquitto espeak-ng mtools dosfstools fdisk cloud-ini
 
 .PHONY: test demo lint bench system-deps venv clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | system-deps  # pyscard builds against libpcsclite-dev
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "GenbaGate needs Python >= 3.11 (found " + sys.version.split()[0] + ")")'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip

@@ -330,7 +330,8 @@ class Gate:
     def _on_acks(self, acks: list[AckItem]) -> None:
         """From the publisher's sender thread: a `held` answer says the server cannot place this gate;
         a `recorded` one that it can (a config with its site follows)."""
-        held = any(a.outcome == "held" for a in acks)
+        # `held` for "clock not set" waits for this gate's clock, not for a place (DESIGN: Ack reasons).
+        held = any(a.outcome == "held" and a.reason != "clock not set" for a in acks)
         recorded = any(a.outcome == "recorded" for a in acks)
         with self._idle_lock:
             cfg = self._config

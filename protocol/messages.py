@@ -69,7 +69,10 @@ class TapEvent(Message):
 # conflict: the server already holds this (device, buffer, seq) with other content; it kept this
 # version too, for the 元請 to see. held: stored, but not yet a record because the server cannot place
 # the gate (not registered, or on no site): it becomes one when the 元請 registers or places the gate,
-# with ``reason`` saying which. Final, like the others: the server has the tap.
+# with ``reason`` saying which; or ``reason`` "clock not set": taken on an unsynchronised clock that is
+# far off, it is dated by the first synchronised tap or status of the same boot. Final, like the
+# others: the server has the tap. rejected for time ("time in the future", "time past the correction
+# deadline"): kept for the 元請 too, never a record.
 Outcome = Literal["recorded", "duplicate", "rejected", "conflict", "held"]
 
 

@@ -299,13 +299,20 @@ def correction_deadline(day: date) -> date:
     return date(year, month, calendar.monthrange(year, month)[1])
 
 
-def check_correction_window(day: date, today: date) -> None:
-    """Refuse a correction submitted after its deadline, saying which deadline, so the UI can show it.
-
-    ``today`` is the site-local date (the caller takes it from the clock in the site's timezone).
-    """
+def check_correction_window(day: date, now: datetime, rule: DayRule) -> None:
+    """A correction (事後補正) is after the fact: only for a work day that has begun, and until its
+    deadline. A correction for a day ahead would put a work day (and a site-fee day) on record
+    before anyone worked it. Refused saying which day or deadline, so the UI can show it."""
+    start, _ = day_window(day, rule)
+    if now < start:
+        raise InvalidInput(
+            "correction_day_not_begun",
+            ja=f"まだ始まっていない就業日（{day.isoformat()}）の事後補正はできません",
+            en=f"the work day {day.isoformat()} has not begun; a correction is only for days that have",
+            work_day=day.isoformat(),
+        )
     deadline = correction_deadline(day)
-    if today > deadline:
+    if now.astimezone(rule.tz).date() > deadline:
         raise Conflict(
             "correction_deadline_passed",
             ja=f"事後補正の申請期限（就労翌月末: {deadline.isoformat()}）を過ぎています",
@@ -315,9 +322,11 @@ def check_correction_window(day: date, today: date) -> None:
         )
 
 
-def check_correction(day: date, entry_at: datetime | None, exit_at: datetime | None, rule: DayRule) -> None:
+def check_correction(day: date, entry_at: datetime | None, exit_at: datetime | None, rule: DayRule,
+                     now: datetime) -> None:
     """A correction's times must describe that work day: at least one of them, both inside the day's
-    window (boundary to boundary), and the exit after the entry."""
+    window (boundary to boundary) and not later than now (it says what happened), and the exit after
+    the entry."""
     if entry_at is None and exit_at is None:
         raise InvalidInput(
             "correction_needs_time",
@@ -336,6 +345,13 @@ def check_correction(day: date, entry_at: datetime | None, exit_at: datetime | N
                 f"（{start.strftime('%m/%d %H:%M')}〜{end.strftime('%m/%d %H:%M')}）の外です",
                 en=f"the {label_en} time is outside work day {day.isoformat()}"
                 f" ({start.isoformat()} to {end.isoformat()})",
+                work_day=day.isoformat(),
+            )
+        if at > now:
+            raise InvalidInput(
+                "correction_time_in_future",
+                ja=f"{label_ja}時刻が現在より後です（事後補正は起きたことの記録です）",
+                en=f"the {label_en} time is later than now; a correction records what happened",
                 work_day=day.isoformat(),
             )
     if entry_at is not None and exit_at is not None and exit_at <= entry_at:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from server.domain.attendance import DayRule, correction_deadline, work_day
+
 # A gate clock outside these is broken, not late: refused with a reason rather than stored.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -51,8 +53,48 @@ def refusal(topic_device_id: str, body_device_id: str, gate: GateRecord | None, 
 
 
 def is_held(reason: str | None) -> bool:
-    """Whether a refused tap is kept until its gate is registered or placed (see HOLDABLE)."""
-    return reason in HOLDABLE
+    """Whether a refused tap is answered ``held``: kept until something the server waits for happens
+    (its gate registered or placed: HOLDABLE; a synchronised reading of its boot: CLOCK_UNSET)."""
+    return reason in HOLDABLE or reason == CLOCK_UNSET
+
+
+# -- the time window ---------------------------------------------------------------------------------
+# A tap's time decides its work day, and a work day can be changed only until its 事後補正 deadline
+# (the end of the next month): a tap dated later than the server's now (beyond a skew for two NTP
+# clocks and the trip) or before that deadline would write a day nobody may correct any more, or one
+# that has not happened. Such a tap is refused with the reason and kept for the 元請 (held_taps), who
+# can enter the day by a correction while it is open. A gate clock that was not synchronised is no
+# evidence either way: its tap waits (held) for a synchronised reading of the same boot to date it.
+TOO_NEW = "time in the future"
+TOO_OLD = "time past the correction deadline"
+CLOCK_UNSET = "clock not set"
+MAX_AHEAD = timedelta(minutes=10)
+
+REASON_JA = {
+    UNKNOWN_DEVICE: "未登録のゲート",
+    NOT_PLACED: "現場に配置されていないゲート",
+    TOO_NEW: "時刻が未来",
+    TOO_OLD: "事後補正の期限切れの日付",
+    CLOCK_UNSET: "ゲートの時刻が未設定（時刻同期待ち）",
+}
+
+
+def plausible_reading(at: datetime, now: datetime) -> bool:
+    """Whether a synchronised clock reading (a status) may date other taps: not ahead of the server's
+    clock beyond the skew (a reading dated 2099 would carry every tap of its boot there). An old one
+    is fine: a retained status read after a restart is a true reading of its moment."""
+    return at <= now + MAX_AHEAD
+
+
+def time_refusal(at: datetime, trusted: bool, now: datetime, rule: DayRule) -> str | None:
+    """Why a tap's (effective) time cannot make a work day of a site with ``rule``, or None."""
+    if at > now + MAX_AHEAD:
+        outside = TOO_NEW
+    elif now.astimezone(rule.tz).date() > correction_deadline(work_day(at, rule)):
+        outside = TOO_OLD
+    else:
+        return None
+    return outside if trusted else CLOCK_UNSET
 
 
 @dataclass(frozen=True)

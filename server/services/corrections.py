@@ -13,7 +13,7 @@ from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
 from server.services.common import as_aware, audit, site_or_404, snapshot, worker_or_404
 from server.services.context import Context
-from server.services.records import current_record, local_time, local_today, rebuild, rule_of, utc
+from server.services.records import current_record, local_time, rebuild, rule_of, utc
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 
@@ -70,8 +70,8 @@ def submit_correction(ctx: Context, actor: Actor, site_id: int, worker_id: int, 
         has_record = uow.records.id_of(site.id, worker.id, day)
         if has_record is None and not uow.roster.is_on_roster(site.id, worker.id):
             raise site_not_found()  # neither a record nor a roster entry: nothing to correct on this site
-        rules.check_correction_window(day, local_today(ctx, rule))
-        rules.check_correction(day, entry_at, exit_at, rule)
+        rules.check_correction_window(day, ctx.now(), rule)
+        rules.check_correction(day, entry_at, exit_at, rule, ctx.now())
         rules.check_corrected_record(rules.corrected(current_record(uow, site, worker.id, day), worker.id, site.id, day,
                                                      entry_at, exit_at))
         if uow.records.pending_correction_id(site.id, worker.id, day):

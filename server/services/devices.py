@@ -11,6 +11,7 @@ from typing import Any
 
 from protocol.messages import DeviceConfig, DeviceStatus, SiteRef, card_digest, encode
 from protocol.topics import check_device_id
+from server.domain import taps
 from server.domain.accounts import INVITE_ROLES, Actor, Role, require_role, require_site_access
 from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
@@ -157,7 +158,8 @@ def held_taps(ctx: Context, actor: Actor, *, uow: UnitOfWork | None = None) -> l
             raise Forbidden("held_taps_forbidden", ja="保留中のタップを見られるのは元請と運用管理者です",
                             en="only a 元請's gate managers and the operator see held taps")
         sites = None if actor.role == Role.OPERATOR else [s for s in prime_sites if policy.acts_on(s)]
-        return [{"device_id": d, "reason": r, "taps": n, "first_at": as_aware(lo).isoformat(),
+        return [{"device_id": d, "reason": r, "reason_label": taps.REASON_JA.get(r, r), "taps": n,
+                 "first_at": as_aware(lo).isoformat(),
                  "last_at": as_aware(hi).isoformat(), "last_received_at": as_aware(last).isoformat()}
                 for d, r, n, lo, hi, last in uow.taps.held_summary(sites)]
 
@@ -206,8 +208,10 @@ def record_status(ctx: Context, status: DeviceStatus, *, uow: UnitOfWork | None 
         d.online = status.state == "online"
         d.last_seen_at = ctx.now()
         d.status = status.model_dump(mode="json")
-        if status.state == "online" and status.clock_synced and status.boot_id:
+        if (status.state == "online" and status.clock_synced and status.boot_id
+                and taps.plausible_reading(status.at, ctx.now())):
             records.clock_reference(ctx, uow, d, status.boot_id, status.at, status.mono_ms)
+            ingest.release_clock_held(ctx, d.device_id, {status.boot_id}, uow=uow)
         return True
 
 

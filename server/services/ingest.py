@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -83,6 +83,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         accepted: list[tuple[int, t.Device, TapEvent]] = []
         repeats: list[tuple[int, t.Device, TapEvent]] = []
         first_of: dict[tuple[int, str, int], TapEvent] = {}
+        first_index: dict[tuple[int, str, int], int] = {}
         held: dict[tuple[str, str, int], dict[str, Any]] = {}
         for i, (topic_device_id, e) in enumerate(items):
             device = devices[topic_device_id]
@@ -102,6 +103,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 repeats.append((i, device, e))
             else:
                 first_of[(device.id, e.buffer_id, e.seq)] = e
+                first_index[(device.id, e.buffer_id, e.seq)] = i
                 accepted.append((i, device, e))
 
         # What is stored already: a re-send (duplicate) or the same key with other content
@@ -119,8 +121,15 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         reference = {d.id: records.reference_of(d) for d in devices.values() if d is not None}
         waiting: dict[tuple[int, str], list[dict[str, Any]]] = {}
         rows: list[dict[str, Any]] = []
-        for _, device, e in fresh:
+        out_of_window: dict[int, str] = {}  # item index → the time rule's reason
+        index_of: dict[int, int] = {}  # id(row) → item index
+        sites: dict[int, t.Site] = {}
+        for i, device, e in fresh:
             at = records.utc(e.at)
+            site = sites.setdefault(device.site_id, site_or_404(uow, device.site_id))
+            if e.clock_synced and (reason := taps.time_refusal(at, True, now, records.rule_of(site))):
+                out_of_window[i] = reason  # a synchronised clock this far off is no reading either
+                continue
             row: dict[str, Any] = {
                 "device_pk": device.id, "buffer_id": e.buffer_id, "seq": e.seq, "site_id": device.site_id,
                 "card_tech": e.card.tech, "card_uid": e.card.uid, "worker_id": holders.get(e.card.uid),
@@ -139,6 +148,27 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
             if not trusted:
                 waiting.setdefault((device.id, e.boot_id), []).append(row)
             rows.append(row)
+            index_of[id(row)] = i
+        # The time window, now that this batch's readings have dated what they could (the domain's rule).
+        for row in rows:
+            site = sites[row["site_id"]]
+            reason = taps.time_refusal(row["effective_at"], row["clock_trusted"], now, records.rule_of(site))
+            if reason:
+                out_of_window[index_of[id(row)]] = reason
+        for i, device, e in fresh:
+            if (reason := out_of_window.get(i)) is None:
+                continue
+            # Kept with the reason (the gate showed the worker a recorded tap), never a tap of a day.
+            held.setdefault((device.device_id, e.buffer_id, e.seq), _held_row(device.device_id, e, reason, now))
+            if taps.is_held(reason):
+                counted.held += 1
+                acks[i] = AckItem(seq=e.seq, outcome="held", reason=reason)
+            else:
+                counted.reject(reason)
+                log.warning("rejected tap %s/%s seq %d: %s (at %s)", device.device_id, e.buffer_id, e.seq, reason,
+                            e.at.isoformat())
+                acks[i] = AckItem(seq=e.seq, outcome="rejected", reason=reason)
+        rows = [r for r in rows if index_of[id(r)] not in out_of_window]
 
         uow.taps.hold(list(held.values()))  # a re-sent held tap is skipped: held once per key
         new_ids = uow.taps.insert_new(rows)
@@ -147,9 +177,13 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         # Answers, in item order; conflicts kept once beside the version that was stored first.
         conflicts: list[dict[str, Any]] = []
         touched: set[tuple[int, int, date]] = set()
-        sites: dict[int, t.Site] = {}
         for i, device, e in accepted + repeats:
             key = (device.id, e.buffer_id, e.seq)
+            if first_index[key] in out_of_window:  # refused by time (a repeat: answered as its first)
+                first = acks[first_index[key]]
+                assert first is not None
+                acks[i] = AckItem(seq=e.seq, outcome=first.outcome, reason=first.reason)
+                continue
             first_id = new_ids.get(key) or (stored[key].id if key in stored else None)
             if key in new_ids and acks[i] is None and first_of[key] is e:
                 counted.recorded += 1
@@ -186,6 +220,15 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         for site_id in sorted(by_site):
             site = sites.get(site_id) or site_or_404(uow, site_id)
             records.rebuild_many(uow, site, by_site[site_id], now, load_tree(uow, site_id))
+        # Taps held for want of a clock (CLOCK_UNSET) whose boot got its first reading now: dated by
+        # it. The inner batch holds no reading (its taps are unsynchronised), so this never recurses
+        # further; one indexed query per gate and batch with readings.
+        read: dict[str, set[str]] = {}
+        for _, device, e in fresh:
+            if e.clock_synced and e.boot_id and (device.id, e.buffer_id, e.seq) in new_ids:
+                read.setdefault(device.device_id, set()).add(e.boot_id)
+        for device_id, boots in sorted(read.items()):
+            release_clock_held(ctx, device_id, boots, uow=uow)
     if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
         counters.add(counted)
     return [a for a in acks if a is not None]
@@ -206,23 +249,41 @@ RELEASE_CHUNK = 500  # held taps per ingest_batch call when a gate is placed (bo
 
 
 def release_held(ctx: Context, device_id: str, *, uow: UnitOfWork | None = None) -> int:
-    """The gate's held taps become taps of its site now that it is registered or placed: each goes
-    through ``ingest_batch`` as if it had just arrived (the same acceptance, times, records), in the
-    caller's transaction, and is then forgotten. Returns how many became taps (a re-send of one
-    already stored counts as stored). A tap still refused for another reason (the gate retired
-    meanwhile) stays held: nothing the gate once showed as recorded is dropped here."""
-    released = 0
+    """The gate's held taps become taps of its site now that it is registered or placed (see
+    ``_retry_held``). Returns how many became taps."""
     with ctx.write(uow) as uow:
-        held = uow.taps.held_of_device(device_id)
-        for start in range(0, len(held), RELEASE_CHUNK):
-            chunk = held[start:start + RELEASE_CHUNK]
-            acks = ingest_batch(ctx, [(device_id, _held_event(h)) for h in chunk], uow=uow)
-            stored = ("recorded", "duplicate", "conflict")
-            done = [h.id for h, a in zip(chunk, acks, strict=True) if a.outcome in stored]
-            uow.taps.drop_held(done)
-            released += len(done)
+        released = _retry_held(ctx, uow, device_id, uow.taps.held_of_device(device_id, taps.HOLDABLE))
     if released:
         log.info("gate %s placed: %d held taps stored", device_id, released)
+    return released
+
+
+def release_clock_held(ctx: Context, device_id: str, boot_ids: Collection[str], *,
+                       uow: UnitOfWork | None = None) -> int:
+    """Taps held for want of a clock ("clock not set") of these boots, now that the gate's reference
+    is a reading of one of them: dated by it (see ``_retry_held``). Returns how many became taps."""
+    with ctx.write(uow) as uow:
+        return _retry_held(ctx, uow, device_id, uow.taps.held_of_device(device_id, (taps.CLOCK_UNSET,), boot_ids))
+
+
+def _retry_held(ctx: Context, uow: UnitOfWork, device_id: str, held: Sequence[t.HeldTap]) -> int:
+    """Held taps tried again now that what they waited for happened: each goes through
+    ``ingest_batch`` as if it had just arrived (the same acceptance, times, records), in the caller's
+    transaction, and is then forgotten. Returns how many became taps (a re-send of one already stored
+    counts as stored). A tap now refused for another reason (the gate retired meanwhile, its day past
+    the correction deadline) stays held with that reason: nothing the gate once showed as recorded is
+    dropped here."""
+    released = 0
+    for start in range(0, len(held), RELEASE_CHUNK):
+        chunk = held[start:start + RELEASE_CHUNK]
+        acks = ingest_batch(ctx, [(device_id, _held_event(h)) for h in chunk], uow=uow)
+        stored = ("recorded", "duplicate", "conflict")
+        done = [h.id for h, a in zip(chunk, acks, strict=True) if a.outcome in stored]
+        uow.taps.drop_held(done)
+        released += len(done)
+        for h, a in zip(chunk, acks, strict=True):
+            if a.outcome not in stored and a.reason and a.reason != h.reason:
+                uow.taps.set_held_reason([h.id], a.reason)
     return released
 
 
@@ -231,7 +292,7 @@ def release_all_placed(ctx: Context) -> int:
     can be held while its gate is being registered (the ingest's transaction did not see the
     registration commit, and the registration's release did not see the tap); this finds it."""
     with ctx.read() as uow:
-        device_ids = uow.taps.held_device_ids_now_placed()
+        device_ids = uow.taps.held_device_ids_now_placed(taps.HOLDABLE)
     return sum(release_held(ctx, d) for d in device_ids)
 
 

@@ -47,10 +47,6 @@ def rule_of(site: t.Site) -> rules.DayRule:
     return rules.DayRule(boundary=rules.parse_boundary(site.day_boundary))
 
 
-def local_today(ctx: Context, rule: rules.DayRule) -> date:
-    return ctx.now().astimezone(rule.tz).date()
-
-
 def _domain_tap(row: t.Tap) -> rules.Tap:
     # The tap's row id stands in for seq: seq is per gate buffer, the id is unique on the site.
     return rules.Tap(

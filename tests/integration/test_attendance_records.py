@@ -168,9 +168,9 @@ def test_taps_before_clock_sync_are_redated_by_a_later_synced_reading_of_the_sam
     gates.tap(UID_A, datetime(2026, 1, 1, 0, 1, 40, tzinfo=JST), gate="gate-auto", direction="auto",
               synced=False, boot="boot-x", mono_ms=100_000)
     assert gates.day()["records"] == []
-    january = gates.record_of(w, "2025-12-31")  # before 04:00 on 1 January: the previous work day
-    assert january["clock_unverified"]
-    assert "clock_unverified" in [x["code"] for x in january["invalid_reasons"]]
+    # A clock that far off is no evidence of a day (2025-12-31 is past its correction deadline): the
+    # tap is held for a reading of its boot, not made into a record of a day nobody worked.
+    assert gates.day("2025-12-31")["records"] == []
     # NTP answers; the same gate's next tap, synchronised, is 17:30 at mono 34,420 s: 9 h 32 min after
     # the first one, which was therefore at 07:58.
     gates.tap(UID_A, jst(25, 17, 30), gate="gate-auto", direction="auto", boot="boot-x", mono_ms=34_420_000)
@@ -235,6 +235,24 @@ def test_a_correction_after_the_end_of_the_next_month_is_refused_with_the_deadli
     assert "2026-12-31" in err["message"]
     gates.api.ctx.clock = lambda: datetime(2026, 12, 31, 23, 0, tzinfo=JST).astimezone(UTC)
     _correction(owner, gates, w, "2026-11-25", None, "2026-11-25T17:00:00+09:00")
+
+
+def test_a_correction_for_a_day_that_has_not_begun_is_refused(gates: Gates) -> None:
+    # Issue 17 finding 4: a 事後補正 dated 2027-01-15 was accepted, approved, and counted as a work day
+    # and a site-fee day. It is "after the fact" (事後): only for days that have begun, times not ahead of now.
+    w = _worker(gates, "未来 補正", UID_A)
+    err = _correction(gates.prime.owner, gates, w, "2027-01-15", "2027-01-15T08:00:00+09:00",
+                      "2027-01-15T17:00:00+09:00", status=422, code="correction_day_not_begun")
+    assert "2027-01-15" in err["message"]
+    _correction(gates.prime.owner, gates, w, "2026-11-26", "2026-11-26T08:00:00+09:00", None,
+                status=422, code="correction_day_not_begun")  # tomorrow (NOW is 11-25 21:00)
+    # Today has begun, but its exit cannot be set later than now.
+    _correction(gates.prime.owner, gates, w, "2026-11-25", "2026-11-25T08:00:00+09:00",
+                "2026-11-25T23:30:00+09:00", status=422, code="correction_time_in_future")
+    c = _correction(gates.prime.owner, gates, w, "2026-11-25", "2026-11-25T08:00:00+09:00",
+                    "2026-11-25T20:30:00+09:00")
+    gates.prime.owner.ok("POST", f"/corrections/{c['id']}/approve", {})
+    assert gates.day("2027-01-15")["records"] == []
 
 
 def test_a_rejected_correction_needs_a_comment_and_leaves_the_record(gates: Gates) -> None:

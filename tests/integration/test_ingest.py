@@ -4,15 +4,15 @@ site taken from the server's own record of the gate. On SQLite and PostgreSQL.""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from world import Api, Company
 
-from protocol.messages import Card, TapEvent
-from server.services import ingest
+from protocol.messages import Card, DeviceStatus, TapEvent
+from server.services import devices, ingest
 from server.store import tables as t
 
 BUF = "ab" * 16
@@ -198,3 +198,88 @@ def test_a_seq_past_32_bits_is_stored_on_both_backends(api: Api) -> None:
     taps = [tap(1).model_copy(update={"seq": seq, "mono_ms": 1000 + n}) for n, seq in enumerate((big, bigger))]
     assert [a.outcome for a in ingest.ingest_taps(api.ctx, "gate-01", taps)] == ["recorded", "recorded"]
     assert stored(api) == [(big, worker["id"], site_id), (bigger, worker["id"], site_id)]
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # 21:00 JST
+
+
+def timed(seq: int, at: datetime, synced: bool = True, boot: str = "b", mono_ms: int | None = None) -> TapEvent:
+    return TapEvent(device_id="gate-01", buffer_id=BUF, seq=seq, card=Card(tech="felica", uid="0114A1B2C3D4E5F6"),
+                    direction="in", at=at, clock_synced=synced, boot_id=boot,
+                    mono_ms=seq * 1000 if mono_ms is None else mono_ms)
+
+
+def test_taps_dated_in_the_future_or_past_the_correction_deadline_are_refused_and_kept_for_the_prime(
+        api: Api) -> None:
+    # Issue 17 finding 3: 336 forged taps dated 2000-2100 made 77 records up to 2099-12-30.
+    api.ctx.clock = lambda: NOW
+    site_id, worker, prime = _gate_and_prime(api)
+    prime.owner.ok("POST", f"/sites/{site_id}/roster",
+                   {"worker_id": worker["id"], "trade": {"major": "06", "minor": "01"}, "position": "general"},
+                   status=201)
+    counters = ingest.Counters()
+    acks = ingest.ingest_taps(api.ctx, "gate-01", [
+        timed(1, datetime(2099, 12, 30, 8, 0, tzinfo=UTC)),  # a broken or forged clock
+        timed(2, NOW.replace(hour=13)),  # an hour ahead of the server
+        timed(3, datetime(2026, 9, 30, 8, 0, tzinfo=UTC)),  # its 事後補正 deadline (10-31) has passed
+        timed(4, NOW.replace(minute=3)),  # a gate clock a few minutes ahead: within the skew
+        timed(5, datetime(2026, 10, 1, 8, 0, tzinfo=UTC)),  # October: correctable until 11-30
+    ], counters)
+    assert [(a.outcome, a.reason) for a in acks] == [
+        ("rejected", "time in the future"), ("rejected", "time in the future"),
+        ("rejected", "time past the correction deadline"), ("recorded", None), ("recorded", None)]
+    assert counters.rejected == {"time in the future": 2, "time past the correction deadline": 1}
+    assert [seq for seq, _, _ in stored(api)] == [4, 5]
+    assert sorted(str(day) for _, day, _ in records_of(api, worker["id"])) == ["2026-10-01", "2026-11-25"]
+    # Not dropped: kept with the reason, and the 元請 sees them (its rostered worker tapped them).
+    assert held(api) == [("gate-01", 1, "time in the future"), ("gate-01", 2, "time in the future"),
+                         ("gate-01", 3, "time past the correction deadline")]
+    listed = {(h["reason"], h["reason_label"], h["taps"]) for h in prime.owner.ok("GET", "/held-taps")}
+    assert listed == {("time in the future", "時刻が未来", 2),
+                      ("time past the correction deadline", "事後補正の期限切れの日付", 1)}
+    # A re-send is answered the same and kept once; the sweep does not pick them up as placeable.
+    again = ingest.ingest_taps(api.ctx, "gate-01", [timed(1, datetime(2099, 12, 30, 8, 0, tzinfo=UTC))])
+    assert again[0].outcome == "rejected" and len(held(api)) == 3
+    assert ingest.release_all_placed(api.ctx) == 0 and len(held(api)) == 3
+
+
+def test_an_unsynced_tap_with_a_clock_far_off_waits_for_a_reading_of_its_boot(api: Api) -> None:
+    # A Pi without an RTC boots on fake-hwclock's saved time (here: months old) and taps before NTP.
+    # Its own time is no evidence either way: held (the gate is told it is kept), then dated by the
+    # first synchronised reading of the same boot, never rejected for a clock the gate did not trust.
+    api.ctx.clock = lambda: NOW
+    site_id, worker, prime = _gate_and_prime(api)
+    stale = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    acks = ingest.ingest_taps(api.ctx, "gate-01", [timed(1, stale, synced=False, boot="boot-2", mono_ms=60_000)])
+    assert [(a.outcome, a.reason) for a in acks] == [("held", "clock not set")]
+    assert stored(api) == [] and held(api) == [("gate-01", 1, "clock not set")]
+    # NTP syncs: the next tap of the boot is a reading (wall and monotonic time together) 1 h later.
+    acks = ingest.ingest_taps(api.ctx, "gate-01", [timed(2, NOW - timedelta(hours=2), boot="boot-2",
+                                                         mono_ms=3_660_000)])
+    assert acks[0].outcome == "recorded"
+    assert [seq for seq, _, _ in stored(api)] == [1, 2] and held(api) == []
+    with DbSession(api.ctx.store.engine) as s:
+        first = s.scalars(select(t.Tap).where(t.Tap.seq == 1)).one()
+        assert first.effective_at.replace(tzinfo=UTC) == NOW - timedelta(hours=3) and first.clock_trusted
+    assert [(str(day), n) for _, day, n in records_of(api, worker["id"])] == [("2026-11-25", 2)]
+
+
+def test_a_status_reading_dates_taps_held_for_their_clock_and_one_from_the_future_dates_nothing(
+        api: Api) -> None:
+    api.ctx.clock = lambda: NOW
+    _, worker, _ = _gate_and_prime(api)
+    stale = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    ingest.ingest_taps(api.ctx, "gate-01", [timed(1, stale, synced=False, boot="boot-3", mono_ms=60_000)])
+
+    def status(at: datetime) -> DeviceStatus:
+        return DeviceStatus(device_id="gate-01", state="online", at=at, clock_synced=True, boot_id="boot-3",
+                            mono_ms=3_660_000)
+
+    # A "synchronised" clock in 2099 is no reading: it would carry the boot's taps there.
+    devices.record_status(api.ctx, status(datetime(2099, 1, 1, tzinfo=UTC)))
+    assert held(api) == [("gate-01", 1, "clock not set")] and stored(api) == []
+    devices.record_status(api.ctx, status(NOW))
+    assert held(api) == [] and [seq for seq, _, _ in stored(api)] == [1]
+    with DbSession(api.ctx.store.engine) as s:
+        assert s.scalars(select(t.Tap)).one().effective_at.replace(tzinfo=UTC) == NOW - timedelta(hours=1)
+    assert [(str(day), n) for _, day, n in records_of(api, worker["id"])] == [("2026-11-25", 1)]

@@ -135,7 +135,11 @@ def test_the_brokers_puback_alone_does_not_deliver_a_tap_and_it_is_sent_again(
 
 def test_taps_taken_while_the_broker_is_down_all_arrive_in_order_after_it_restarts(
         mosquitto: PrivateMosquitto, tmp_path: Path) -> None:
-    ingest = Ingest(mosquitto, ack_delay_s=0.2, duplicate_acks=True, unknown_seq_in_acks=True)
+    # A plain subscription with a persistent session: after the restart the gate may reconnect before
+    # the ingest does, and Mosquitto drops what nobody of a shared subscription is online for (the gate
+    # sends it again after its ack timeout, so nothing is lost, but the first arrival is out of order:
+    # CI saw seq 4 arrive last). The order asserted here is the gate's, not the reconnect race's.
+    ingest = Ingest(mosquitto, ack_delay_s=0.2, duplicate_acks=True, unknown_seq_in_acks=True, shared=False)
     gate = GateSide(gate_config(mosquitto, tmp_path / "gate", batch_size=4))
     try:
         gate.publisher.start()

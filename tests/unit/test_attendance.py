@@ -21,6 +21,7 @@ from server.domain.attendance import (
     build_records,
     check_correction_window,
     correction_deadline,
+    day_window,
     count_leader_days,
     count_work_days,
     site_fee_days,
@@ -308,16 +309,30 @@ def test_the_correction_deadline_is_the_end_of_the_next_month(day: date, deadlin
     assert correction_deadline(day) == deadline
 
 
+def _at(day: date, hh: int = 12) -> datetime:
+    return datetime.combine(day, time(hh), tzinfo=RULE.tz)
+
+
 def test_a_correction_on_the_deadline_is_accepted_and_the_day_after_refused() -> None:
-    check_correction_window(date(2026, 12, 20), date(2027, 1, 31))
+    check_correction_window(date(2026, 12, 20), _at(date(2027, 1, 31)), RULE)
 
     with pytest.raises(Conflict) as err:
-        check_correction_window(date(2026, 12, 20), date(2027, 2, 1))
+        check_correction_window(date(2026, 12, 20), _at(date(2027, 2, 1)), RULE)
 
     assert err.value.code == "correction_deadline_passed"
     assert err.value.details["deadline"] == "2027-01-31"
     assert "2027-01-31" in err.value.message_ja
     assert isinstance(err.value, Conflict)
+
+
+def test_a_correction_only_for_a_day_that_has_begun() -> None:
+    day = date(2026, 12, 20)
+    start, _ = day_window(day, RULE)
+    check_correction_window(day, start, RULE)  # the day's first moment: it has begun
+    with pytest.raises(InvalidInput) as err:
+        check_correction_window(day, start - timedelta(seconds=1), RULE)
+    assert err.value.code == "correction_day_not_begun"
+    assert "2026-12-20" in err.value.message_ja
 
 
 # --- 就業日数 and the site fee -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, func, select
+from sqlalchemy import Table, delete, exists, func, select, update
 
 from server.store import tables as t
 from server.store.repositories import bulk
@@ -46,23 +46,33 @@ class TapRepository(Repository):
         """Keep taps of gates the server cannot place yet, once per (device ID, buffer, seq)."""
         bulk.insert_or_skip(self.s, _HELD, rows, ("device_id", "buffer_id", "seq"))
 
-    def held_of_device(self, device_id: str) -> Sequence[t.HeldTap]:
-        """The gate's held taps in the order it took them (buffer, seq)."""
-        return self.s.scalars(select(t.HeldTap).where(t.HeldTap.device_id == device_id)
-                              .order_by(t.HeldTap.buffer_id, t.HeldTap.seq)).all()
+    def held_of_device(self, device_id: str, reasons: Collection[str],
+                       boot_ids: Collection[str] | None = None) -> Sequence[t.HeldTap]:
+        """The gate's taps held for one of ``reasons`` (of these boots), in the order it took them."""
+        q = select(t.HeldTap).where(t.HeldTap.device_id == device_id, self.among(t.HeldTap.reason, reasons))
+        if boot_ids is not None:
+            q = q.where(self.among(t.HeldTap.boot_id, boot_ids))
+        return self.s.scalars(q.order_by(t.HeldTap.buffer_id, t.HeldTap.seq)).all()
+
+    def set_held_reason(self, ids: Collection[int], reason: str) -> None:
+        """Held taps that were tried again and are now refused for another reason keep that one."""
+        if ids:
+            self.s.execute(update(t.HeldTap).where(self.among(t.HeldTap.id, ids)).values(reason=reason))
 
     def drop_held(self, ids: Collection[int]) -> None:
         """Forget held taps that became taps of their gate's site."""
         if ids:
             self.s.execute(delete(t.HeldTap).where(self.among(t.HeldTap.id, ids)))
 
-    def held_device_ids_now_placed(self) -> list[str]:
-        """Device IDs with held taps whose gate is now registered on a site and not retired (a tap held
-        while its gate was being registered, in a transaction that did not see the registration)."""
+    def held_device_ids_now_placed(self, reasons: Collection[str]) -> list[str]:
+        """Device IDs with taps held for one of ``reasons`` whose gate is now registered on a site and
+        not retired (a tap held while its gate was being registered, in a transaction that did not
+        see the registration)."""
         return list(self.s.scalars(
             select(t.HeldTap.device_id).distinct()
             .join(t.Device, t.Device.device_id == t.HeldTap.device_id)
-            .where(t.Device.site_id.is_not(None), t.Device.retired_at.is_(None))
+            .where(t.Device.site_id.is_not(None), t.Device.retired_at.is_(None),
+                   self.among(t.HeldTap.reason, reasons))
             .order_by(t.HeldTap.device_id)))
 
     def held_summary(self, roster_sites: Collection[int] | None = None
