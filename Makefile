@@ -1,4 +1,4 @@
-# GenbaGate — make demo | make test | make lint | make bench
+# GenbaGate — make demo | make test | make lint | make bench | make chaos
 # `make test` and `make demo` install what they need: the venv, the Python packages, and (as root)
 # the Debian packages the tests use. Not root: it prints the apt-get command to run and stops.
 
@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 APT_PACKAGES := postgresql mosquitto espeak-ng mtools dosfstools fdisk cloud-init \
                 pcscd libccid vsmartcard-vpcd swig libpcsclite-dev
 
-.PHONY: test demo lint bench system-deps venv clean
+.PHONY: test demo lint bench chaos system-deps venv clean
 
 $(VENV)/.installed: pyproject.toml | system-deps  # pyscard builds against libpcsclite-dev
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "GenbaGate needs Python >= 3.11 (found " + sys.version.split()[0] + ")")'
@@ -61,6 +61,11 @@ bench: system-deps venv
 	$(PY) tests/bench/ingest.py
 	$(PY) tests/bench/drain.py
 	$(PY) tests/bench/month.py
+
+# Real processes on loopback, a scripted day through broker, server, gate, network, disk and clock faults,
+# then the fuzzer's and the API's rows: one table (README "Reliability"). Exit 1 if any row lost or doubled a tap.
+chaos: system-deps venv
+	$(PY) tests/chaos/run.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

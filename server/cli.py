@@ -10,12 +10,13 @@ import argparse
 import getpass
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from server import config as config_mod
 from server import updates
@@ -81,8 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not _require_db(cfg):
         return 2
     ctx = _context(cfg)
-    app = create_app(ctx)
     ingest = _start_ingest(ctx, cfg, args) if cfg.mqtt.enabled and not args.no_mqtt else None
+    # /healthz reports this ingest's broker link; with --no-mqtt another process (genba-server ingest) has it.
+    app = create_app(ctx, ingest, mqtt_configured=cfg.mqtt.enabled, on_shutdown=ingest.stop if ingest else None)
     host = args.host or cfg.http.host
     port = args.port or cfg.http.port
     try:
@@ -122,6 +124,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not _require_db(cfg):
         return 2
     ctx = _context(cfg)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        from server import metrics
+
+        # This worker's counters, queue and broker link (the gates' last contact is in the API's /metrics).
+        start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.REGISTRY)
     ingest = _start_ingest(ctx, cfg, args)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -248,8 +257,64 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _id(text: str) -> int:
+    """An id as the API gives it (site 1, 2, …): the same bounds as the API's paths."""
+    from server.api.schemas import MAX_ID
+
+    value = _positive_int(text)
+    if value > MAX_ID:
+        raise argparse.ArgumentTypeError(f"番号が大きすぎます。API の id を指定してください (an id): {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"ポート番号は 1〜65535 で指定してください (a TCP port): {text}")
+    return value
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"日付は YYYY-MM-DD で指定してください（例: 2026-12-04）。入力: {text} (a date is YYYY-MM-DD)"
+        ) from None
+
+
+#: argparse's own sentences (it speaks English) → what a site's operator reads. Matched in order.
+_ARGPARSE_JA: tuple[tuple[str, str], ...] = (
+    (r"argument (?P<arg>\S+): (?P<rest>.*[^\x00-\x7f].*)", "{arg}: {rest}"),  # our converters' Japanese
+    (r"the following arguments are required: (?P<args>.*)", "次の指定が必要です: {args}"),
+    (r"argument (?P<arg>\S+): invalid choice: (?P<value>.*?) \(choose from (?P<choices>.*)\)",
+     "{arg}: {value} は選べません。次のどれかを指定してください: {choices}"),
+    (r"argument (?P<arg>\S+): expected one argument", "{arg} のあとに値を指定してください"),
+    (r"argument (?P<arg>\S+): invalid (?P<kind>\S+) value: (?P<value>.*)", "{arg}: 値が正しくありません: {value}"),
+    (r"unrecognized arguments: (?P<args>.*)", "知らない指定です: {args}"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, answering in Japanese: what was wrong and what to do, exit code 2, no traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        ja = message
+        for pattern, template in _ARGPARSE_JA:
+            m = re.fullmatch(pattern, message)
+            if m:
+                ja = template.format(**m.groupdict())
+                break
+        english = f"\n({message})" if message.isascii() else ""  # our converters already say both
+        self.print_usage(sys.stderr)
+        self.exit(2, f"エラー: {ja}\n（{self.prog} --help で使い方を表示します）{english}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="genba-server",
         description="GenbaGate（現場ゲート）サーバー: 現場・施工体制・作業員名簿・就業履歴。",
         epilog="例: genba-server init --config /etc/genbagate/server.toml --operator admin",
@@ -276,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(sp)
     sp.add_argument("--host", help="待ち受けアドレス（設定ファイルより優先）")
-    sp.add_argument("--port", type=int, help="待ち受けポート（設定ファイルより優先）")
+    sp.add_argument("--port", type=_port, help="待ち受けポート（設定ファイルより優先）")
     sp.add_argument("--no-mqtt", action="store_true", help="MQTT の受信を行わない（HTTP API のみ）")
     sp.add_argument("--client-id", help="MQTT のクライアントID（設定の mqtt.client_id より優先）")
     sp.set_defaults(func=cmd_run)
@@ -287,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(sp)
     sp.add_argument("--client-id", help="MQTT のクライアントID（プロセスごとに一意）")
+    sp.add_argument("--metrics-port", type=_port, metavar="PORT",
+                    help="この受信プロセスの /metrics（Prometheus）を待ち受けるポート（省略時は提供しない）")
+    sp.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
+                    help="/metrics の待ち受けアドレス（既定 127.0.0.1。運用ネットワークの内側だけに）")
     sp.set_defaults(func=cmd_ingest)
 
     sp = sub.add_parser(
@@ -306,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="入場・退場時刻、職種、立場、能力評価への有効性（無効ならその理由）を表示します。",
     )
     common(sp)
-    sp.add_argument("--site", type=int, required=True, help="現場の番号（API の site id）")
-    sp.add_argument("--day", type=date.fromisoformat, help="就業日 YYYY-MM-DD（省略時は今日）")
+    sp.add_argument("--site", type=_id, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--day", type=_day, help="就業日 YYYY-MM-DD（省略時は今日）")
     sp.add_argument("--month", metavar="YYYY-MM", help="1日分ではなく月の就業日数（技能者ごと）を表示する")
     sp.set_defaults(func=cmd_attendance)
 
@@ -316,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="オンライン／オフライン、最終受信時刻、未送信の打刻数、リーダー、時刻同期を表示します。",
     )
     common(sp)
-    sp.add_argument("--site", type=int, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--site", type=_id, required=True, help="現場の番号（API の site id）")
     sp.set_defaults(func=cmd_devices)
 
     sp = sub.add_parser(
@@ -324,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="承認・否認は API（POST /api/v1/corrections/{id}/approve | reject）で元請が行います。",
     )
     common(sp)
-    sp.add_argument("--site", type=int, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--site", type=_id, required=True, help="現場の番号（API の site id）")
     sp.add_argument("--state", choices=["pending", "approved", "rejected", "all"], default="pending",
                     help="表示する状態（既定 pending = 申請中）")
     sp.set_defaults(func=cmd_corrections)

@@ -6,8 +6,8 @@
     port = 8080
     [auth]
     token_ttl_hours = 12
-    max_failed_logins = 10
-    lock_minutes = 15
+    max_failed_logins = 10       # wrong passwords per login ID and address before each further try waits
+    lock_minutes = 15            # the longest such wait (1 s, 2 s, 4 s … up to this)
     [mqtt]                       # the gates' broker; enabled = false runs the HTTP API alone
     host = "localhost"
     port = 1883
@@ -40,6 +40,10 @@ class HttpConfig(Strict):
 
 
 class AuthConfig(Strict):
+    """Logins. Wrong passwords are counted per login ID and client address: after
+    ``max_failed_logins`` of them each further try from that address waits 1 s, 2 s, 4 s … up to
+    ``lock_minutes`` (the names are from when the ID was locked outright, which let anyone lock it)."""
+
     token_ttl_hours: float = Field(12, gt=0, le=24 * 30)
     max_failed_logins: int = Field(10, ge=3, le=100)
     lock_minutes: float = Field(15, gt=0, le=24 * 60)

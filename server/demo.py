@@ -14,8 +14,9 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from provisioning.broker import BrokerDir, BrokerSettings
@@ -271,6 +272,17 @@ def play_day(workdir: Path, ctx: Context, sid: int, cards: dict[str, str], broke
     return True
 
 
+def demo_clock(evening: time = time(18, 30)) -> Callable[[], datetime]:
+    """The demo server's clock: no earlier than the evening of the current work day (the scripted
+    day ends at 17:40), running on from there. The server refuses taps from its future (the time
+    window, domain/taps), and the demo plays a whole day whenever it is started; real time only
+    when it is later than that evening."""
+    real = datetime.now(UTC)
+    day = work_day(real, DayRule())
+    offset = max(timedelta(0), datetime.combine(day, evening, tzinfo=DayRule().tz) - real)
+    return lambda: datetime.now(UTC) + offset
+
+
 def _port(preferred: int = 8080) -> int:
     """8080 as the README's examples use it, or any free port when something else holds it."""
     for candidate in (preferred, 0):
@@ -314,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     migrate.upgrade(url)
-    ctx = Context(Store(url))
+    ctx = Context(Store(url), clock=demo_clock())
     info = build(ctx)
     sid = int(info["site_id"])  # type: ignore[call-overload]
     # The broker as a site runs it: `genba-provision broker-config` (TLS with the site's own CA, one
@@ -340,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         played = play_day(workdir, ctx, sid, info["cards"], broker_dir, passwords)  # type: ignore[arg-type]
         if not played:
             return 1
-        return _serve(args, workdir, ctx, info, port, broker_dir, pidfile)
+        return _serve(args, workdir, ctx, info, port, broker_dir, pidfile, ingest)
     finally:
         ingest.stop()
         broker.stop()
@@ -348,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, workdir: Path, ctx: Context, info: dict[str, object], port: int,
-           broker: BrokerDir, pidfile: Path) -> int:
+           broker: BrokerDir, pidfile: Path, ingest: MqttIngest) -> int:
     base = f"http://127.0.0.1:{port}"
     cos: dict[str, DemoCompany] = info["companies"]  # type: ignore[assignment]
     sid = info["site_id"]
@@ -388,7 +400,7 @@ More flows: README.md, "API: main flows".
     pidfile.write_text(str(os.getpid()))
     print(f"Serving on {base} (and taking taps from the broker) — Ctrl-C to stop.", flush=True)
     try:
-        uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(create_app(ctx, ingest=ingest), host="127.0.0.1", port=port, log_level="warning")
     finally:
         pidfile.unlink(missing_ok=True)
     return 0

@@ -53,6 +53,26 @@ class Conflict(GenbaError):
 
 
 
+class Unavailable(GenbaError):
+    """The request is fine but the server cannot serve it now (the store is busy with a long write);
+    the same request later will do. ``retry_after_s`` says when: the API sends it as the body's
+    ``details.retry_after_s`` and as the ``Retry-After`` header (HTTP 503, never a 500)."""
+
+    def __init__(self, code: str, ja: str, en: str, *, retry_after_s: int = 2, **details: Any) -> None:
+        super().__init__(code, ja, en, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
+def database_busy(retry_after_s: int = 2) -> Unavailable:
+    """The store's write lock is held longer than a request may wait (SQLite's one writer)."""
+    return Unavailable(
+        "database_busy",
+        ja="データベースが混み合っています。少し待ってからもう一度操作してください",
+        en="the database is busy; try again shortly",
+        retry_after_s=retry_after_s,
+    )
+
+
 def site_not_found() -> NotFound:
     """One answer for "no such site" and "not yours to see": the two must be indistinguishable."""
     return NotFound("site_not_found", ja="現場が見つかりません", en="no such site")
@@ -61,3 +81,14 @@ def site_not_found() -> NotFound:
 def worker_not_found() -> NotFound:
     """One answer for "no such worker" and "not yours to see"."""
     return NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
+
+
+class Throttled(GenbaError):
+    """Too many tries of one thing from one place (wrong passwords for a login ID from one address):
+    refused without looking at the request, and ``retry_after_s`` says when the next try will be
+    considered. The API sends it as the body's ``details.retry_after_s`` and as the ``Retry-After``
+    header (HTTP 429)."""
+
+    def __init__(self, code: str, ja: str, en: str, *, retry_after_s: int, **details: Any) -> None:
+        super().__init__(code, ja, en, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s

@@ -2,7 +2,7 @@
 
 A site office moves its registry into GenbaGate by exporting from CCUS and running
 ``genba-server import companies|workers FILE``, and keeps it current by downloading a fresh export
-each month and importing it again. Four decisions shape this module:
+each month and importing it again. Five decisions shape this module:
 
 * **Re-importing is normal.** A row whose 事業者ID / 技能者ID is already registered updates that
   company or worker from the file; a new ID is added. Each row is counted as added, updated or
@@ -10,18 +10,49 @@ each month and importing it again. Four decisions shape this module:
   what is stored (a column emptied by mistake in Excel must not wipe a registry), and a worker's
   employer is never changed by an import.
 * **All or nothing.** A half-imported file is worse than none: staff cannot tell which rows made
-  it. So every row is checked and written inside ONE unit of work (``ctx.write()``), and any
-  problem rolls the whole file back. A dry run takes the same path and rolls back at the end.
+  it. Any problem refuses the whole file, and nothing of it stays written (see "How a file is
+  written" below).
 * **Every problem at once.** Fixing a 2,000-row export one error per run is miserable, so a bad row
-  does not stop the import: each row is saved in its own savepoint of that unit (a failed flush,
-  e.g. a unique index, would otherwise leave it unusable and, on PostgreSQL, abort the whole
-  transaction), and all problems are reported together with their physical line numbers. The one
-  exception is a quote that never closes: everything after it is misread, so reading stops there.
-* **The services decide.** Rows are saved by ``services.registry``, which adds new ones through
-  ``add_company`` / ``add_worker``, the same code the API uses, so an import can never store
-  something the screens would refuse; updates are checked by the same rules and audited
-  (``company.import_update`` / ``worker.import_update``). This module turns CSV cells into
-  ``CompanyIn`` / ``WorkerIn`` and explains, in Japanese, what is wrong where.
+  does not stop the check: every row is checked and all problems are reported together with their
+  physical line numbers. The one exception is a quote that never closes: everything after it is
+  misread, so reading stops there.
+* **The services decide.** Rows are checked and saved by ``services.registry``: ``plan_*`` decides
+  by the rules ``add_company`` / ``add_worker`` and the screens' edit apply, and ``save_*`` writes
+  through that same code, so an import can never store something the screens would refuse; updates
+  are audited (``company.import_update`` / ``worker.import_update``). This module turns CSV cells
+  into ``CompanyIn`` / ``WorkerIn`` and explains, in Japanese, what is wrong where.
+* **An import never starves the gates and the screens.** SQLite has one writer at a time; a file
+  written in one transaction held it for most of a minute (5,000 rows), so logins and taps waited
+  and failed. So a file is written in short transactions, and others get the lock between them.
+
+How a file is written:
+
+1. **Check, reading only.** Every row is parsed and planned (``registry.plan_*``) in short read
+   transactions; no write lock is taken. Any problem refuses the file here, having written nothing.
+   A dry run stops here too, with the counts: it never takes the write lock.
+2. **Write in chunks.** The rows that add or change something are saved (``registry.save_*``, each
+   row in its savepoint) in transactions of at most ``ROWS_PER_CHUNK`` rows and about
+   ``CHUNK_SECONDS``; on SQLite the importer then pauses ``PAUSE_SECONDS`` (longer than SQLite's
+   longest sleep between two tries for a busy lock), so a login or a batch of taps waiting for the
+   lock gets it. Each chunk stores, in the same transaction, how to undo it (its journal entry,
+   ``import.chunk`` in the audit log under an ``import.begin`` entry whose id is the import's id);
+   the last chunk also stores ``import.done``. A chunk that finds the store busy is tried again.
+3. **Undo on failure.** Between the check and the write someone may have changed the registry (a
+   race), so a row can still be refused while writing. Then, or on any other error (Ctrl-C too),
+   the chunks already committed are undone from their journal, newest first, one transaction per
+   chunk (``registry.undo_import``), and the file is refused naming that row.
+
+Where a crash can happen, and why it is safe: during the check nothing is written. During the write,
+every committed chunk carries its own journal entry (one transaction), so the journal is exactly
+what is in the database, never more or less. An import that stopped without ``import.done`` or
+``import.undone`` is undone by the next ``import`` (at once when it ran on this host and its
+process is gone; after ``STALE_AFTER`` without a journal entry when it ran elsewhere), before that
+one writes; until then its rows are visible, as they were while it ran (other readers see a file's
+rows appear chunk by chunk while it is written, and disappear if it is undone). An undo cut short
+resumes where it stopped: each undone chunk is noted in the transaction that undid it. Two imports
+never write at once: the second is refused while the first runs. A row that something else came to
+depend on in those seconds (a worker added to a roster) cannot be deleted by the undo; it is kept
+and named in the refusal.
 
 Headers are matched after NFKC normalisation and with spaces removed, so 「氏名(カナ)」 (half-width
 parentheses, as Excel or an IME may produce) matches 「氏名（カナ）」. Columns we do not use are
@@ -33,25 +64,44 @@ from __future__ import annotations
 
 import csv
 import difflib
+import itertools
+import os
 import re
+import socket
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 from server.domain import ids
 from server.domain.trades import trade_table
-from server.errors import GenbaError, InvalidInput
+from server.errors import Conflict, GenbaError, InvalidInput, Unavailable
 from server.services import registry
 from server.services.companies import INSURANCE_STATES, CompanyIn
 from server.services.context import Context
-from server.services.registry import Outcome
+from server.services.registry import Outcome, UndoNote
 from server.services.workers import QualificationIn, WorkerIn
 
 Kind = Literal["companies", "workers"]
+
+#: A write transaction saves at most this many rows ...
+ROWS_PER_CHUNK = 500
+#: ... and stops taking more after about this long, so no one waits for the lock longer than that.
+CHUNK_SECONDS = 0.4
+#: SQLite only: the pause after each chunk. SQLite's busy handler sleeps up to 100 ms between tries,
+#: so a writer waiting for the lock tries at least once while it is free.
+PAUSE_SECONDS = 0.12
+#: How often a chunk (or an undo) is tried again when the store stays busy (each try waits for the
+#: lock as long as the store's busy timeout).
+BUSY_TRIES = 12
+#: An unfinished import from another host is taken for dead after this long without a journal entry.
+STALE_AFTER = timedelta(minutes=10)
+
+T = TypeVar("T")
 
 #: The CCUS word for each insurance state, mapped to the value the services store.
 INSURANCE_VALUES: dict[str, str] = {label: key for key, label in INSURANCE_STATES.items()}
@@ -122,14 +172,6 @@ def ignored_columns_warning(ignored: Sequence[str], typo_hints: dict[str, str] |
     hints = typo_hints or {}
     names = "、".join(f"{c}（{hints[c]}？）" if c in hints else c for c in ignored)
     return f"次の列は取り込みませんでした: {names}（列名の誤りではありませんか）"
-
-
-class _DryRun(Exception):
-    """Raised inside the write transaction to roll a dry run back; carries what it would have done."""
-
-    def __init__(self, counts: Counter[str]) -> None:
-        super().__init__("dry run")
-        self.counts = counts
 
 
 # --- columns --------------------------------------------------------------------------------------
@@ -595,56 +637,187 @@ def _worker(row: _Row, employers: _Employers) -> tuple[str | None, WorkerIn | No
     return ccus, (None if row.problems else data)
 
 
-def _import_rows(
-    kind: Kind,
-    header: _Header,
-    records: Iterator[_Record],
-    employers: _Employers,
-    save_company: Callable[[CompanyIn, set[str]], Outcome],
-    save_worker: Callable[[WorkerIn, set[str]], Outcome],
-) -> tuple[Counter[str], list[Problem]]:
-    """Check and save every record (``save_*``: the registry's, bound to the file's unit of work);
-    count the outcomes, collect the problems.
+@dataclass(frozen=True)
+class _Planned:
+    """A checked row that will add or change something, and where it is in the file."""
 
-    Rows after a bad one are still saved (each in its savepoint) so that their own problems are
-    found in the same run. A quote that never closes ends the reading: what follows it cannot be
-    trusted.
+    line: int
+    data: CompanyIn | WorkerIn
+    given: frozenset[str]
+
+
+def _check_rows(
+    ctx: Context, kind: Kind, header: _Header, records: Iterator[_Record]
+) -> tuple[list[_Planned], Counter[str], list[Problem]]:
+    """Parse and plan every record, reading only (``registry.plan_*``), in read transactions of
+    ``ROWS_PER_CHUNK`` rows; return the rows to write, the counts a write would give, the problems.
+
+    Rows after a bad one are still checked, so all problems are found in one run. Rows of one file
+    never depend on each other (a 技能者ID once per file, employers registered beforehand), so
+    planning each against the stored registry is what writing them in order would do. A quote
+    that never closes ends the reading: what follows it cannot be trusted.
     """
     label = "事業者ID" if kind == "companies" else "技能者ID"
     seen: dict[str, int] = {}
     counts: Counter[str] = Counter()
     problems: list[Problem] = []
-    for record in records:
-        broken = _unclosed_quote(record, header.width)
-        if broken is not None:
-            problems.append(broken)
-            break
-        row = _Row(record, header)
-        ccus, data = _company(row) if kind == "companies" else _worker(row, employers)
-        if ccus is not None and ccus in seen:
-            row.fail("duplicate_in_file", f"{label} {ccus} が同じファイルの{seen[ccus]}行目と重複しています")
-            data = None
-        elif ccus is not None:
-            seen[ccus] = row.line
+    todo: list[_Planned] = []
+    current: list[Any] = [None]  # the read unit the employers' look-ups use
+    employers = _Employers(lambda ccus: registry.company_id(ctx, ccus, uow=current[0]))
+    more = True
+    while more:
+        more = False
+        with ctx.read() as uow:
+            current[0] = uow
+            for record in itertools.islice(records, ROWS_PER_CHUNK):
+                more = True
+                broken = _unclosed_quote(record, header.width)
+                if broken is not None:
+                    problems.append(broken)
+                    return todo, counts, problems
+                row = _Row(record, header)
+                ccus, data = _company(row) if kind == "companies" else _worker(row, employers)
+                if ccus is not None and ccus in seen:
+                    row.fail("duplicate_in_file", f"{label} {ccus} が同じファイルの{seen[ccus]}行目と重複しています")
+                    data = None
+                elif ccus is not None:
+                    seen[ccus] = row.line
+                try:
+                    if isinstance(data, CompanyIn):
+                        outcome = registry.plan_company(ctx, data, row.given(), uow=uow)
+                    elif isinstance(data, WorkerIn):
+                        outcome = registry.plan_worker(ctx, data, row.given(), uow=uow)
+                    else:
+                        outcome = None
+                except GenbaError as exc:
+                    row.error(exc)
+                    outcome = None
+                if outcome is not None and data is not None:
+                    counts[outcome] += 1
+                    if outcome != "unchanged":
+                        todo.append(_Planned(row.line, data, frozenset(row.given())))
+                problems.extend(row.problems)
+    return todo, counts, problems
+
+
+def _save(ctx: Context, uow: Any, row: _Planned, notes: list[UndoNote]) -> Outcome:
+    before = len(notes)
+    if isinstance(row.data, CompanyIn):
+        outcome = registry.save_company(ctx, row.data, row.given, uow=uow, journal=notes)
+    else:
+        outcome = registry.save_worker(ctx, row.data, row.given, uow=uow, journal=notes)
+    if len(notes) > before:
+        notes[-1]["line"] = row.line  # so that a row the undo must keep can be named
+    return outcome
+
+
+def _when_free(call: Callable[[], T]) -> T:
+    """``call`` (one unit of work), tried again while the store answers busy: an import may wait,
+    where a request is better told 503 at once."""
+    for attempt in itertools.count(1):
         try:
-            if isinstance(data, CompanyIn):
-                counts[save_company(data, row.given())] += 1
-            elif isinstance(data, WorkerIn):
-                counts[save_worker(data, row.given())] += 1
-        except GenbaError as exc:  # the row was undone; the file's unit of work goes on
-            row.error(exc)
-        problems.extend(row.problems)
-    return counts, problems
+            return call()
+        except Unavailable:
+            if attempt >= BUSY_TRIES:
+                raise
+            time.sleep(min(0.1 * attempt, 1.0))
+    raise AssertionError("unreachable")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _settle_unfinished(ctx: Context) -> None:
+    """Undo every import that stopped without finishing (see the module docstring); refuse to start
+    while another is still running."""
+    host = socket.gethostname()
+    for run in registry.unfinished_imports(ctx):
+        if run.host == host and run.pid is not None:
+            alive = _process_alive(run.pid)
+        else:
+            alive = run.last_written is not None and ctx.now() - run.last_written < STALE_AFTER
+        if alive:
+            raise Conflict(
+                "import_in_progress",
+                ja="別の取り込みを実行中です。終わってからもう一度実行してください",
+                en="another import is running; run this one when it has finished",
+                import_id=run.id,
+            )
+        _when_free(lambda run=run: registry.undo_import(ctx, run.id, "did not finish (its process ended)"))
+
+
+def _write(ctx: Context, kind: Kind, todo: list[_Planned], counts: Counter[str]) -> Counter[str]:
+    """Save the checked rows in short transactions, or undo them all (see the module docstring).
+    Returns the counts as written (a race may have turned an add into an update, or an update into
+    nothing)."""
+    _settle_unfinished(ctx)
+    import_id = _when_free(lambda: registry.begin_import(ctx, kind, len(todo), socket.gethostname(), os.getpid()))
+    written: Counter[str] = Counter(unchanged=counts["unchanged"])
+    done = 0
+    try:
+        while done < len(todo):
+            if done and ctx.store.is_sqlite:
+                time.sleep(PAUSE_SECONDS)
+            done, chunk = _when_free(partial(_write_chunk, ctx, import_id, todo, done, written.copy()))
+            written += chunk
+    except BaseException as exc:
+        reason = exc.code if isinstance(exc, GenbaError) else type(exc).__name__
+        kept = _when_free(lambda: registry.undo_import(ctx, import_id, reason))
+        if isinstance(exc, ImportFailed) and kept:
+            raise ImportFailed([*exc.problems, *map(_kept_problem, kept)]) from exc
+        raise
+    return written
+
+
+def _write_chunk(
+    ctx: Context, import_id: int, todo: list[_Planned], start: int, written: Counter[str]
+) -> tuple[int, Counter[str]]:
+    """One transaction: rows from ``start`` until ``ROWS_PER_CHUNK`` or ``CHUNK_SECONDS``, with their
+    journal entry (and ``import.done`` when it writes the last row). Returns where the next starts."""
+    notes: list[UndoNote] = []
+    chunk: Counter[str] = Counter()
+    end = start
+    with ctx.write() as uow:
+        deadline = time.monotonic() + CHUNK_SECONDS
+        while end < len(todo) and end - start < ROWS_PER_CHUNK and (end == start or time.monotonic() < deadline):
+            row = todo[end]
+            try:
+                chunk[_save(ctx, uow, row, notes)] += 1
+            except Unavailable:  # the store, not the row: the whole chunk is tried again
+                raise
+            except GenbaError as exc:  # the registry changed since the check (a race): refuse the file
+                raise ImportFailed([Problem(row.line, exc.code, exc.message_ja)]) from exc
+            end += 1
+        registry.record_chunk(ctx, uow, import_id, notes)
+        if end == len(todo):
+            registry.finish_import(ctx, uow, import_id, written + chunk)
+    return end, chunk
+
+
+def _kept_problem(note: UndoNote) -> Problem:
+    return Problem(
+        int(note.get("line", 0)),
+        "import_not_undone",
+        "この行の登録・更新は、取り込み中に他の操作で使われたため取り消せませんでした（登録されたままです）",
+    )
 
 
 def import_csv(ctx: Context, kind: Kind, fh: TextIO, dry_run: bool = False) -> ImportResult:
     """Add or update every row of a CCUS export, or change nothing at all.
 
     ``fh`` is a text stream (open files with ``newline=""`` so line breaks inside quoted cells
-    survive). Raises ``ImportFailed`` listing every problem by line; the transaction is then rolled
-    back, so fixing the file and running it again is always safe. With ``dry_run`` everything is
-    checked and counted exactly as in a real import, then rolled back. The header is checked before
-    the write transaction opens, so a wrong file never takes the database's write lock.
+    survive). Raises ``ImportFailed`` listing every problem by line, having written nothing (or
+    undone what it wrote), so fixing the file and running it again is always safe. With
+    ``dry_run`` everything is checked and counted exactly as for a real import, and nothing is
+    written: a dry run never takes the database's write lock. Raises ``Conflict``
+    ``import_in_progress`` while another import is writing.
     """
     if kind not in COLUMNS:
         raise ValueError(f"kind must be one of {', '.join(COLUMNS)}, not {kind!r}")
@@ -659,22 +832,7 @@ def import_csv(ctx: Context, kind: Kind, fh: TextIO, dry_run: bool = False) -> I
         if broken is not None:
             raise ImportFailed([broken])
         header = _read_header(kind, first.cells)
-        try:
-            with ctx.write() as uow:
-                counts, problems = _import_rows(
-                    kind,
-                    header,
-                    rows,
-                    _Employers(partial(registry.company_id, ctx, uow=uow)),
-                    partial(registry.save_company, ctx, uow=uow),
-                    partial(registry.save_worker, ctx, uow=uow),
-                )
-                if problems:
-                    raise ImportFailed(problems, header.ignored, header.typo_hints)  # rolls everything back
-                if dry_run:
-                    raise _DryRun(counts)
-        except _DryRun as done:
-            counts = done.counts
+        todo, counts, problems = _check_rows(ctx, kind, header, rows)
     except csv.Error as exc:
         # A NUL byte, or a field past csv's size limit (a runaway quote swallowing the file does that).
         unfinished = records.unfinished()
@@ -683,6 +841,13 @@ def import_csv(ctx: Context, kind: Kind, fh: TextIO, dry_run: bool = False) -> I
         )
         ignored, hints = (header.ignored, header.typo_hints) if header else ((), {})
         raise ImportFailed([problem], ignored, hints) from None
+    if problems:
+        raise ImportFailed(problems, header.ignored, header.typo_hints)
+    if not dry_run and todo:
+        try:
+            counts = _write(ctx, kind, todo, counts)
+        except ImportFailed as exc:
+            raise ImportFailed(exc.problems, header.ignored, header.typo_hints) from exc
     return ImportResult(
         added=counts["added"],
         updated=counts["updated"],

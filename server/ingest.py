@@ -49,6 +49,7 @@ from paho.mqtt.properties import Properties
 from protocol.errors import ProtocolError
 from protocol.messages import Ack, AckItem, DeviceStatus, TapEvent, decode, encode
 from protocol.topics import STATUS_SUBSCRIPTION, parse, tap_subscription, topic
+from server import metrics
 from server.config import MqttConfig
 from server.errors import GenbaError
 from server.services import devices
@@ -106,7 +107,20 @@ class MqttIngest:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    def broker_connected(self) -> bool:
+        """For /healthz and the metrics: subscribed and able to publish Acks and configs now."""
+        return self.connected.is_set()
+
+    def backlog(self) -> int:
+        """Messages taken from the broker and not yet stored and acknowledged (the queue)."""
+        return self._queue.qsize()
+
     def start(self) -> None:
+        metrics.INGESTS.track(self)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s,
@@ -125,6 +139,8 @@ class MqttIngest:
         self._processor.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
+        self.connected.clear()
+        metrics.INGESTS.forget(self)
         log.info("ingest stopped: %s", self.counters.summary())
 
     # --- paho (network thread: queue puts only) -----------------------------------------------
@@ -134,7 +150,9 @@ class MqttIngest:
         client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=MQTTProtocolVersion.MQTTv5)
         client.manual_ack_set(True)  # PUBACK only after the commit
-        client.reconnect_delay_set(1, 30)
+        # At most 5 s between tries: while the ingest is away Mosquitto keeps nothing for its shared
+        # subscription, so every second it is late is a second the gates' taps wait for a re-send.
+        client.reconnect_delay_set(1, 5)
         client.enable_logger(_PAHO_LOG)
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password)
@@ -170,12 +188,16 @@ class MqttIngest:
             batch = self._take()
             if batch is None:
                 return
+            started = time.perf_counter()
             try:
                 self._process(batch)
             except Exception:  # a bug or a database outage: no Ack (the gate re-sends), never a dead thread
                 log.exception("ingest batch of %d failed; the gates will re-send", len(batch))
+                metrics.INGEST_BATCH_FAILURES.inc()
                 self._puback(batch)
                 time.sleep(1.0)
+            metrics.INGEST_BATCHES.inc()
+            metrics.INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
             if time.monotonic() - last_summary > SUMMARY_EVERY_S:
                 last_summary = time.monotonic()
                 log.info("ingest: %s", self.counters.summary())
@@ -200,6 +222,8 @@ class MqttIngest:
         taps: list[tuple[str, TapEvent]] = []
         for m in batch:
             where = parse(m.topic)
+            metrics.INGEST_MESSAGES.labels(where[1] if where is not None and where[1] in ("tap", "status")
+                                           else "other").inc()
             if where is None:
                 self._reject(m, "unknown_topic", "not one of our topics")
             elif where[1] == "tap":
@@ -212,9 +236,20 @@ class MqttIngest:
         if taps:
             try:
                 answered: list[tuple[tuple[str, TapEvent], AckItem | None]] = list(
-                    zip(taps, ingest_batch(self.ctx, taps, self.counters), strict=True))
+                    zip(taps, self._ingest(taps), strict=True))
+            except GenbaError as exc:
+                metrics.INGEST_BATCH_FAILURES.inc()
+                if exc.code not in TRANSIENT:
+                    log.exception("a batch of %d taps failed; storing them one by one", len(taps))
+                    answered = [(item, self._store_alone(item)) for item in taps]
+                else:
+                    # The store is busy (or lost a race): one by one, each would wait the busy
+                    # timeout again. No Ack: the gates re-send after their ack timeout.
+                    log.warning("a batch of %d taps not stored (%s); the gates will re-send", len(taps), exc.code)
+                    answered = []
             except Exception:
                 log.exception("a batch of %d taps failed; storing them one by one", len(taps))
+                metrics.INGEST_BATCH_FAILURES.inc()
                 answered = [(item, self._store_alone(item)) for item in taps]
             # Committed. A crash from here until the publish below is the one the gate's re-send covers.
             if self._crash_after_commit and any(a is not None and a.outcome == "recorded" for _, a in answered):
@@ -229,7 +264,7 @@ class MqttIngest:
         and logs it); a failure of the database itself gets no Ack, so the gate re-sends later."""
         device_id, event = item
         try:
-            return ingest_batch(self.ctx, [item], self.counters)[0]
+            return self._ingest([item])[0]
         except GenbaError as exc:
             if exc.code in TRANSIENT:  # a lock or a concurrent writer: try again later, never final
                 log.warning("tap %s seq %d not stored (%s); the gate will re-send", device_id, event.seq, exc.code)
@@ -242,10 +277,20 @@ class MqttIngest:
                           event.seq)
             return None
 
+    def _ingest(self, taps: list[tuple[str, TapEvent]]) -> list[AckItem]:
+        """The service stores the taps; what it counted (only once committed) goes to this process's
+        summary and to the metrics."""
+        counted = Counters()
+        acks = ingest_batch(self.ctx, taps, counted)
+        self.counters.add(counted)
+        metrics.count_taps(counted)
+        return acks
+
     def _unstorable(self, device_id: str, event: TapEvent, exc: Exception) -> AckItem:
         """A tap the store refuses for a reason of its own: answered ``rejected``, final at the gate."""
         code = getattr(exc, "code", type(exc).__name__)
         self.counters.reject(f"unstorable: {code}")
+        metrics.count_rejection(f"unstorable: {code}", tap=True)
         log.error("tap %s/%s seq %d cannot be stored: %s", device_id, event.buffer_id, event.seq, exc)
         return AckItem(seq=event.seq, outcome="rejected", reason=f"the server cannot store it: {code}"[:200])
 
@@ -259,7 +304,19 @@ class MqttIngest:
             return
         if status.device_id != device_id:
             self._reject(m, "device_mismatch", f"body says {status.device_id}")
-        elif not devices.record_status(self.ctx, status):
+            return
+        # One status the store refuses (or cannot take now) is refused alone: it never fails the
+        # batch it came in, whose taps would wait for their gates' re-sends. A status is a snapshot
+        # the gate sends again (on every change, and each minute), so one not stored loses nothing.
+        try:
+            known = devices.record_status(self.ctx, status)
+        except GenbaError as exc:
+            self._reject(m, "status_not_stored" if exc.code in TRANSIENT else "unstorable", exc.code)
+            return
+        except (ValueError, OverflowError) as exc:
+            self._reject(m, "unstorable", type(exc).__name__)
+            return
+        if not known:
             self._reject(m, "unknown_device", "status of a gate not registered on any site")
             if status.state == "online" and self.connected.is_set():
                 # Not retained: nothing is left on the broker for a device ID nobody registered.
@@ -268,6 +325,7 @@ class MqttIngest:
 
     def _reject(self, m: _Incoming, code: str, detail: str) -> None:
         self.counters.reject(code)
+        metrics.count_rejection(code)  # never a tap: a body that did not become one, or a status
         log.warning("rejected %s (%d bytes): %s: %s", m.topic, len(m.payload), code, detail)
 
     def _publish_acks(self, answered: list[tuple[tuple[str, TapEvent], AckItem]]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from server.api.deps import Ctx, CurrentActor
-from server.api.schemas import CardIn, CardRevokeIn, CompanyIn, WorkerIn, WorkerUpdateIn
+from server.api.schemas import CardIn, CardRevokeIn, CompanyIn, PathId, WorkerIn, WorkerUpdateIn
 from server.services import cards, workers
 from server.services import companies as svc
 
@@ -28,13 +28,13 @@ def search_companies(
 
 
 @router.get("/companies/{company_id}")
-def get_company(ctx: Ctx, actor: CurrentActor, company_id: int) -> dict[str, Any]:
+def get_company(ctx: Ctx, actor: CurrentActor, company_id: PathId) -> dict[str, Any]:
     return svc.get_company(ctx, actor, company_id)
 
 
 @router.get("/companies/{company_id}/workers")
-def list_company_workers(ctx: Ctx, actor: CurrentActor, company_id: int) -> list[dict[str, Any]]:
-    """所属技能者一覧（代理手続きの同意を得た上位事業者も閲覧可）。"""
+def list_company_workers(ctx: Ctx, actor: CurrentActor, company_id: PathId) -> list[dict[str, Any]]:
+    """所属技能者一覧（他の登録事業者には、技能者と所属事業者の双方が開示に同意した項目だけ）。"""
     return workers.list_company_workers(ctx, actor, company_id)
 
 
@@ -53,13 +53,13 @@ def create_worker(ctx: Ctx, actor: CurrentActor, body: WorkerIn) -> dict[str, An
 
 
 @router.get("/workers/{worker_id}")
-def get_worker(ctx: Ctx, actor: CurrentActor, worker_id: int) -> dict[str, Any]:
+def get_worker(ctx: Ctx, actor: CurrentActor, worker_id: PathId) -> dict[str, Any]:
     """見える項目は閲覧者によって変わります（visible_items）。"""
     return workers.get_worker(ctx, actor, worker_id)
 
 
 @router.patch("/workers/{worker_id}")
-def update_worker(ctx: Ctx, actor: CurrentActor, worker_id: int, body: WorkerUpdateIn) -> dict[str, Any]:
+def update_worker(ctx: Ctx, actor: CurrentActor, worker_id: PathId, body: WorkerUpdateIn) -> dict[str, Any]:
     """所属事業者が技能者情報（保険・建退共・職種・資格など）を更新します。"""
     changes = body.model_dump(exclude_unset=True, exclude={"trades", "add_qualifications"})
     for key in ("health_insurance", "pension_insurance", "employment_insurance", "kentaikyo"):
@@ -76,15 +76,15 @@ def update_worker(ctx: Ctx, actor: CurrentActor, worker_id: int, body: WorkerUpd
 
 
 @router.get("/workers/{worker_id}/cards")
-def list_cards(ctx: Ctx, actor: CurrentActor, worker_id: int) -> list[dict[str, Any]]:
+def list_cards(ctx: Ctx, actor: CurrentActor, worker_id: PathId) -> list[dict[str, Any]]:
     return cards.list_cards(ctx, actor, worker_id)
 
 
 @router.post("/workers/{worker_id}/cards", status_code=201)
-def link_card(ctx: Ctx, actor: CurrentActor, worker_id: int, body: CardIn) -> dict[str, Any]:
+def link_card(ctx: Ctx, actor: CurrentActor, worker_id: PathId, body: CardIn) -> dict[str, Any]:
     return cards.link_card(ctx, actor, worker_id, body.uid, body.tech, body.replaces, body.reason)
 
 
 @router.post("/cards/{card_id}/revoke")
-def revoke_card(ctx: Ctx, actor: CurrentActor, card_id: int, body: CardRevokeIn) -> dict[str, Any]:
+def revoke_card(ctx: Ctx, actor: CurrentActor, card_id: PathId, body: CardRevokeIn) -> dict[str, Any]:
     return cards.revoke_card(ctx, actor, card_id, body.reason)

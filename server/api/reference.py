@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from server.api.deps import Ctx, CurrentActor
+from server.api.schemas import QueryId
 from server.domain.consent import PERSONAL_ITEMS
 from server.domain.roster import HAZARDOUS, HEALTH_CHECKS, LEADER_POSITIONS, POSITIONS
 from server.domain.site import ORDER_TYPES, SITE_ITEMS
@@ -44,6 +45,6 @@ def lists() -> dict[str, Any]:
 
 
 @router.get("/audit")
-def audit(ctx: Ctx, actor: CurrentActor, site_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def audit(ctx: Ctx, actor: CurrentActor, site_id: QueryId = None, limit: int = 100) -> list[dict[str, Any]]:
     """変更履歴: 運用管理者は全体、元請は自社の現場、事業者は自社の操作。"""
     return audit_svc.list_entries(ctx, actor, site_id, limit)

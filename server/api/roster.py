@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from server.api.deps import Ctx, CurrentActor
-from server.api.schemas import EntryFieldsIn, PatternApplyIn, RosterIn, RosterPatternIn, RosterUpdateIn
+from server.api.schemas import EntryFieldsIn, PathId, PatternApplyIn, RosterIn, RosterPatternIn, RosterUpdateIn
 from server.domain.roster import EntryFields
 from server.services import roster as svc
 
@@ -28,18 +28,18 @@ def _fields(body: EntryFieldsIn) -> EntryFields:
 
 
 @router.get("/sites/{site_id}/roster")
-def list_roster(ctx: Ctx, actor: CurrentActor, site_id: int) -> dict[str, Any]:
+def list_roster(ctx: Ctx, actor: CurrentActor, site_id: PathId) -> dict[str, Any]:
     return svc.list_roster(ctx, actor, site_id)
 
 
 @router.post("/sites/{site_id}/roster", status_code=201)
-def register(ctx: Ctx, actor: CurrentActor, site_id: int, body: RosterIn) -> dict[str, Any]:
+def register(ctx: Ctx, actor: CurrentActor, site_id: PathId, body: RosterIn) -> dict[str, Any]:
     """職種・立場がない登録も保存されますが、能力評価に有効ではありません（invalid_reasons）。"""
     return svc.register(ctx, actor, site_id, body.worker_id, _fields(body))
 
 
 @router.patch("/roster/{entry_id}")
-def update(ctx: Ctx, actor: CurrentActor, entry_id: int, body: RosterUpdateIn) -> dict[str, Any]:
+def update(ctx: Ctx, actor: CurrentActor, entry_id: PathId, body: RosterUpdateIn) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     if "trade" in changes:
         changes["trade"] = (body.trade.major, body.trade.minor) if body.trade else None
@@ -50,7 +50,7 @@ def update(ctx: Ctx, actor: CurrentActor, entry_id: int, body: RosterUpdateIn) -
 
 
 @router.delete("/roster/{entry_id}", status_code=204)
-def remove(ctx: Ctx, actor: CurrentActor, entry_id: int) -> Response:
+def remove(ctx: Ctx, actor: CurrentActor, entry_id: PathId) -> Response:
     svc.remove(ctx, actor, entry_id)
     return Response(status_code=204)
 
@@ -66,5 +66,5 @@ def list_patterns(ctx: Ctx, actor: CurrentActor) -> list[dict[str, Any]]:
 
 
 @router.post("/roster-patterns/{pattern_id}/apply", status_code=201)
-def apply_pattern(ctx: Ctx, actor: CurrentActor, pattern_id: int, body: PatternApplyIn) -> dict[str, Any]:
+def apply_pattern(ctx: Ctx, actor: CurrentActor, pattern_id: PathId, body: PatternApplyIn) -> dict[str, Any]:
     return svc.apply_pattern(ctx, actor, pattern_id, body.site_id)

@@ -10,6 +10,7 @@ from server.api.deps import Ctx, CurrentActor
 from server.api.schemas import (
     ApproveIn,
     InviteIn,
+    PathId,
     PatternApplyIn,
     PatternSaveIn,
     ReplaceIn,
@@ -35,22 +36,22 @@ def list_sites(ctx: Ctx, actor: CurrentActor) -> list[dict[str, Any]]:
 
 
 @router.get("/sites/{site_id}")
-def get_site(ctx: Ctx, actor: CurrentActor, site_id: int) -> dict[str, Any]:
+def get_site(ctx: Ctx, actor: CurrentActor, site_id: PathId) -> dict[str, Any]:
     return svc.get_site(ctx, actor, site_id)
 
 
 @router.patch("/sites/{site_id}")
-def update_site(ctx: Ctx, actor: CurrentActor, site_id: int, body: SiteUpdateIn) -> dict[str, Any]:
+def update_site(ctx: Ctx, actor: CurrentActor, site_id: PathId, body: SiteUpdateIn) -> dict[str, Any]:
     return svc.update_site(ctx, actor, site_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/sites/{site_id}/hierarchy")
-def hierarchy(ctx: Ctx, actor: CurrentActor, site_id: int) -> dict[str, Any]:
+def hierarchy(ctx: Ctx, actor: CurrentActor, site_id: PathId) -> dict[str, Any]:
     return tree_svc.hierarchy(ctx, actor, site_id)
 
 
 @router.post("/sites/{site_id}/hierarchy", status_code=201)
-def invite(ctx: Ctx, actor: CurrentActor, site_id: int, body: InviteIn) -> dict[str, Any]:
+def invite(ctx: Ctx, actor: CurrentActor, site_id: PathId, body: InviteIn) -> dict[str, Any]:
     """招待（下位個別登録）。CCUS未登録事業者は事業者名のみで登録できます。"""
     return tree_svc.invite(ctx, actor, site_id, body.parent_node_id, body.company_id, body.placeholder_name)
 
@@ -62,28 +63,28 @@ def approval_requests(ctx: Ctx, actor: CurrentActor) -> list[dict[str, Any]]:
 
 
 @router.post("/hierarchy/{node_id}/approve")
-def approve(ctx: Ctx, actor: CurrentActor, node_id: int, body: ApproveIn) -> dict[str, Any]:
+def approve(ctx: Ctx, actor: CurrentActor, node_id: PathId, body: ApproveIn) -> dict[str, Any]:
     return tree_svc.approve(ctx, actor, node_id, body.work_name, body.work_content)
 
 
 @router.post("/hierarchy/{node_id}/decline")
-def decline(ctx: Ctx, actor: CurrentActor, node_id: int) -> dict[str, Any]:
+def decline(ctx: Ctx, actor: CurrentActor, node_id: PathId) -> dict[str, Any]:
     return tree_svc.decline(ctx, actor, node_id)
 
 
 @router.put("/hierarchy/{node_id}/work")
-def edit_work(ctx: Ctx, actor: CurrentActor, node_id: int, body: WorkIn) -> dict[str, Any]:
+def edit_work(ctx: Ctx, actor: CurrentActor, node_id: PathId, body: WorkIn) -> dict[str, Any]:
     return tree_svc.edit_work(ctx, actor, node_id, body.work_name, body.work_content)
 
 
 @router.post("/hierarchy/{node_id}/replace")
-def replace(ctx: Ctx, actor: CurrentActor, node_id: int, body: ReplaceIn) -> dict[str, Any]:
+def replace(ctx: Ctx, actor: CurrentActor, node_id: PathId, body: ReplaceIn) -> dict[str, Any]:
     """置換（元に戻せません）。"""
     return tree_svc.replace(ctx, actor, node_id, body.company_id)
 
 
 @router.delete("/hierarchy/{node_id}", status_code=204)
-def remove(ctx: Ctx, actor: CurrentActor, node_id: int) -> Response:
+def remove(ctx: Ctx, actor: CurrentActor, node_id: PathId) -> Response:
     tree_svc.remove(ctx, actor, node_id)
     return Response(status_code=204)
 
@@ -99,5 +100,5 @@ def list_patterns(ctx: Ctx, actor: CurrentActor) -> list[dict[str, Any]]:
 
 
 @router.post("/hierarchy-patterns/{pattern_id}/apply", status_code=201)
-def apply_pattern(ctx: Ctx, actor: CurrentActor, pattern_id: int, body: PatternApplyIn) -> dict[str, Any]:
+def apply_pattern(ctx: Ctx, actor: CurrentActor, pattern_id: PathId, body: PatternApplyIn) -> dict[str, Any]:
     return tree_svc.apply_pattern(ctx, actor, pattern_id, body.site_id)

@@ -8,11 +8,15 @@ account) and has no view into a company's sites through that role.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 
-from server.errors import Forbidden, InvalidInput
+from server.errors import Forbidden, InvalidInput, Throttled
 
 
 class Role(StrEnum):
@@ -118,3 +122,91 @@ def check_security_code(code: str) -> None:
             ja="セキュリティコードは6〜12桁の数字で設定してください",
             en="a security code is 6 to 12 digits",
         )
+
+
+# --- wrong passwords: a growing wait per login ID and source, never a lock anyone can trigger -----------
+#
+# A hard lock after N wrong passwords let anyone who knew an ID keep its holder out. Instead wrong
+# passwords are counted per (login ID, source address): after ``free_failures`` of them, each further
+# try from that source waits 1 s, 2 s, 4 s … up to ``max_delay``, refused unchecked meanwhile. Another
+# source, the holder's, is not slowed down. A guesser with many addresses is bounded by the ID-wide
+# count: past ``account_free_failures`` wrong passwords from all sources together, every source waits
+# after each wrong try (up to ``account_max_delay``, short, because the holder's typos pay it too),
+# so extra addresses stop buying free tries; a right password is still checked and let in at once.
+
+ACCOUNT_WIDE = "*"  # the source under which the ID-wide count is kept (no address looks like it)
+
+
+@dataclass(frozen=True)
+class LoginThrottlePolicy:
+    """How long a source waits after a wrong password, from the counts that include it."""
+
+    free_failures: int = 10
+    max_delay: timedelta = timedelta(minutes=15)
+    account_free_failures: int = 50
+    account_max_delay: timedelta = timedelta(minutes=1)
+    first_delay: timedelta = timedelta(seconds=1)
+
+    @classmethod
+    def of(cls, max_failed_logins: int, longest_wait: timedelta) -> LoginThrottlePolicy:
+        """From the settings ([auth] max_failed_logins, lock_minutes): the ID-wide allowance is five
+        sources' worth, and its wait at most a minute."""
+        return cls(
+            free_failures=max_failed_logins,
+            max_delay=longest_wait,
+            account_free_failures=5 * max_failed_logins,
+            account_max_delay=min(timedelta(minutes=1), longest_wait),
+        )
+
+    def wait_after(self, source_failures: int, account_failures: int) -> timedelta:
+        """The wait before the next try from a source whose count (this failure included) is
+        ``source_failures``, when the ID's count across sources is ``account_failures``."""
+        return max(
+            self._doubling(source_failures, self.free_failures, self.max_delay),
+            self._doubling(account_failures, self.account_free_failures, self.account_max_delay),
+        )
+
+    def _doubling(self, failures: int, free: int, cap: timedelta) -> timedelta:
+        if failures < free:
+            return timedelta(0)
+        steps = min(failures - free, 40)  # 2**40 s is past any cap; keeps the arithmetic small
+        doubled: timedelta = self.first_delay * (1 << steps)
+        return min(doubled, cap)
+
+
+def login_source(host: str | None) -> str:
+    """The source a login is counted under: the client's address, an IPv6 client by its /64 (one
+    client holds a whole /64, and must not get new free tries from each address in it)."""
+    if not host or host == ACCOUNT_WIDE:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host[:64]  # not an address (a test client, a socket path): counted under its name
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def login_key(login_id: str) -> str:
+    """The login ID as counted. IDs that do not exist are counted too (same waits, so the wait does
+    not tell which IDs exist); one too long to exist is stored as its digest, within the column."""
+    if len(login_id) <= 64:
+        return login_id
+    return "#" + hashlib.sha256(login_id.encode()).hexdigest()[:63]
+
+
+def login_throttled(wait: timedelta) -> Throttled:
+    """Refused unchecked: this source must wait ``wait`` before its next try at this ID."""
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    ja_wait = f"{seconds}秒" if seconds < 60 else f"約{math.ceil(seconds / 60)}分"
+    return Throttled(
+        "login_throttled",
+        ja=f"パスワードの誤りが続いたため、この接続元からのログインを一時的に止めています。{ja_wait}後にもう一度"
+        "お試しください。パスワードを忘れた場合はセキュリティコードで再設定できます",
+        en=f"too many wrong passwords from this address; try again in {seconds} s "
+        "(or reset the password with the security code)",
+        retry_after_s=seconds,
+    )

@@ -1,7 +1,8 @@
 """Consents: 代理手続き (proxy) and 開示設定 (disclosure of a worker's personal items).
 
 Both default to "no". A proxy consent is the employer's alone; a personal item is disclosed to
-other companies only while the worker AND the employer both agree (参考資料6).
+other companies (every registered company: server.domain.visibility) only while the worker AND the
+employer both agree (参考資料6).
 """
 
 from __future__ import annotations

@@ -79,11 +79,11 @@ REASON_JA = {
 }
 
 
-def plausible_reading(at: datetime, now: datetime) -> bool:
+def plausible_reading(at: datetime, mono_ms: int, now: datetime) -> bool:
     """Whether a synchronised clock reading (a status) may date other taps: not ahead of the server's
     clock beyond the skew (a reading dated 2099 would carry every tap of its boot there). An old one
     is fine: a retained status read after a restart is a true reading of its moment."""
-    return at <= now + MAX_AHEAD
+    return at <= now + MAX_AHEAD and mono_ms <= MAX_MONO_MS
 
 
 def time_refusal(at: datetime, trusted: bool, now: datetime, rule: DayRule) -> str | None:
@@ -111,9 +111,16 @@ class ClockReading:
         return other is None or other.boot_id != self.boot_id or self.mono_ms > other.mono_ms
 
 
-def redate(reading: ClockReading, mono_ms: int) -> datetime:
-    """When a tap of the reading's boot happened, from its monotonic time."""
-    return reading.at - timedelta(milliseconds=reading.mono_ms - mono_ms)
+MAX_UPTIME = timedelta(days=3660)  # ten years of one boot: a gap beyond is corrupt or forged, not a clock
+
+
+def redate(reading: ClockReading, mono_ms: int) -> datetime | None:
+    """When a tap of the reading's boot happened, from its monotonic time; None when the gap is
+    beyond any uptime (it would also overflow a datetime): that tap cannot be dated by this reading."""
+    gap = reading.mono_ms - mono_ms
+    if abs(gap) > MAX_UPTIME / timedelta(milliseconds=1):
+        return None
+    return reading.at - timedelta(milliseconds=gap)
 
 
 def tap_time(reference: ClockReading | None, at: datetime, clock_synced: bool, boot_id: str,
@@ -123,6 +130,6 @@ def tap_time(reference: ClockReading | None, at: datetime, clock_synced: bool, b
     later if a reading of that boot arrives)."""
     if clock_synced:
         return at, True
-    if reference is not None and reference.boot_id == boot_id:
-        return redate(reference, mono_ms), True
+    if reference is not None and reference.boot_id == boot_id and (dated := redate(reference, mono_ms)):
+        return dated, True
     return at, False

@@ -16,7 +16,11 @@ The rules (seed: 施工体制・作業員名簿・就業履歴・帳票の閲覧
 - A member sees the nodes of its subtree (the 元請: all). Roster entries and records filed under
   those nodes are visible to it; an employer also sees its own workers' records wherever they are
   filed; a worker sees only its own.
-- What one account sees of a worker's personal items: ``worker_items``.
+- What one account sees of a worker's personal items: ``worker_items``; which of a company's
+  workers (所属技能者一覧) it lists: ``company_workers``, a ``WorkerScope`` the worker repository
+  turns into SQL the same way.
+- 参考資料6: an item both the worker and the employer agreed to disclose is seen by every
+  registered company (any of its IDs), related to the worker or not; nobody else (``disclosure_grant``).
 """
 
 from __future__ import annotations
@@ -72,6 +76,27 @@ class Scope:
 
 
 NOTHING = Scope()
+
+
+@dataclass(frozen=True)
+class WorkerScope:
+    """Which of one employer's workers an actor lists (所属技能者一覧): all of them (``everything``), or
+    only those with at least one item of ``disclosed`` that both the worker and the employer agreed
+    to disclose. Neither: none. What each listed worker shows is ``Visibility.worker_items``."""
+
+    everything: bool = False
+    disclosed: frozenset[str] = frozenset()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.everything or self.disclosed)
+
+    def admits(self, disclosed: Iterable[str]) -> bool:
+        """The same rule for one worker in hand; ``disclosed``: its items both sides agreed to."""
+        return self.everything or not self.disclosed.isdisjoint(disclosed)
+
+
+NO_WORKERS = WorkerScope()
 
 
 @dataclass(frozen=True)
@@ -208,30 +233,55 @@ class Visibility:
         return any(self.roster(tree).admits(node_id=node_id) for tree, node_id in placements
                    if self.actor.is_company)
 
+    @property
+    def disclosure_grant(self) -> frozenset[str]:
+        """The items this account sees of any worker once both the worker and its employer agreed to
+        disclose them (参考資料6): every item for an account of a registered company (事業者, whichever
+        of its IDs: the seed asks only that it be registered and signed in), none for anyone else
+        (another worker, the operator). No site relation is needed."""
+        a = self.actor
+        return frozenset(PERSONAL_ITEMS) if a.is_company and a.company_id is not None else frozenset()
+
+    def sees_everything_of(self, *, worker_id: int, employer_id: int) -> bool:
+        """The worker itself and its employer (所属事業者, any of its IDs) see every personal item,
+        whatever the settings: nothing else needs to be asked."""
+        a = self.actor
+        if a.role == Role.WORKER:
+            return a.worker_id == worker_id
+        return a.is_company and a.company_id is not None and a.company_id == employer_id
+
     def worker_items(self, *, worker_id: int, employer_id: int, sees_roster: bool, is_proxy_agent: bool,
                      disclosed: set[str]) -> frozenset[str] | None:
         """The personal items visible, or None when the worker is not visible at all.
 
         - The employer (所属事業者) and the worker see everything.
+        - Every registered company sees the items both sides disclosed (参考資料6), whatever its relation.
         - The 元請 and upper companies of a site where the worker is on the roster see what the
-          作業員名簿 holds (social insurance, the roster entry) plus the items both sides disclosed.
+          作業員名簿 holds (social insurance) as well.
         - A company the employer gave proxy consent sees what registering needs (trades,
-          qualifications) plus the disclosed items.
-        - Nobody else sees the worker at all, not even that it exists.
+          qualifications) as well.
+        - Nobody else sees the worker at all, not even that it exists: a company with no relation sees
+          it only while at least one item is disclosed.
         """
-        a = self.actor
-        if a.role == Role.WORKER:
-            return frozenset(PERSONAL_ITEMS) if a.worker_id == worker_id else None
-        if not a.is_company:
-            return None
-        if a.company_id == employer_id:
+        if self.sees_everything_of(worker_id=worker_id, employer_id=employer_id):
             return frozenset(PERSONAL_ITEMS)
-        if not (sees_roster or is_proxy_agent):
+        if not self.actor.is_company or self.actor.company_id is None:
             return None
-        items: set[str] = set()
+        items = set(self.disclosure_grant & disclosed)
         if sees_roster:
-            items |= ROSTER_ITEMS | disclosed
+            items |= ROSTER_ITEMS
         if is_proxy_agent:
-            items |= PROXY_ITEMS | disclosed
-        return frozenset(items)
+            items |= PROXY_ITEMS
+        return frozenset(items) or None
 
+    def company_workers(self, employer_id: int, *, is_proxy_agent: bool) -> WorkerScope:
+        """【1-2】所属技能者一覧 of one employer: the employer and a company it gave proxy consent list
+        every worker; any other registered company the workers with an item both sides disclosed
+        (the seed: 双方が開示に同意した情報のみ所属事業主以外も閲覧可能); anyone else none. A site's
+        roster is no grant here: it has its own list (``roster``)."""
+        a = self.actor
+        if not a.is_company or a.company_id is None:
+            return NO_WORKERS
+        if a.company_id == employer_id or is_proxy_agent:
+            return WorkerScope(everything=True)
+        return WorkerScope(disclosed=self.disclosure_grant)

@@ -16,6 +16,7 @@ from server.domain.accounts import (
     Role,
     check_new_password,
     check_security_code,
+    login_key,
     require_company_member,
     require_role,
 )
@@ -276,6 +277,7 @@ def reissue(ctx: Context, actor: Actor, account_id: int, *, uow: UnitOfWork | No
         acc.locked_until = None
         acc.security_code_hash = None  # a reissue may follow a leak: the old code must not undo it
         uow.accounts.end_sessions(acc.id)
+        uow.accounts.forget_login_failures(login_key(acc.login_id))  # the new password works at once
         audit(ctx, uow, actor, "account.reissue", "account", acc.id, before, snapshot(acc))
         return account_view(acc) | {"initial_password": initial}
 

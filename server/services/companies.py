@@ -75,8 +75,9 @@ class CompanyIn:
         )
 
 
-def add_company(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: CompanyIn) -> t.Company:
-    """Inside an open unit of work, so the CSV import can add many and commit once."""
+def check_new_company(uow: UnitOfWork, data: CompanyIn) -> CompanyIn:
+    """The rules a new company must pass, in their normal form; reads only. ``add_company`` applies
+    them, and the importer's check pass asks them of every row before anything is written."""
     data = data.checked()
     if uow.companies.id_of(data.ccus_id) is not None:
         raise Conflict(
@@ -85,6 +86,12 @@ def add_company(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: Compan
             en=f"company {data.ccus_id} already exists",
             ccus_id=data.ccus_id,
         )
+    return data
+
+
+def add_company(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: CompanyIn) -> t.Company:
+    """Inside an open unit of work, so the CSV import can add many rows per transaction."""
+    data = check_new_company(uow, data)
     c = t.Company(**data.__dict__, created_at=ctx.now())
     uow.add(c)
     uow.flush()

@@ -36,7 +36,7 @@ class Context:
         return self.clock()
 
     # Every service opens its unit of work through these two, the same way: with ``uow`` given
-    # (the importer's one transaction for a whole file, a service calling another) it works inside
+    # (one of the importer's bounded transactions, a service calling another) it works inside
     # the caller's unit, which commits or rolls back everything; without, it opens its own.
     @contextmanager
     def write(self, uow: UnitOfWork | None = None) -> Iterator[UnitOfWork]:

@@ -209,7 +209,7 @@ def record_status(ctx: Context, status: DeviceStatus, *, uow: UnitOfWork | None 
         d.last_seen_at = ctx.now()
         d.status = status.model_dump(mode="json")
         if (status.state == "online" and status.clock_synced and status.boot_id
-                and taps.plausible_reading(status.at, ctx.now())):
+                and taps.plausible_reading(status.at, status.mono_ms, ctx.now())):
             records.clock_reference(ctx, uow, d, status.boot_id, status.at, status.mono_ms)
             ingest.release_clock_held(ctx, d.device_id, {status.boot_id}, uow=uow)
         return True

@@ -141,8 +141,8 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 if reading.newer_than(reference[device.id]):
                     reference[device.id] = reading
                 for earlier in waiting.pop((device.id, e.boot_id), []):
-                    earlier["effective_at"] = records.utc(taps.redate(reading, earlier["mono_ms"]))
-                    earlier["clock_trusted"] = True
+                    if (dated := taps.redate(reading, earlier["mono_ms"])) is not None:
+                        earlier["effective_at"], earlier["clock_trusted"] = records.utc(dated), True
             effective_at, trusted = taps.tap_time(reference[device.id], at, e.clock_synced, e.boot_id, e.mono_ms)
             row["effective_at"], row["clock_trusted"] = records.utc(effective_at), trusted
             if not trusted:

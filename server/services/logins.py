@@ -1,4 +1,4 @@
-"""Logging in: tokens, wrong-password locks, and the forgotten-password reset by security code.
+"""Logging in: tokens, the wait after wrong passwords, and the forgotten-password reset by security code.
 
 Issuing and administering the IDs themselves is accounts.py.
 """
@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2.exceptions import VerificationError
 
-from server.domain.accounts import Actor, Role, check_new_password
+from server.domain.accounts import (
+    Actor,
+    LoginThrottlePolicy,
+    Role,
+    check_new_password,
+    login_key,
+    login_source,
+    login_throttled,
+)
 from server.errors import Forbidden, Unauthorized
 from server.services.accounts import account_view
 from server.services.common import as_aware, audit
@@ -36,14 +44,44 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _locked(ctx: Context, acc: t.Account) -> bool:
-    return acc.disabled or (acc.locked_until is not None and as_aware(acc.locked_until) > ctx.now())
+# A day without tries from a source ends its count (and any wait, which is never longer).
+_FORGET_AFTER = timedelta(days=1)
 
 
-def _count_failed_login(ctx: Context, uow: UnitOfWork, account_id: int) -> None:
-    """Count one wrong password (atomically, in the repository); reaching the limit starts a timed lock."""
-    if uow.accounts.count_failed_login(account_id) >= ctx.max_failed_logins:
-        uow.accounts.lock_until(account_id, ctx.now() + ctx.lock_duration)
+def _throttle(ctx: Context) -> LoginThrottlePolicy:
+    # [auth] max_failed_logins: wrong passwords per ID and source before the waits start;
+    # lock_minutes (ctx.lock_duration): the longest wait.
+    return LoginThrottlePolicy.of(ctx.max_failed_logins, ctx.lock_duration)
+
+
+def _remaining(not_before: datetime | None, now: datetime) -> timedelta | None:
+    if not_before is None or as_aware(not_before) <= now:
+        return None
+    return as_aware(not_before) - now
+
+
+def _claim_check(ctx: Context, uow: UnitOfWork, key: str, source: str) -> timedelta | None:
+    """Take one password check for this source, or say how long it must wait.
+
+    The check is counted as a wrong password before it is made, in one locked step with the
+    "may it try now?" test: parallel tries cannot all pass the test before any is counted, so a
+    burst gets ``free_failures`` checks and then waits. A right password takes the count back.
+    """
+    now = ctx.now()
+    forget_before = now - max(_FORGET_AFTER, ctx.lock_duration)
+    everyone, mine = uow.accounts.lock_login_throttles(key, source, now)
+    wait = _remaining(mine.not_before, now)
+    if wait is not None:
+        return wait
+    for row in (everyone, mine):
+        if as_aware(row.updated_at) < forget_before:
+            row.failures = 0  # a day without tries forgets the count
+        row.failures += 1
+        row.updated_at = now
+    delay = _throttle(ctx).wait_after(mine.failures, everyone.failures)
+    mine.not_before = now + delay if delay else None
+    uow.accounts.prune_login_throttles(forget_before)  # other IDs' and sources' old counts, a few at a time
+    return None
 
 
 # login and reset_password check hashes between short units of work, never inside one: on SQLite a
@@ -52,33 +90,47 @@ def _count_failed_login(ctx: Context, uow: UnitOfWork, account_id: int) -> None:
 # count is then kept only if the caller commits).
 
 
-def login(ctx: Context, login_id: str, password: str, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
-    """A token; while the initial password is unchanged it only allows changing it."""
+def login(
+    ctx: Context, login_id: str, password: str, *, source: str | None = None, uow: UnitOfWork | None = None
+) -> dict[str, Any]:
+    """A token; while the initial password is unchanged it only allows changing it.
+
+    ``source`` is the address the try comes from: wrong passwords slow down that source for this
+    ID (``login_throttled`` with ``retry_after_s``, the password not checked), never the ID for
+    everyone, so a stranger cannot keep its holder out.
+    """
+    key, src = login_key(login_id), login_source(source)
     with ctx.read(uow) as reading:
         acc = reading.accounts.by_login_id(login_id)
+        counted = reading.accounts.login_throttle(key, src)
+        wait = _remaining(counted.not_before if counted else None, ctx.now())
+    if acc is not None and acc.disabled:
+        raise Unauthorized(
+            "account_locked",
+            ja="このIDは利用停止されています。事業者責任者（または運用管理者）に確認してください",
+            en="this login is disabled; ask the company owner (or operator)",
+        )
+    if wait is None:  # re-checked under the lock: the read above only spares a waiting source the write lock
+        with ctx.write(uow) as writing:
+            wait = _claim_check(ctx, writing, key, src)
+    if wait is not None:
+        raise login_throttled(wait)
     if acc is None:
         ctx.hasher.hash(password)  # same cost as a real check: no timing hint that the ID is unknown
         raise Unauthorized(**_BAD_LOGIN)
-    if _locked(ctx, acc):
-        minutes = int(ctx.lock_duration.total_seconds() // 60)
-        raise Unauthorized(
-            "account_locked",
-            ja=f"このIDはロックされています。{minutes}分ほど待つか、セキュリティコードでパスワードを再設定してください",
-            en=f"this login is locked; wait about {minutes} minutes or reset the password with the security code",
-        )
     try:
         ctx.hasher.verify(acc.password_hash, password)
     except VerificationError:
-        with ctx.write(uow) as writing:
-            _count_failed_login(ctx, writing, acc.id)
-        raise Unauthorized(**_BAD_LOGIN) from None
+        raise Unauthorized(**_BAD_LOGIN) from None  # already counted by the claim
     rehashed = ctx.hasher.hash(password) if ctx.hasher.check_needs_rehash(acc.password_hash) else None
     token = secrets.token_urlsafe(32)
     now = ctx.now()
     scope = PASSWORD_CHANGE if acc.must_change_password else FULL
     expires = now + (min(ctx.token_ttl, _PW_TTL) if scope == PASSWORD_CHANGE else ctx.token_ttl)
     with ctx.write(uow) as writing:
-        writing.accounts.logged_in(acc.id, rehashed)
+        writing.accounts.forget_login_failures(key, src)
+        if rehashed:
+            writing.accounts.rehashed(acc.id, rehashed)
         writing.add(
             t.Token(token_hash=_hash_token(token), account_id=acc.id, scope=scope, created_at=now, expires_at=expires)
         )
@@ -127,7 +179,7 @@ def logout(ctx: Context, token: str, *, uow: UnitOfWork | None = None) -> None:
 def reset_password(
     ctx: Context, login_id: str, security_code: str, new_password: str, *, uow: UnitOfWork | None = None
 ) -> None:
-    """Forgotten password: the security code sets a new one and unlocks the ID.
+    """Forgotten password: the security code sets a new one and ends every wait for the ID.
 
     A security code is short, so wrong codes are counted: after MAX_RESET_ATTEMPTS the reset is
     closed too and only a new initial password from the company (or the operator) opens the ID.
@@ -165,9 +217,8 @@ def reset_password(
         row = writing.get(t.Account, acc.id, lock=True)
         assert row is not None
         row.password_hash = new_hash
-        row.failed_logins = 0
         row.failed_resets = 0
-        row.locked_until = None
         row.must_change_password = False
         writing.accounts.end_sessions(row.id)
+        writing.accounts.forget_login_failures(login_key(row.login_id))
         audit(ctx, writing, None, "account.reset_password", "account", row.id, after={"account_id": row.id})

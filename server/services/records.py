@@ -295,10 +295,12 @@ def clock_reading(uow: UnitOfWork, device: t.Device, boot_id: str, at: datetime,
     days: set[tuple[int, int, date]] = set()
     site_cache: dict[int, t.Site] = {}
     for tap in stale:
+        if (dated := tap_rules.redate(reading, tap.mono_ms)) is None:
+            continue  # a monotonic time no uptime explains: it stays unverified (clock_unverified)
         site = site_cache.setdefault(tap.site_id, site_or_404(uow, tap.site_id))
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
-        tap.effective_at = utc(tap_rules.redate(reading, tap.mono_ms))
+        tap.effective_at = utc(dated)
         tap.clock_trusted = True
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))

@@ -12,7 +12,7 @@ from typing import Any
 from server.domain import ids
 from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_company_member, require_role
 from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, disclosed_items
-from server.domain.trades import trade_table
+from server.domain.trades import Trade, trade_table
 from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, worker_not_found
 from server.services.common import audit, company_or_404, load_tree, snapshot, worker_or_404
@@ -61,8 +61,10 @@ def _check_insurance(**states: str) -> None:
             )
 
 
-def add_worker(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: WorkerIn) -> t.Worker:
-    """Inside an open unit of work, so the CSV import can add many and commit once."""
+def check_new_worker(uow: UnitOfWork, data: WorkerIn) -> tuple[str, list[Trade]]:
+    """The rules a new worker must pass; reads only. Returns the normalised 技能者ID and the trades
+    as the code table has them. ``add_worker`` applies them, and the importer's check pass asks them
+    of every row before anything is written."""
     ccus = ids.ccus_id("worker", data.ccus_id)
     if not data.name.strip():
         raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
@@ -92,6 +94,13 @@ def add_worker(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: WorkerI
         raise Conflict(
             "worker_exists", ja=f"技能者ID {ccus} はすでに登録されています", en=f"worker {ccus} already exists"
         )
+    _check_qualification_names(data.qualifications)
+    return ccus, trades
+
+
+def add_worker(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: WorkerIn) -> t.Worker:
+    """Inside an open unit of work, so the CSV import can add many rows per transaction."""
+    ccus, trades = check_new_worker(uow, data)
     w = t.Worker(
         ccus_id=ccus,
         name=data.name.strip(),
@@ -114,8 +123,6 @@ def add_worker(ctx: Context, uow: UnitOfWork, actor: Actor | None, data: WorkerI
     for tr in dict.fromkeys((x.major_code, x.minor_code) for x in trades):  # in the order given, each once
         uow.add(t.WorkerTrade(worker_id=w.id, major_code=tr[0], minor_code=tr[1]))
     for q in data.qualifications:
-        if not q.name.strip():
-            raise InvalidInput("qualification_name_required", ja="資格名を入力してください", en="name a qualification")
         uow.add(
             t.Qualification(
                 worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on
@@ -211,6 +218,15 @@ def agreements(uow: UnitOfWork, worker_id: int) -> dict[str, ItemAgreement]:
     return {d.item: ItemAgreement(d.worker_agrees, d.employer_agrees) for d in uow.workers.disclosures(worker_id)}
 
 
+def agreements_of(uow: UnitOfWork, worker_ids: Iterable[int]) -> dict[int, dict[str, ItemAgreement]]:
+    """``agreements`` of many workers in one query, for a list."""
+    ids = list(worker_ids)
+    out: dict[int, dict[str, ItemAgreement]] = {i: {} for i in ids}
+    for d in uow.workers.disclosures_of(ids):
+        out[d.worker_id][d.item] = ItemAgreement(d.worker_agrees, d.employer_agrees)
+    return out
+
+
 def has_proxy_consent(uow: UnitOfWork, employer_id: int, agent_id: int | None) -> bool:
     if agent_id is None:
         return False
@@ -233,17 +249,35 @@ def sees_on_roster(uow: UnitOfWork, actor: Actor, worker_id: int) -> bool:
     return seer.sees_on_roster(placements)
 
 
-def visible_items(uow: UnitOfWork, actor: Actor, w: t.Worker) -> frozenset[str] | None:
-    return Visibility(actor).worker_items(
+def visible_items(
+    uow: UnitOfWork,
+    actor: Actor,
+    w: t.Worker,
+    *,
+    is_proxy_agent: bool | None = None,
+    agreed: Mapping[str, ItemAgreement] | None = None,
+) -> frozenset[str] | None:
+    """What the policy lets ``actor`` see of ``w`` (None: not the worker at all). A list passes what
+    it loaded once for all its rows (``is_proxy_agent``, ``agreed``); the employer and the worker
+    themselves see everything, so nothing is loaded for them."""
+    seer = Visibility(actor)
+    if seer.sees_everything_of(worker_id=w.id, employer_id=w.employer_id):
+        return frozenset(PERSONAL_ITEMS)
+    return seer.worker_items(
         worker_id=w.id,
         employer_id=w.employer_id,
         sees_roster=sees_on_roster(uow, actor, w.id),
-        is_proxy_agent=has_proxy_consent(uow, w.employer_id, actor.company_id),
-        disclosed=disclosed_items(agreements(uow, w.id)),
+        is_proxy_agent=(has_proxy_consent(uow, w.employer_id, actor.company_id)
+                        if is_proxy_agent is None else is_proxy_agent),
+        disclosed=disclosed_items(agreements(uow, w.id) if agreed is None else agreed),
     )
 
 
 def get_worker(ctx: Context, actor: Actor, worker_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
+    """A worker as this account may see it: the employer and the worker everything; the companies
+    above it on a roster, its employer's proxy agents and every other registered company what the
+    policy grants each (参考資料6: the items both sides disclosed). Not visible: the same 404 as a
+    worker that does not exist."""
     with ctx.read(uow) as uow:
         w = uow.get(t.Worker, worker_id)
         items = visible_items(uow, actor, w) if w is not None else None
@@ -255,7 +289,9 @@ def get_worker(ctx: Context, actor: Actor, worker_id: int, *, uow: UnitOfWork | 
 def list_company_workers(
     ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfWork | None = None
 ) -> list[dict[str, Any]]:
-    """所属技能者一覧: the employer sees all; a proxy agent sees what registering needs."""
+    """【1-2】所属技能者一覧: the employer and its proxy agents list every worker; any other registered
+    company the workers with an item both the worker and the employer disclosed, showing those items
+    (the rows chosen in SQL from the policy's WorkerScope, the items per row by the same policy)."""
     if not actor.is_company:
         raise Forbidden(
             "role_not_allowed",
@@ -264,20 +300,16 @@ def list_company_workers(
         )
     with ctx.read(uow) as uow:
         company_or_404(uow, company_id)
-        own = actor.company_id == company_id
-        if not own and not has_proxy_consent(uow, company_id, actor.company_id):
-            raise Forbidden(
-                "proxy_consent_required",
-                ja="他社の所属技能者を見るには、その事業者の代理手続きの同意が必要です",
-                en="seeing another company's workers needs its proxy consent",
-                company_id=company_id,
-            )
-        rows = uow.workers.of_employer(company_id)
-        held = _Holdings.load(uow, [w.id for w in rows])
+        agent = has_proxy_consent(uow, company_id, actor.company_id)
+        rows = uow.workers.of_employer(company_id, Visibility(actor).company_workers(company_id, is_proxy_agent=agent))
+        ids = [w.id for w in rows]
+        held = _Holdings.load(uow, ids)
+        agreed = agreements_of(uow, ids)
         out = []
         for w in rows:
-            # The employer sees everything without asking per worker; an agent's view is per worker.
-            items = frozenset(PERSONAL_ITEMS) if own else (visible_items(uow, actor, w) or frozenset())
+            items = visible_items(uow, actor, w, is_proxy_agent=agent, agreed=agreed[w.id])
+            if items is None:  # the scope and the policy agree (tests/unit/test_visibility.py): never here
+                continue
             out.append(_base(w) | _personal(uow, w, items, held) | {"visible_items": sorted(items)})
         return out
 
@@ -300,15 +332,29 @@ WORKER_FIELDS = frozenset(
 )
 
 
-def check_changes(changes: Mapping[str, Any]) -> None:
-    """The rules a change to a registered worker's fields keeps, whether typed on a screen
-    (update_worker) or read from a CCUS export (services.registry)."""
+def _check_qualification_names(qualifications: Iterable[QualificationIn]) -> None:
+    for q in qualifications:
+        if not q.name.strip():
+            raise InvalidInput("qualification_name_required", ja="資格名を入力してください", en="name a qualification")
+
+
+def check_changes(
+    changes: Mapping[str, Any],
+    trades: Sequence[tuple[str, str]] | None = None,
+    add_qualifications: Sequence[QualificationIn] = (),
+) -> None:
+    """The rules a change to a registered worker keeps, whether typed on a screen (update_worker)
+    or read from a CCUS export (services.registry; its check pass decides without writing, so the
+    trades and qualifications ``write_changes`` would check are checked here too)."""
     if "name" in changes and not (changes["name"] or "").strip():
         raise InvalidInput("worker_name_required", ja="技能者の氏名を入力してください", en="a name is required")
     level = changes.get("level")
     if level is not None and not 1 <= level <= 4:
         raise InvalidInput("invalid_level", ja="技能者ランクは1〜4です", en="level is 1 to 4")
     _check_insurance(**{k: v for k, v in changes.items() if k.endswith("insurance") or k == "kentaikyo"})
+    for major, minor in trades or ():
+        trade_table().get(major, minor)
+    _check_qualification_names(add_qualifications)
 
 
 def write_changes(
@@ -330,9 +376,8 @@ def write_changes(
         uow.flush()  # the unique (worker, trade) index must see the old rows gone before the new ones
         for major, minor in checked:
             uow.add(t.WorkerTrade(worker_id=w.id, major_code=major, minor_code=minor))
+    _check_qualification_names(add_qualifications)
     for q in add_qualifications:
-        if not q.name.strip():
-            raise InvalidInput("qualification_name_required", ja="資格名を入力してください", en="name a qualification")
         uow.add(
             t.Qualification(
                 worker_id=w.id, category=q.category, name=q.name.strip(), number=q.number, acquired_on=q.acquired_on

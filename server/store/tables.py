@@ -315,6 +315,25 @@ class Account(Base):
     )
 
 
+class LoginThrottle(Base):
+    """Wrong passwords for one login ID from one source (an address, an IPv6 /64), and when that
+    source may try again; the row with source '*' holds the ID's count across every source.
+
+    Keyed by the login ID as typed, not the account: an ID that does not exist is slowed down just
+    like one that does. Rows go when a login succeeds (the source's, and the ID-wide count back to
+    0), on a reset or reissue, and a day after their last try. Before this table the count and a
+    hard lock were accounts.failed_logins / locked_until, which no longer lock anything."""
+
+    __tablename__ = "login_throttles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    __table_args__ = (UniqueConstraint("login_id", "source"),)
+
+
 class AccountSite(Base):
     """Which sites a 現場管理者 account is bound to."""
 

@@ -2,9 +2,10 @@
 
 Services never see a Session or build SQL. They open a unit of work (``Context.write()`` /
 ``Context.read()``), or take the caller's one to run inside a larger transaction (the importer runs
-a whole file in one), ask its repositories for rows, change the ORM objects they get back and add
-new ones. Everything is committed once, when the outermost ``with`` ends without an error, and rolled
-back as a whole otherwise (``Store.write`` maps the database's errors).
+a chunk of a file's rows in one: short, so that other writers get the lock in between), ask its
+repositories for rows, change the ORM objects they get back and add new ones. Everything is
+committed once, when the outermost ``with`` ends without an error, and rolled back as a whole
+otherwise (``Store.write`` maps the database's errors).
 
 Repositories are made on first use and share the unit's session, so an object loaded by one
 repository is the same object another one sees (the session's identity map).
@@ -26,6 +27,7 @@ from server.store.repositories.accounts import AccountRepository
 from server.store.repositories.audit import AuditRepository
 from server.store.repositories.companies import CompanyRepository
 from server.store.repositories.devices import DeviceRepository
+from server.store.repositories.imports import ImportJournalRepository
 from server.store.repositories.records import RecordRepository
 from server.store.repositories.roster import RosterRepository
 from server.store.repositories.sites import SiteRepository
@@ -80,6 +82,10 @@ class UnitOfWork:
     def records(self) -> RecordRepository:
         return RecordRepository(self._session)
 
+    @cached_property
+    def imports(self) -> ImportJournalRepository:
+        return ImportJournalRepository(self._session)
+
     # -- the unit itself ----------------------------------------------------------------------------
     def get(self, model: type[M], ident: Any, *, lock: bool = False) -> M | None:
         """A row by primary key; ``lock`` takes its row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE
@@ -102,7 +108,7 @@ class UnitOfWork:
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of the unit that fails alone (a SAVEPOINT): an error inside undoes just that part
-        and leaves the unit usable, so the caller can go on (the importer checks every row of a file
+        and leaves the unit usable, so the caller can go on (the importer saves and undoes each row
         this way; on PostgreSQL a failed statement would otherwise abort the whole transaction).
 
         The database refusing what was written inside (a unique index, a value its column cannot

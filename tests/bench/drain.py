@@ -43,7 +43,8 @@ def drain(base: Path, url: str, taps: int) -> tuple[float, float]:
     cfg = GateConfig(device_id=device, broker_url=f"mqtt://127.0.0.1:{broker.port}", data_dir=base / f"gate-{device}")
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     buf = Buffer(cfg.data_dir / "buffer.db")
-    at = datetime.now(UTC).replace(hour=0, minute=10, second=0, microsecond=0)
+    # Yesterday morning: in the past (a tap ahead of the server's clock is refused), and correctable.
+    at = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=10, second=0, microsecond=0)
     # Filling the backlog is set-up, not what is timed: each tap its own commit (as at the gate), but
     # without waiting for the disk, then the buffer's own setting back.
     buf.db.conn.execute("PRAGMA synchronous = OFF")

@@ -150,7 +150,8 @@ def ingest_throughput(base: Path, broker: PrivateMosquitto, n_devices: int, per_
         pubs.append(c)
     time.sleep(0.5)
     buffer_id = uuid.uuid4().hex
-    day = datetime.now(JST).replace(hour=7, minute=0, second=0, microsecond=0)
+    # Yesterday morning: in the past (a tap ahead of the server's clock is refused), and correctable.
+    day = (datetime.now(JST) - timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0)
     bodies = [[encode(TapEvent(device_id=device, buffer_id=buffer_id, seq=k + 1,
                                card=Card(tech="felica", uid=cards[(i * per_device + k) % len(cards)]),
                                direction="auto", at=day + timedelta(seconds=k), clock_synced=True,

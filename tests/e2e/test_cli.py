@@ -101,3 +101,25 @@ def test_run_serves_the_api_on_either_backend(tmp_path: Path, db_url: str) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("attendance", "--site", "1", "--day", "2026-13-01"),
+         "日付は YYYY-MM-DD で指定してください（例: 2026-12-04）"),
+        (("attendance", "--site", "一"), "1以上の整数を指定してください"),
+        (("devices", "--site", str(2**31)), "番号が大きすぎます"),
+        (("run", "--port", "99999"), "ポート番号は 1〜65535 で指定してください"),
+        (("ingest", "--metrics-port", "http"), "ポート番号は 1〜65535 で指定してください"),
+        (("attendance",), "次の指定が必要です: --site"),
+        (("corrections", "--site", "1", "--state", "done"), "次のどれかを指定してください"),
+    ],
+)
+def test_a_mistyped_option_is_explained_in_japanese_without_a_traceback(
+        tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}")
+    r = _run(*args, "--config", str(cfg))
+    assert r.returncode == 2, r.stdout
+    assert says in r.stderr and "エラー:" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "invalid fromisoformat value" not in r.stderr

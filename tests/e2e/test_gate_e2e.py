@@ -239,6 +239,9 @@ def test_malformed_config_and_commands_are_ignored_and_the_gate_carries_on(
     gate = GateProcess(write_config(tmp_path, mosquitto))
     try:
         wait_for(lambda: (tmp_path / "data" / "status.json").exists(), "the gate up")
+        # Commands are not retained: send them once the gate is subscribed (status.json is written
+        # before the first connection, and a loaded machine showed the gap).
+        wait_for(lambda: any("connected to" in line for line in gate.stderr), "the gate connected")
         for body in (b"\xff\xfe", b'{"v": 9, "id": "x", "name": "identify"}', b'{"v": 1, "id": "x", "name": "dance"}'):
             publish_retained(mosquitto, "cmd", body)
         publish_retained(mosquitto, "cmd", encode(Command(id="c1", name="identify")))

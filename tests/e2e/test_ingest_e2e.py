@@ -2,8 +2,8 @@
 as child processes, the world set up and read through the server's own HTTP API.
 
 The gates' wall clocks are set with the simulated reader's ``!clock`` line, so a morning and an
-evening pass in seconds; the day is today (the server checks correction deadlines on its own
-clock), and the site's accumulation period is built around it.
+evening pass in seconds; the day is yesterday (the server refuses taps from its future and
+checks correction deadlines on its own clock), and the site's accumulation period is built around it.
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ class Scene:
         self.server = self.start_server()
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
         self.api = Api.bootstrap(self.http, ctx)  # type: ignore[arg-type]  # httpx speaks TestClient's API
-        self.today = datetime.now(JST).date()
+        # The day played: yesterday, so every scripted time (07:58 … 17:31) is in the server's past
+        # whenever the test runs (the server refuses taps from its future: domain/taps time window).
+        self.day = (datetime.now(JST) - timedelta(days=1)).date()
         self.gates: list[GateProcess] = []
 
     def start_server(self, env: dict[str, str] | None = None) -> ServerProcess:
@@ -129,8 +131,8 @@ class Scene:
 
     def site(self) -> tuple[Company, Site]:
         prime = self.api.company("(株)基本建設")
-        site = self.api.site(prime, period_start=(self.today - timedelta(days=365)).isoformat(),
-                             period_end=(self.today + timedelta(days=365)).isoformat())
+        site = self.api.site(prime, period_start=(self.day - timedelta(days=365)).isoformat(),
+                             period_end=(self.day + timedelta(days=365)).isoformat())
         return prime, site
 
     def gate(self, device_id: str) -> GateProcess:
@@ -164,7 +166,7 @@ def _tap(gate: GateProcess, uid: str) -> None:
 
 
 def test_a_day_at_two_gates_becomes_attendance_counted_once_and_corrected(scene: Scene) -> None:
-    api, today = scene.api, scene.today
+    api, day = scene.api, scene.day
     prime, site = scene.site()
     a = api.worker(prime, "鳶田 一郎")
     b = api.worker(prime, "名簿外 次郎")
@@ -180,32 +182,32 @@ def test_a_day_at_two_gates_becomes_attendance_counted_once_and_corrected(scene:
                  "the roster pushed to the gate", 30)
 
     # Morning at the entry gate, evening at the exit gate.
-    gate_in.card(clock(today, 7, 58))
+    gate_in.card(clock(day, 7, 58))
     for uid in (CARD_A, CARD_B, CARD_UNKNOWN):
         _tap(gate_in, uid)
-    gate_out.card(clock(today, 17, 31))
+    gate_out.card(clock(day, 17, 31))
     for uid in (CARD_A, CARD_B):
         _tap(gate_out, uid)
     assert [shown for _, shown in gate_in.taps()] == ["entry", "not_on_roster", "unknown_card"]
     assert [shown for _, shown in gate_out.taps()] == ["exit", "not_on_roster"]
 
-    def day() -> dict[str, Any]:
-        result: dict[str, Any] = prime.owner.ok("GET", f"/sites/{site.id}/attendance", day=today.isoformat())
+    def attendance() -> dict[str, Any]:
+        result: dict[str, Any] = prime.owner.ok("GET", f"/sites/{site.id}/attendance", day=day.isoformat())
         return result
 
-    wait_for(lambda: sum(1 for r in day()["records"] if r["exit_at"]) == 2, "both records with their exits", 30)
-    rows = {r["worker"]["name"]: r for r in day()["records"]}
+    wait_for(lambda: sum(1 for r in attendance()["records"] if r["exit_at"]) == 2, "both records with their exits", 30)
+    rows = {r["worker"]["name"]: r for r in attendance()["records"]}
     ra, rb = rows["鳶田 一郎"], rows["名簿外 次郎"]
     assert (hm(ra["entry_at"]), hm(ra["exit_at"])) == ("07:58", "17:31")
     assert ra["trade"]["major"] == "06" and ra["position_label"] == "職長" and ra["valid_for_skill_evaluation"]
     assert not rb["valid_for_skill_evaluation"]
     assert [x["code"] for x in rb["invalid_reasons"]] == ["not_on_roster"]
-    assert [c["card_uid"] for c in day()["unlinked_cards"]] == [CARD_UNKNOWN]
+    assert [c["card_uid"] for c in attendance()["unlinked_cards"]] == [CARD_UNKNOWN]
 
     # The server dies between its commit and the Ack: the gate re-sends, the tap is counted once.
     scene.server.stop()
     crashing = scene.start_server(env={"GENBA_INGEST_CRASH_AFTER_COMMIT": "1"})
-    gate_in.card(clock(today, 12, 0))
+    gate_in.card(clock(day, 12, 0))
     _tap(gate_in, CARD_A)
     seq = gate_in.taps()[-1][0]
     assert crashing.proc.wait(timeout=30) == 70
@@ -216,22 +218,22 @@ def test_a_day_at_two_gates_becomes_attendance_counted_once_and_corrected(scene:
         stored = s.scalar(select(func.count()).select_from(t.Tap).join(t.Device, t.Device.id == t.Tap.device_pk)
                           .where(t.Device.device_id == "gate-in", t.Tap.seq == seq))
     assert stored == 1
-    ra = {r["worker"]["name"]: r for r in day()["records"]}["鳶田 一郎"]
+    ra = {r["worker"]["name"]: r for r in attendance()["records"]}["鳶田 一郎"]
     assert ra["tap_count"] == 3 and hm(ra["exit_at"]) == "17:31"
 
     # The worker asks to correct the exit; the 元請 approves; the record changes and keeps the gate's time.
     me = api.worker_login(prime, a)
     c = me.ok("POST", "/corrections", {
-        "site_id": site.id, "worker_id": a["id"], "work_day": today.isoformat(),
-        "exit_at": datetime.combine(today, time(18, 0), tzinfo=JST).isoformat(), "reason": "退場時にカードを忘れた"},
+        "site_id": site.id, "worker_id": a["id"], "work_day": day.isoformat(),
+        "exit_at": datetime.combine(day, time(18, 0), tzinfo=JST).isoformat(), "reason": "退場時にカードを忘れた"},
         status=201)
     assert c["state_label"] == "申請中"
     prime.owner.ok("POST", f"/corrections/{c['id']}/approve", {"comment": "職長確認済み"})
-    ra = {r["worker"]["name"]: r for r in day()["records"]}["鳶田 一郎"]
+    ra = {r["worker"]["name"]: r for r in attendance()["records"]}["鳶田 一郎"]
     assert (hm(ra["exit_at"]), hm(ra["device_exit_at"])) == ("18:00", "17:31")
     assert ra["corrected"]
     # One past its deadline (the end of the month after the work day) is refused, saying so.
-    old = today - timedelta(days=100)
+    old = day - timedelta(days=100)
     me.fail("POST", "/corrections", {
         "site_id": site.id, "worker_id": a["id"], "work_day": old.isoformat(),
         "entry_at": datetime.combine(old, time(8, 0), tzinfo=JST).isoformat(), "reason": "忘れていた"},
@@ -239,7 +241,7 @@ def test_a_day_at_two_gates_becomes_attendance_counted_once_and_corrected(scene:
 
 
 def test_two_ingest_processes_on_one_database_count_every_tap_once(scene: Scene) -> None:
-    api, today = scene.api, scene.today
+    api, day = scene.api, scene.day
     prime, site = scene.site()
     cards = [f"0114{n:012X}" for n in range(1, 21)]
     for n, uid in enumerate(cards):
@@ -254,7 +256,7 @@ def test_two_ingest_processes_on_one_database_count_every_tap_once(scene: Scene)
         gate = scene.gate("gate-auto")
         wait_for(lambda: any("config version" in line and "20 cards" in line for line in gate.stderr),
                  "the roster pushed to the gate", 30)
-        gate.card(clock(today, 8, 0))
+        gate.card(clock(day, 8, 0))
         for uid in cards:
             gate.card(uid)
         wait_for(lambda: len(gate.taps()) == 20, "twenty taps")
@@ -269,7 +271,7 @@ def test_two_ingest_processes_on_one_database_count_every_tap_once(scene: Scene)
 
 def test_a_gate_tapping_before_the_prime_registers_it_says_recorded_and_its_taps_become_records_once(
         scene: Scene) -> None:
-    api, today = scene.api, scene.today
+    api, day = scene.api, scene.day
     prime, site = scene.site()
     cards = [f"0114B0000000{n:04X}" for n in range(20)]
     for n, uid in enumerate(cards):
@@ -283,7 +285,7 @@ def test_a_gate_tapping_before_the_prime_registers_it_says_recorded_and_its_taps
     wait_for(lambda: gate.saw(unconfigured), "the 未設定 sentence", 30)
     # Once it reports in, the server tells it that it is on no site: 未登録, before anyone taps.
     wait_for(lambda: gate.saw("say このゲートはサーバーに登録されていません"), "the 未登録 sentence", 30)
-    gate.card(clock(today, 7, 45))
+    gate.card(clock(day, 7, 45))
     for uid in cards:
         _tap(gate, uid)
     # Every worker heard that the tap was recorded (not judged: the gate has no roster); none was refused.
@@ -297,7 +299,7 @@ def test_a_gate_tapping_before_the_prime_registers_it_says_recorded_and_its_taps
     registered = prime.owner.ok("POST", f"/sites/{site.id}/devices", {"device_id": "gate-new", "name": "仮設ゲート"},
                                 status=201)
     assert registered["held_taps_stored"] == 20
-    records = prime.owner.ok("GET", f"/sites/{site.id}/attendance", day=today.isoformat())["records"]
+    records = prime.owner.ok("GET", f"/sites/{site.id}/attendance", day=day.isoformat())["records"]
     assert len(records) == 20 and all(hm(r["entry_at"]) == "07:45" for r in records)
     with Session(scene.ctx.store.engine) as s:
         assert s.scalar(select(func.count()).select_from(t.Tap)) == 20
@@ -308,3 +310,11 @@ def test_a_gate_tapping_before_the_prime_registers_it_says_recorded_and_its_taps
     wait_for(lambda: any("config version" in line and "20 cards" in line for line in gate.stderr), "the roster", 30)
     _tap(gate, CARD_UNKNOWN)
     assert gate.taps()[-1][1] == "unknown_card"
+
+
+def test_the_server_stops_its_ingest_cleanly_on_sigterm(scene: Scene) -> None:
+    # Found by `make chaos`: uvicorn re-raises SIGTERM after its own shutdown, so the ingest's stop in
+    # `finally` never ran: no MQTT disconnect, no summary line, exit -15.
+    code = scene.server.stop()  # SIGTERM (stop_process), as systemd stops the unit
+    wait_for(lambda: scene.server.saw("ingest stopped:"), "the ingest's summary line", 10)
+    assert code in (0, -15)

@@ -3,8 +3,9 @@
 Proxy: the employer (所属事業者) consents, per upper company, that it may register and edit the
 employer's workers on the roster and see what registering needs; withdrawing ends that.
 Disclosure: every personal item is hidden from other companies (初期は一括非開示) until BOTH the
-worker and the employer agree, all at once or per item. The employer always sees its own
-workers; the 元請 and upper companies see what the 作業員名簿 holds for workers on their site.
+worker and the employer agree, all at once or per item; then every registered company sees the
+agreed items (more in test_disclosure.py). The employer always sees its own workers; the 元請 and
+upper companies see what the 作業員名簿 holds for workers on their site.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def test_upper_company_registers_the_employers_workers_only_with_proxy_consent(a
                         birth_date="1988-04-01", level=2)
     body = {"worker_id": worker["id"], "trade": TOBI, "position": "general"}
 
-    # Without consent: cannot list the employer's workers, nor register them.
-    prime.owner.fail("GET", f"/companies/{first.id}/workers", status=403, code="proxy_consent_required")
+    # Without consent: cannot register the employer's workers; its list shows only what both sides
+    # disclosed (nothing yet).
+    assert prime.owner.ok("GET", f"/companies/{first.id}/workers") == []
     prime.owner.fail("POST", f"/sites/{site.id}/roster", body, status=403, code="proxy_consent_required")
     assert prime.owner.ok("GET", f"/sites/{site.id}/roster")["entries"] == []
 
@@ -68,7 +70,7 @@ def test_upper_company_registers_the_employers_workers_only_with_proxy_consent(a
 
     # Withdrawn (同意しない): refused again, and nothing changes.
     assert _consent(first, prime, False)["status_label"] == "同意しない"
-    prime.owner.fail("GET", f"/companies/{first.id}/workers", status=403, code="proxy_consent_required")
+    assert prime.owner.ok("GET", f"/companies/{first.id}/workers") == []
     prime.owner.fail("PATCH", f"/roster/{entry['id']}", {"position": "general"}, status=403,
                      code="proxy_consent_required")
     prime.owner.fail("DELETE", f"/roster/{entry['id']}", status=403, code="proxy_consent_required")
@@ -96,7 +98,7 @@ def test_proxy_consent_is_per_upper_company(api: Api) -> None:
 
     _consent(second, prime, True)
     # The 元請 may now; the company directly above, without its own consent, may not.
-    first.owner.fail("GET", f"/companies/{second.id}/workers", status=403, code="proxy_consent_required")
+    assert first.owner.ok("GET", f"/companies/{second.id}/workers") == []
     first.owner.fail("POST", f"/sites/{site.id}/roster", body, status=403, code="proxy_consent_required")
     prime.owner.ok("POST", f"/sites/{site.id}/roster", body, status=201)
 
@@ -276,14 +278,18 @@ def test_who_sees_a_worker_follows_the_roster(api: Api) -> None:
     for outside in (sibling.owner, third.owner, stranger.owner, unbound):
         outside.fail("GET", path, status=404, code="worker_not_found")
 
-    # Both sides disclose everything: the upper companies see it all; the rest still nothing.
-    api.worker_login(second, worker).ok("PUT", f"{path}/disclosure", {"all": True})
-    second.owner.ok("PUT", f"{path}/disclosure", {"all": True})
-    assert first.owner.ok("GET", path)["birth_date"] == "1990-01-01"
-    for outside in (sibling.owner, third.owner, stranger.owner):
-        outside.fail("GET", path, status=404, code="worker_not_found")
+    # Both sides disclose the level: every registered company sees it (参考資料6), the companies above
+    # with the roster's 社会保険 as well; the birth date stays hidden from all of them.
+    api.worker_login(second, worker).ok("PUT", f"{path}/disclosure", {"items": {"level": True}})
+    second.owner.ok("PUT", f"{path}/disclosure", {"items": {"level": True}})
+    assert first.owner.ok("GET", path)["visible_items"] == ["level", "social_insurance"]
+    for outside in (sibling.owner, third.owner, stranger.owner, unbound):
+        seen = outside.ok("GET", path)
+        assert seen["visible_items"] == ["level"] and "birth_date" not in seen
 
-    # Off the roster, the site no longer shows the worker to the companies above.
+    # Off the roster, the site no longer shows the roster's items to the companies above.
     second.owner.ok("DELETE", f"/roster/{entry['id']}")
+    assert first.owner.ok("GET", path)["visible_items"] == ["level"]
+    second.owner.ok("PUT", f"{path}/disclosure", {"all": False})
     prime.owner.fail("GET", path, status=404, code="worker_not_found")
     first.owner.fail("GET", path, status=404, code="worker_not_found")

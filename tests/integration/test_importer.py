@@ -77,6 +77,13 @@ def count(ctx: Context, model: type[t.Base]) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def registry_audit(ctx: Context) -> list[str]:
+    """The audit log's actions on the registry, without the importer's own journal (entity ``import``)."""
+    with Session(ctx.store.engine) as s:
+        q = select(t.AuditEntry.action).where(t.AuditEntry.entity != "import").order_by(t.AuditEntry.id)
+        return list(s.scalars(q))
+
+
 def import_companies(ctx: Context) -> None:
     assert run_import(ctx, "companies", COMPANIES_CSV).added == 2
 
@@ -131,8 +138,7 @@ def test_companies_then_workers_are_stored(db: Context) -> None:
             "enrolled",
         )
         assert s.scalar(select(func.count()).where(t.Qualification.worker_id == w2.id)) == 0
-        audit_actions = s.scalars(select(t.AuditEntry.action)).all()
-    assert sorted(audit_actions) == ["company.create"] * 2 + ["worker.create"] * 2
+    assert sorted(registry_audit(db)) == ["company.create"] * 2 + ["worker.create"] * 2
 
 
 def test_bad_worker_rows_are_reported_by_line_and_nothing_is_written(db: Context) -> None:
@@ -154,10 +160,10 @@ def test_bad_worker_rows_are_reported_by_line_and_nothing_is_written(db: Context
     assert "技能者ID" in problems[0].message
     assert "職種コードが見つかりません" in problems[1].message
     assert "99999999999999" in problems[2].message and "事業者" in problems[2].message
-    # The good rows (2 and 7) were added inside the transaction, then rolled back with it.
+    # The good rows (2 and 7) were checked, but a file with problems is never written.
     assert count(db, t.Worker) == 0
     assert count(db, t.WorkerTrade) == 0
-    assert count(db, t.AuditEntry) == 2  # only the two company imports
+    assert registry_audit(db) == ["company.create"] * 2  # only the two company imports
 
 
 def test_one_row_reports_all_its_problems(db: Context) -> None:
@@ -219,7 +225,7 @@ def test_importing_the_same_files_again_changes_nothing(db: Context) -> None:
     assert (again.added, again.updated, again.unchanged) == (0, 0, 2)
     assert (count(db, t.Company), count(db, t.Worker), count(db, t.Qualification)) == (2, 2, 2)
     assert count(db, t.WorkerTrade) == 3
-    assert count(db, t.AuditEntry) == 4  # only the four creations: an unchanged row is not audited
+    assert len(registry_audit(db)) == 4  # only the four creations: an unchanged row is not audited
 
 
 def test_an_updated_export_updates_registered_rows_and_adds_new_ones(ctx: Context) -> None:
@@ -427,30 +433,74 @@ def test_row_with_wrong_number_of_cells_is_refused(db: Context) -> None:
     assert [(p.line, p.code) for p in problems] == [(2, "column_count")]
 
 
-def test_savepoint_keeps_checking_rows_after_a_database_error(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A flush that fails in the database must not stop the rows after it from being checked.
+def test_a_row_the_database_refuses_while_writing_undoes_the_rows_written_before_it(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every check passed, yet the database refuses a row while the file is written (a race the
+    checks could not see): the file is refused naming that line, and the rows already committed in
+    earlier chunks are undone, an update restored and an addition removed. One row per chunk here,
+    so each earlier row really was committed. Runs on both backends (conftest's ``ctx``).
 
-    The real add_company checks for duplicates before flushing, so provoke the IntegrityError
-    directly; without the per-row SAVEPOINT the session would be unusable for the next rows (and
-    PostgreSQL would refuse every later statement). Runs on both backends (conftest's ``ctx``).
+    The refusal is provoked directly (the real add_company checks for duplicates before flushing);
+    the row's SAVEPOINT turns it into a problem of that row instead of a broken transaction.
     """
     db = ctx
     import_companies(db)
+    monkeypatch.setattr(importer, "ROWS_PER_CHUNK", 1)
     real = registry.add_company
 
     def add_company(ctx: Context, uow, actor, data):  # type: ignore[no-untyped-def]
-        if data.ccus_id == "30000000000002":
+        if data.ccus_id == "30000000000004":
             uow.add(t.Company(ccus_id=CO_A, name="衝突", created_at=ctx.now()))
             uow.flush()
         return real(ctx, uow, actor, data)
 
     monkeypatch.setattr(registry, "add_company", add_company)
-    text = f"事業者ID,事業者名\n30000000000001,一\n30000000000002,二\n{CO_B},三\n30000000000004,四\n2000,五\n"
+    text = f"事業者ID,事業者名\n{CO_B},三\n30000000000003,一\n30000000000004,二\n30000000000005,四\n"
     problems = refused(db, "companies", text)
-    assert [(p.line, p.code) for p in problems] == [(3, "database_refused"), (6, "invalid_company_id")]
+    assert [(p.line, p.code) for p in problems] == [(4, "database_refused")]
     assert count(db, t.Company) == 2
-    with Session(db.store.engine) as s:  # line 4 updated CO_B inside the transaction; that was rolled back too
+    with Session(db.store.engine) as s:  # line 2 updated CO_B and was committed; the undo restored it
         assert s.scalar(select(t.Company.name).where(t.Company.ccus_id == CO_B)) == "有限会社 佐藤電気"
+        journal = s.scalars(select(t.AuditEntry.action).where(t.AuditEntry.entity == "import")).all()
+    assert journal[-6:] == [
+        "import.begin", "import.chunk", "import.chunk", "import.undo", "import.undo", "import.undone"
+    ]
+    assert run_import(db, "companies", text.replace("30000000000004,二\n", "")).added == 2  # fixed: it goes in
+
+
+def test_undoing_a_refused_workers_file_restores_fields_trades_and_qualifications(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The undo of a worker's update gives back what the row changed: its fields (a date among
+    them), its trade list, and no qualification it did not hold; a worker the file added is gone."""
+    db = ctx
+    import_companies(db)
+    run_import(db, "workers", WORKERS_CSV)
+    before = worker_lists(db, "20000000000001")
+    monkeypatch.setattr(importer, "ROWS_PER_CHUNK", 1)
+    real = registry.add_worker
+
+    def add_worker(ctx: Context, uow, actor, data):  # type: ignore[no-untyped-def]
+        if data.ccus_id == "20000000000009":
+            uow.add(t.Worker(ccus_id="20000000000001", name="衝突", employer_id=data.employer_id, created_at=ctx.now()))
+            uow.flush()
+        return real(ctx, uow, actor, data)
+
+    monkeypatch.setattr(registry, "add_worker", add_worker)
+    text = f"""{WORKERS_HEADER}
+20000000000001,鈴木 太郎,スズキ タロウ,{CO_A},1986/05/02,4,加入,加入,適用除外,,34-01,技能講習:フォークリフト
+20000000000003,高橋 三郎,,{CO_A},,,,,,,06-01,
+20000000000009,伊藤 四郎,,{CO_A},,,,,,,06-01,
+"""
+    problems = refused(db, "workers", text)
+    assert [(p.line, p.code) for p in problems] == [(4, "database_refused")]
+    assert worker_lists(db, "20000000000001") == before
+    with Session(db.store.engine) as s:
+        w = s.scalars(select(t.Worker).where(t.Worker.ccus_id == "20000000000001")).one()
+        assert (w.level, w.birth_date.isoformat() if w.birth_date else None) == (3, "1985-04-01")
+        assert s.scalar(select(t.Worker.id).where(t.Worker.ccus_id == "20000000000003")) is None
+    assert count(db, t.Worker) == 2
 
 
 # --- the CLI --------------------------------------------------------------------------------------

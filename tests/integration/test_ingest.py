@@ -7,17 +7,26 @@ import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from world import Api, Company
 
 from protocol.messages import Card, DeviceStatus, TapEvent
 from server.services import devices, ingest
+from server.services.context import Context
 from server.store import tables as t
 
 BUF = "ab" * 16
 AT = datetime(2026, 11, 25, 7, 58, tzinfo=UTC)
 JST = ZoneInfo("Asia/Tokyo")
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # 21:00 JST
+
+
+@pytest.fixture(autouse=True)
+def _server_clock(ctx: Context) -> None:
+    """The taps here are dated 2026-11-25 and the server's time window is around its own clock."""
+    ctx.clock = lambda: NOW
 
 
 def tap(seq: int, uid: str = "0114A1B2C3D4E5F6", device: str = "gate-01", buffer_id: str = BUF) -> TapEvent:
@@ -200,9 +209,6 @@ def test_a_seq_past_32_bits_is_stored_on_both_backends(api: Api) -> None:
     assert stored(api) == [(big, worker["id"], site_id), (bigger, worker["id"], site_id)]
 
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # 21:00 JST
-
-
 def timed(seq: int, at: datetime, synced: bool = True, boot: str = "b", mono_ms: int | None = None) -> TapEvent:
     return TapEvent(device_id="gate-01", buffer_id=BUF, seq=seq, card=Card(tech="felica", uid="0114A1B2C3D4E5F6"),
                     direction="in", at=at, clock_synced=synced, boot_id=boot,
@@ -212,7 +218,6 @@ def timed(seq: int, at: datetime, synced: bool = True, boot: str = "b", mono_ms:
 def test_taps_dated_in_the_future_or_past_the_correction_deadline_are_refused_and_kept_for_the_prime(
         api: Api) -> None:
     # Issue 17 finding 3: 336 forged taps dated 2000-2100 made 77 records up to 2099-12-30.
-    api.ctx.clock = lambda: NOW
     site_id, worker, prime = _gate_and_prime(api)
     prime.owner.ok("POST", f"/sites/{site_id}/roster",
                    {"worker_id": worker["id"], "trade": {"major": "06", "minor": "01"}, "position": "general"},
@@ -247,7 +252,6 @@ def test_an_unsynced_tap_with_a_clock_far_off_waits_for_a_reading_of_its_boot(ap
     # A Pi without an RTC boots on fake-hwclock's saved time (here: months old) and taps before NTP.
     # Its own time is no evidence either way: held (the gate is told it is kept), then dated by the
     # first synchronised reading of the same boot, never rejected for a clock the gate did not trust.
-    api.ctx.clock = lambda: NOW
     site_id, worker, prime = _gate_and_prime(api)
     stale = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
     acks = ingest.ingest_taps(api.ctx, "gate-01", [timed(1, stale, synced=False, boot="boot-2", mono_ms=60_000)])
@@ -266,7 +270,6 @@ def test_an_unsynced_tap_with_a_clock_far_off_waits_for_a_reading_of_its_boot(ap
 
 def test_a_status_reading_dates_taps_held_for_their_clock_and_one_from_the_future_dates_nothing(
         api: Api) -> None:
-    api.ctx.clock = lambda: NOW
     _, worker, _ = _gate_and_prime(api)
     stale = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
     ingest.ingest_taps(api.ctx, "gate-01", [timed(1, stale, synced=False, boot="boot-3", mono_ms=60_000)])
@@ -283,3 +286,18 @@ def test_a_status_reading_dates_taps_held_for_their_clock_and_one_from_the_futur
     with DbSession(api.ctx.store.engine) as s:
         assert s.scalars(select(t.Tap)).one().effective_at.replace(tzinfo=UTC) == NOW - timedelta(hours=1)
     assert [(str(day), n) for _, day, n in records_of(api, worker["id"])] == [("2026-11-25", 1)]
+
+
+def test_a_reading_beyond_any_uptime_dates_nothing_and_breaks_nothing(api: Api) -> None:
+    # Found by the chaos fuzzer: a status (or a tap) whose mono_ms lies 2^52..2^62 ms from a stored
+    # tap's overflowed the re-dating; the status failed its whole ingest batch.
+    _, worker, _ = _gate_and_prime(api)
+    ingest.ingest_taps(api.ctx, "gate-01", [timed(1, NOW - timedelta(hours=2), synced=False, boot="b9", mono_ms=0)])
+    huge = DeviceStatus(device_id="gate-01", state="online", at=NOW, clock_synced=True, boot_id="b9",
+                        mono_ms=2**62)
+    assert devices.record_status(api.ctx, huge) is True  # kept as the gate's state, not as a reading
+    acks = ingest.ingest_taps(api.ctx, "gate-01", [timed(2, NOW, boot="b9", mono_ms=2**52)])
+    assert [a.outcome for a in acks] == ["recorded"]
+    with DbSession(api.ctx.store.engine) as s:
+        first = s.scalars(select(t.Tap).where(t.Tap.seq == 1)).one()
+        assert not first.clock_trusted and first.effective_at.replace(tzinfo=UTC) == NOW - timedelta(hours=2)

@@ -4,7 +4,7 @@ never a crash; statuses become device state; the roster push is debounced and ve
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,11 +19,12 @@ from server.ingest import MqttIngest
 
 BUF = "ab" * 16
 UID = "0114A1B2C3D4E5F6"
+AT = datetime.now(UTC) - timedelta(hours=1)  # in the server's past (its time window), on its own clock
 
 
 def tap(seq: int, device: str = "gate-01", body_device: str | None = None) -> bytes:
     return encode(TapEvent(device_id=body_device or device, buffer_id=BUF, seq=seq, card=Card(tech="felica", uid=UID),
-                           direction="in", at=datetime(2026, 11, 25, 7, 58, tzinfo=UTC), clock_synced=True,
+                           direction="in", at=AT, clock_synced=True,
                            boot_id="b", mono_ms=seq))
 
 

@@ -1,16 +1,22 @@
-"""The visibility policy's scopes as SQL (repositories.base.scope_clause / audit_clause) admit
-exactly the rows ``Scope.admits`` admits, on both backends: every combination of grant and row in a
-small table, so a list filtered in the database and a row checked in Python never disagree."""
+"""The visibility policy's scopes as SQL (repositories.base.scope_clause / audit_clause, and the
+worker repository's WorkerScope) admit exactly the rows ``admits`` admits, on both backends: every
+combination of grant and row in a small table, so a list filtered in the database and a row checked
+in Python never disagree."""
 
 from __future__ import annotations
 
 import itertools
 
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, select
+from world import Api
 
 from server.domain.accounts import Actor, Role
+from server.domain.consent import PERSONAL_ITEMS, disclosed_items
 from server.domain.hierarchy import Node, Status, Tree
-from server.domain.visibility import AuditScope, Scope, Visibility
+from server.domain.visibility import NO_WORKERS, AuditScope, Scope, Visibility, WorkerScope
+from server.services.context import Context
+from server.services.workers import agreements_of
+from server.store import tables as t
 from server.store.repositories.base import audit_clause, scope_clause
 
 meta = MetaData()
@@ -77,3 +83,33 @@ def test_an_audit_scope_selects_a_site_a_company_or_an_account(db_url: str) -> N
     finally:
         meta.drop_all(engine)
         engine.dispose()
+
+
+def test_a_worker_scope_selects_in_sql_the_workers_it_admits_in_python(api: Api, ctx: Context) -> None:
+    """所属技能者一覧: each worker's disclosure rows (none, one side, both, both on an item outside
+    the scope, an item the model does not know) against every kind of WorkerScope."""
+    employer = api.company("開示鉄筋(株)")
+    other = api.company("他社(株)")
+    settings: list[list[tuple[str, bool, bool]]] = [
+        [], [("level", True, False)], [("level", False, True)], [("level", True, True)],
+        [("phone", True, True), ("level", True, False)], [("salary", True, True)],
+        [("level", False, False), ("blood_type", True, True)],
+    ]
+    workers = [api.worker(employer, f"技能者 {i}")["id"] for i in range(len(settings))]
+    api.worker(other, "他社 技能者")  # never listed for the employer
+    with ctx.write() as uow:
+        for wid, rows in zip(workers, settings, strict=True):
+            for item, by_worker, by_employer in rows:
+                uow.add(t.Disclosure(worker_id=wid, item=item, worker_agrees=by_worker,
+                                     employer_agrees=by_employer, updated_at=ctx.now()))
+    scopes = [NO_WORKERS, WorkerScope(everything=True), WorkerScope(disclosed=frozenset(PERSONAL_ITEMS)),
+              WorkerScope(disclosed=frozenset({"level"})), WorkerScope(disclosed=frozenset({"phone", "address"})),
+              Visibility(Actor(1, Role.COMPANY_OWNER, company_id=other.id)).company_workers(
+                  employer.id, is_proxy_agent=False)]
+    with ctx.read() as uow:
+        agreed = agreements_of(uow, workers)
+        for scope in scopes:
+            got = [w.id for w in uow.workers.of_employer(employer.id, scope)]
+            want = [w for w in workers if scope.admits(disclosed_items(agreed[w]))]
+            assert got == want, scope
+        assert [w.id for w in uow.workers.of_employer(employer.id)] == workers

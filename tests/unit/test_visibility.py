@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from server.domain.accounts import Actor, Role
+from server.domain.consent import PERSONAL_ITEMS
 from server.domain.hierarchy import Node, Status, Tree
-from server.domain.visibility import NOTHING, Scope, Visibility
+from server.domain.visibility import NO_WORKERS, NOTHING, Scope, Visibility, WorkerScope
 
 SITE, OTHER_SITE = 10, 11
 PRIME, FIRST, SECOND, INVITED, DECLINED, STRANGER = 1, 2, 3, 4, 5, 6
@@ -114,15 +115,46 @@ def test_a_sites_audit_log_is_the_primes_alone() -> None:
     assert own is not None and own.company_id == FIRST and own.site_ids == {SITE} and own.account_id == 2
 
 
+def _items(v: Visibility, disclosed: set[str], *, roster: bool = False, proxy: bool = False) -> frozenset[str] | None:
+    return v.worker_items(worker_id=9, employer_id=SECOND, sees_roster=roster, is_proxy_agent=proxy,
+                          disclosed=disclosed)
+
+
 def test_personal_items_by_relation() -> None:
-    def items(v: Visibility, **kw: bool) -> frozenset[str] | None:
-        return v.worker_items(worker_id=9, employer_id=SECOND, sees_roster=kw.get("roster", False),
-                              is_proxy_agent=kw.get("proxy", False), disclosed={"blood_type"})
-    assert items(owner(STRANGER)) is None
-    assert items(owner(PRIME), roster=True) == {"social_insurance", "blood_type"}
-    assert items(owner(FIRST), proxy=True) == {"trades", "qualifications", "blood_type"}
-    assert items(owner(SECOND)) == items(worker(9))
-    assert items(worker(8)) is None
+    assert _items(owner(PRIME), {"blood_type"}, roster=True) == {"social_insurance", "blood_type"}
+    assert _items(owner(FIRST), {"blood_type"}, proxy=True) == {"trades", "qualifications", "blood_type"}
+    assert _items(owner(PRIME), set(), roster=True) == {"social_insurance"}
+    assert _items(owner(SECOND), set()) == _items(worker(9), set()) == set(PERSONAL_ITEMS)
+    assert _items(manager(SECOND, OTHER_SITE), set()) == set(PERSONAL_ITEMS)  # its employer, wherever bound
+
+
+OPERATOR = Visibility(Actor(9, Role.OPERATOR))
+
+
+def test_a_company_with_no_relation_sees_a_worker_only_through_what_both_sides_disclosed() -> None:
+    # 参考資料6: nothing disclosed, nothing at all, not even the worker's existence.
+    assert _items(owner(STRANGER), set()) is None
+    # Both sides agreed: exactly those items, for every ID of any registered company.
+    for company in (owner(STRANGER), manager(STRANGER, OTHER_SITE), manager(PRIME, OTHER_SITE), owner(INVITED)):
+        assert _items(company, {"level", "blood_type"}) == {"level", "blood_type"}
+    # Not a company: another worker, the operator.
+    assert _items(worker(8), {"level"}) is None and _items(OPERATOR, {"level"}) is None
+    assert owner(STRANGER).disclosure_grant == set(PERSONAL_ITEMS)
+    assert worker(8).disclosure_grant == OPERATOR.disclosure_grant == set()
+
+
+@pytest.mark.parametrize("disclosed", [set(), {"level"}, {"blood_type", "qualifications"}, set(PERSONAL_ITEMS)])
+@pytest.mark.parametrize("proxy", [False, True])
+def test_the_list_of_an_employers_workers_admits_whom_the_record_shows(disclosed: set[str], proxy: bool) -> None:
+    """【1-2】所属技能者一覧 (a WorkerScope, SQL in the repository) and the worker's record agree for
+    every company and the operator; a worker account lists nobody (the list is for companies)."""
+    for v in (owner(PRIME), owner(SECOND), manager(SECOND, OTHER_SITE), owner(STRANGER), manager(STRANGER), OPERATOR):
+        scope = v.company_workers(SECOND, is_proxy_agent=proxy)
+        assert scope.admits(disclosed) is (_items(v, disclosed, proxy=proxy) is not None), (v.actor, scope)
+    assert owner(SECOND).company_workers(SECOND, is_proxy_agent=False) == WorkerScope(everything=True)
+    assert owner(STRANGER).company_workers(SECOND, is_proxy_agent=False) == WorkerScope(
+        disclosed=frozenset(PERSONAL_ITEMS))
+    assert worker(9).company_workers(SECOND, is_proxy_agent=proxy) == NO_WORKERS and NO_WORKERS.is_empty
 
 
 def test_an_empty_scope_admits_nothing() -> None:

@@ -1,4 +1,4 @@
-"""Queries on accounts, the sites bound to a 現場管理者, login tokens."""
+"""Queries on accounts, the sites bound to a 現場管理者, login tokens, wrong-password counts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from server.domain.accounts import ACCOUNT_WIDE
 from server.store import tables as t
 from server.store.repositories.base import Repository
 
@@ -25,12 +27,8 @@ class AccountRepository(Repository):
         """The company's logins in id order (its workers' logins carry no company_id)."""
         return self.s.scalars(select(t.Account).where(t.Account.company_id == company_id).order_by(t.Account.id)).all()
 
-    # -- failure counters: UPDATE … SET n = n + 1 RETURNING n, so parallel guesses on PostgreSQL
+    # -- wrong security codes: UPDATE … SET n = n + 1 RETURNING n, so parallel guesses on PostgreSQL
     # cannot lose increments (the account was read in an earlier, already closed transaction) ------
-    def count_failed_login(self, account_id: int) -> int:
-        """One more wrong password; the new count."""
-        return self._increment(account_id, t.Account.failed_logins)
-
     def count_failed_reset(self, account_id: int) -> int:
         """One more wrong security code; the new count."""
         return self._increment(account_id, t.Account.failed_resets)
@@ -41,16 +39,69 @@ class AccountRepository(Repository):
         ).scalar_one()
         return int(n)
 
-    def lock_until(self, account_id: int, until: datetime) -> None:
-        """Lock the login until ``until``; the wrong-password count starts again from zero."""
-        self.s.execute(update(t.Account).where(t.Account.id == account_id).values(failed_logins=0, locked_until=until))
+    # -- wrong passwords per (login ID, source) and per login ID ('*'): see tables.LoginThrottle.
+    # Every writer takes the ID's '*' row lock first (then the source's), so the check "may this
+    # source try now?" and the count it then takes cannot interleave with another try of the same ID
+    # (PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE anyway), and no two writers
+    # wait on each other's rows in opposite orders. ------------------------------------------------
+    def login_throttle(self, login_id: str, source: str) -> t.LoginThrottle | None:
+        """The source's count for the ID as last committed (no lock: a fast refusal, re-checked)."""
+        return self.s.scalar(self._row(login_id, source))
 
-    def logged_in(self, account_id: int, rehashed: str | None = None) -> None:
-        """A successful login: the wrong-password count back to zero, and the hash upgraded if given."""
-        values: dict[str, Any] = {"failed_logins": 0}
-        if rehashed:
-            values["password_hash"] = rehashed
-        self.s.execute(update(t.Account).where(t.Account.id == account_id).values(values))
+    def lock_login_throttles(self, login_id: str, source: str, now: datetime) -> tuple[t.LoginThrottle,
+                                                                                        t.LoginThrottle]:
+        """The ID-wide row and the source's row, created at zero if missing, locked in that order."""
+        everyone = self._lock_or_create(login_id, ACCOUNT_WIDE, now)
+        return everyone, self._lock_or_create(login_id, source, now)
+
+    def forget_login_failures(self, login_id: str, source: str | None = None) -> None:
+        """A success from ``source``: its count goes and the ID-wide count is back to zero. Without a
+        source (a new password was set) every count of the ID goes."""
+        everyone = self.s.scalar(self._row(login_id, ACCOUNT_WIDE).with_for_update())
+        if source is None:
+            self.s.execute(delete(t.LoginThrottle).where(t.LoginThrottle.login_id == login_id))
+            return
+        self.s.execute(
+            delete(t.LoginThrottle).where(t.LoginThrottle.login_id == login_id, t.LoginThrottle.source == source)
+        )
+        if everyone is not None:
+            self.s.execute(update(t.LoginThrottle).where(t.LoginThrottle.id == everyone.id).values(failures=0))
+
+    def prune_login_throttles(self, before: datetime, limit: int = 100) -> None:
+        """Forget counts whose last try is older than ``before`` (nobody's wait is still running then).
+        Rows another transaction holds are skipped, not waited for: pruning never blocks a login."""
+        stale = (
+            select(t.LoginThrottle.id).where(t.LoginThrottle.updated_at < before).limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        self.s.execute(delete(t.LoginThrottle).where(t.LoginThrottle.id.in_(stale)))
+
+    def _row(self, login_id: str, source: str) -> Select[tuple[t.LoginThrottle]]:
+        return select(t.LoginThrottle).where(t.LoginThrottle.login_id == login_id, t.LoginThrottle.source == source)
+
+    def _lock_or_create(self, login_id: str, source: str, now: datetime) -> t.LoginThrottle:
+        # A row can go between the insert and the lock (a success, a reset, the pruning in another
+        # transaction: PostgreSQL's next statement sees their commit); then it is made again.
+        for _ in range(10):
+            self._insert_or_skip(login_id, source, now)
+            # populate_existing: the caller's unit may have read the row before it was locked.
+            row = self.s.scalars(
+                self._row(login_id, source).with_for_update().execution_options(populate_existing=True)
+            ).one_or_none()
+            if row is not None:
+                return row
+        raise RuntimeError(f"the login count of {login_id!r} from {source!r} vanished ten times in a row")
+
+    def _insert_or_skip(self, login_id: str, source: str, now: datetime) -> None:
+        """A zero count, unless the row exists (on PostgreSQL this waits for another transaction
+        inserting the same row, then skips)."""
+        dialect: Any = postgresql if self.is_postgresql else sqlite
+        stmt = dialect.insert(t.LoginThrottle).values(login_id=login_id, source=source, failures=0, updated_at=now)
+        self.s.execute(stmt.on_conflict_do_nothing(index_elements=["login_id", "source"]))
+
+    def rehashed(self, account_id: int, password_hash: str) -> None:
+        """The password's hash upgraded to the current argon2 parameters at a successful login."""
+        self.s.execute(update(t.Account).where(t.Account.id == account_id).values(password_hash=password_hash))
 
     # -- sites bound to a 現場管理者 -----------------------------------------------------------------
     def site_ids(self, account_id: int) -> list[int]:

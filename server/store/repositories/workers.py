@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, false, select, true
 
+from server.domain.visibility import WorkerScope
 from server.store import tables as t
 from server.store.repositories.base import Repository
+
+
+def worker_scope_clause(scope: WorkerScope) -> ColumnElement[bool]:
+    """``WorkerScope.admits`` as a WHERE clause on ``workers``: every row, or the rows with a
+    disclosure row of one of the scope's items that both the worker and the employer agreed to."""
+    if scope.everything:
+        return true()
+    if not scope.disclosed:
+        return false()
+    d = t.Disclosure
+    return exists().where(d.worker_id == t.Worker.id, d.worker_agrees.is_(True), d.employer_agrees.is_(True),
+                          d.item.in_(sorted(scope.disclosed)))
 
 
 class WorkerRepository(Repository):
@@ -19,9 +32,12 @@ class WorkerRepository(Repository):
     def by_ids(self, worker_ids: Collection[int]) -> Sequence[t.Worker]:
         return self.s.scalars(select(t.Worker).where(t.Worker.id.in_(worker_ids))).all()
 
-    def of_employer(self, company_id: int) -> Sequence[t.Worker]:
-        """The company's workers (所属技能者), in id order."""
-        return self.s.scalars(select(t.Worker).where(t.Worker.employer_id == company_id).order_by(t.Worker.id)).all()
+    def of_employer(self, company_id: int, scope: WorkerScope | None = None) -> Sequence[t.Worker]:
+        """The company's workers (所属技能者), in id order; with ``scope``, only those it admits."""
+        where = t.Worker.employer_id == company_id
+        if scope is not None:
+            where = where & worker_scope_clause(scope)
+        return self.s.scalars(select(t.Worker).where(where).order_by(t.Worker.id)).all()
 
     # -- trades and qualifications ------------------------------------------------------------------
     def trades_of(self, worker_ids: Collection[int]) -> Sequence[t.WorkerTrade]:
@@ -47,6 +63,12 @@ class WorkerRepository(Repository):
     def disclosures(self, worker_id: int) -> Sequence[t.Disclosure]:
         """The worker's per-item disclosure rows (an item without a row was never set)."""
         return self.s.scalars(select(t.Disclosure).where(t.Disclosure.worker_id == worker_id)).all()
+
+    def disclosures_of(self, worker_ids: Collection[int]) -> Sequence[t.Disclosure]:
+        """The disclosure rows of many workers in one query (a list)."""
+        if not worker_ids:
+            return []
+        return self.s.scalars(select(t.Disclosure).where(self.among(t.Disclosure.worker_id, worker_ids))).all()
 
     # -- cards --------------------------------------------------------------------------------------
     def active_card(self, uid: str) -> t.Card | None:
