@@ -734,9 +734,11 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _settle_unfinished(ctx: Context) -> None:
+def _settle_unfinished(ctx: Context, *, dry_run: bool = False) -> None:
     """Undo every import that stopped without finishing (see the module docstring); refuse to start
-    while another is still running."""
+    while another is still running. Called before the file is checked: a row the dead import wrote
+    would otherwise be counted ``unchanged`` and then undone, and missing after the re-run. A dry run
+    writes nothing, so it cannot undo one: it refuses, saying that the real run will."""
     host = socket.gethostname()
     for run in registry.unfinished_imports(ctx):
         if run.host == host and run.pid is not None:
@@ -744,10 +746,20 @@ def _settle_unfinished(ctx: Context) -> None:
         else:
             alive = run.last_written is not None and ctx.now() - run.last_written < STALE_AFTER
         if alive:
+            if dry_run:
+                continue  # checking is always allowed (its counts may change when the other one ends)
             raise Conflict(
                 "import_in_progress",
                 ja="別の取り込みを実行中です。終わってからもう一度実行してください",
                 en="another import is running; run this one when it has finished",
+                import_id=run.id,
+            )
+        if dry_run:
+            raise Conflict(
+                "import_unfinished",
+                ja="前回の取り込みが途中で止まっています。--dry-run を付けずに実行すると、先にそれを取り消してから"
+                "このファイルを取り込みます",
+                en="an earlier import stopped half-way; a run without --dry-run undoes it first, then imports the file",
                 import_id=run.id,
             )
         _when_free(lambda run=run: registry.undo_import(ctx, run.id, "did not finish (its process ended)"))
@@ -821,6 +833,7 @@ def import_csv(ctx: Context, kind: Kind, fh: TextIO, dry_run: bool = False) -> I
     """
     if kind not in COLUMNS:
         raise ValueError(f"kind must be one of {', '.join(COLUMNS)}, not {kind!r}")
+    _settle_unfinished(ctx, dry_run=dry_run)
     records = _Records(fh)
     rows = iter(records)
     header: _Header | None = None

@@ -30,6 +30,7 @@ wrong where; this module decides what a row changes.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
@@ -138,7 +139,7 @@ def _save_company(
     found = uow.companies.id_of(data.ccus_id)
     if found is None:
         added = add_company(ctx, uow, None, data)
-        return "added", {"entity": "company", "id": added.id, "added": True}
+        return "added", {"entity": "company", "id": added.id, "added": True, "after": _view(uow, added)}
     company = company_or_404(uow, found)
     changes = _company_changes(company, data, given)
     if not changes:
@@ -148,7 +149,8 @@ def _save_company(
         setattr(company, key, value)
     uow.flush()
     audit(ctx, uow, None, "company.import_update", "company", company.id, before, snapshot(company))
-    return "updated", {"entity": "company", "id": company.id, "before": {k: before[k] for k in changes}}
+    return "updated", {"entity": "company", "id": company.id, "before": {k: before[k] for k in changes},
+                       "after": _view(uow, company)}
 
 
 def _fold(text: str) -> str:
@@ -246,7 +248,7 @@ def _save_worker(
     w = uow.workers.by_ccus_id(data.ccus_id)
     if w is None:
         added = add_worker(ctx, uow, None, data)
-        return "added", {"entity": "worker", "id": added.id, "added": True}
+        return "added", {"entity": "worker", "id": added.id, "added": True, "after": _view(uow, added)}
     changes = _worker_changes(uow, w, data, given)
     if not changes:
         return "unchanged", None
@@ -260,7 +262,16 @@ def _save_worker(
         "before": {k: before[k] for k in changes.fields},
         "trades": None if changes.trades is None else [list(p.split("-")) for p in before["trades"]],
         "qualifications": sorted(set(uow.workers.qualification_ids(w.id)) - had),
+        "after": _view(uow, w),
     }
+
+
+def _view(uow: UnitOfWork, row: t.Company | t.Worker) -> dict[str, Any]:
+    """What the import left a row as (a worker with its trades and qualifications), JSON-shaped as the
+    journal stores it: an undo reverts a row only while it still looks exactly like this."""
+    uow.flush()
+    view = _worker_audit_view(uow, row) if isinstance(row, t.Worker) else snapshot(row)
+    return json.loads(json.dumps(view, default=str))
 
 
 # --- the importer's journal ----------------------------------------------------------------------
@@ -342,6 +353,10 @@ def _undo_one(uow: UnitOfWork, note: UndoNote) -> bool:
             row = uow.get(model, note["id"], lock=True)
             if row is None:
                 return True
+            if "after" in note and _view(uow, row) != note["after"]:
+                # Changed since the import wrote it (a screen edit, a card, a new qualification): an
+                # undo would destroy work the import did not do. Kept, and named in the report.
+                return False
             if note.get("added"):
                 uow.delete(row)  # a worker's trades, qualifications and disclosures go with it (ON DELETE CASCADE)
                 uow.flush()

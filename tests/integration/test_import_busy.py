@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from server import importer
 from server.errors import Conflict, Unavailable
 from server.services import accounts, logins, registry
+from server.services.companies import CompanyIn
 from server.services.context import Context
 from server.store import tables as t
 from server.store.database import Store
@@ -234,6 +235,58 @@ def test_an_import_killed_half_way_is_undone_by_the_next_one(db: Context, db_pat
         assert sorted(s.scalars(select(t.Company.ccus_id))) == ["30000000000000", "30000000000001"]
     undone = [after for action, after in journal(db) if action == "import.undone"]
     assert undone == [{"reason": "did not finish (its process ended)", "kept": 0}]
+
+
+def _kill_half_way(db: Context, db_path: Path, csv_file: Path) -> None:
+    script = (
+        "from server import importer\n"
+        "from server.services.context import Context\n"
+        "from server.store.database import Store\n"
+        f"ctx = Context(Store({f'sqlite:///{db_path}'!r}))\n"
+        f"with open({str(csv_file)!r}, encoding='utf-8', newline='') as fh:\n"
+        "    importer.import_csv(ctx, 'companies', fh)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        while count(db, t.Company) == 0 and child.poll() is None:
+            time.sleep(0.005)
+        child.kill()
+    finally:
+        child.wait()
+
+
+def test_the_same_file_run_again_after_a_killed_import_is_all_there(db: Context, db_path: Path,
+                                                                     tmp_path: Path) -> None:
+    # Found in review: the re-run checked the file while the dead import's rows were still there,
+    # counted them "unchanged", then undid them: 2 of 6 companies were left.
+    rows = 1500
+    big = tmp_path / "companies.csv"
+    big.write_text(companies_csv(rows), encoding="utf-8")
+    _kill_half_way(db, db_path, big)
+    assert 0 < count(db, t.Company) < rows
+    with pytest.raises(Conflict) as info:  # a dry run cannot undo it: it says the real run will
+        run_import(db, companies_csv(rows), dry_run=True)
+    assert info.value.code == "import_unfinished"
+    result = run_import(db, companies_csv(rows))
+    assert (result.added, result.unchanged) == (rows, 0)
+    assert count(db, t.Company) == rows
+
+
+def test_the_undo_of_a_dead_import_keeps_a_row_edited_since(db: Context) -> None:
+    # Found in review: the undo deleted or reverted rows blindly, destroying edits made after the import.
+    import_id = registry.begin_import(db, "companies", 2, "another-host", 1)
+    with db.write() as uow:
+        notes: list[registry.UndoNote] = []
+        for n in (1, 2):
+            registry.save_company(db, CompanyIn(ccus_id=f"1000000000000{n}", name=f"取込 {n}"), ("name",),
+                                  uow=uow, journal=notes)
+        registry.record_chunk(db, uow, import_id, notes)
+    with Session(db.store.engine) as s, s.begin():  # someone corrects the first one's name on a screen
+        s.scalars(select(t.Company).where(t.Company.ccus_id == "10000000000001")).one().name = "修正 済"
+    kept = registry.undo_import(db, import_id, "did not finish")
+    assert [note["id"] for note in kept] == [notes[0]["id"]]
+    with Session(db.store.engine) as s:
+        assert list(s.scalars(select(t.Company.name))) == ["修正 済"]
 
 
 def test_a_second_import_waits_for_a_running_one_and_undoes_a_dead_one(db: Context) -> None:
