@@ -130,11 +130,13 @@ def check_security_code(code: str) -> None:
 # passwords are counted per (login ID, source address): after ``free_failures`` of them, each further
 # try from that source waits 1 s, 2 s, 4 s … up to ``max_delay``, refused unchecked meanwhile. Another
 # source, the holder's, is not slowed down. A guesser with many addresses is bounded by the ID-wide
-# count: past ``account_free_failures`` wrong passwords from all sources together, every source waits
-# after each wrong try (up to ``account_max_delay``, short, because the holder's typos pay it too),
-# so extra addresses stop buying free tries; a right password is still checked and let in at once.
+# count: past ``account_free_failures`` wrong passwords from all sources together, the ID itself waits
+# after each wrong try (up to ``account_max_delay``) for every source but the trusted ones (a source
+# the ID logged in from within ``TRUST_SOURCE_FOR``: the office, the holder's phone), so extra
+# addresses stop buying tries while the holder's usual place is not slowed down by strangers.
 
 ACCOUNT_WIDE = "*"  # the source under which the ID-wide count is kept (no address looks like it)
+TRUST_SOURCE_FOR = timedelta(days=30)  # a source a login succeeded from skips the ID-wide wait this long
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,13 @@ class LoginThrottlePolicy:
             account_max_delay=min(timedelta(minutes=1), longest_wait),
         )
 
-    def wait_after(self, source_failures: int, account_failures: int) -> timedelta:
-        """The wait before the next try from a source whose count (this failure included) is
-        ``source_failures``, when the ID's count across sources is ``account_failures``."""
-        return max(
-            self._doubling(source_failures, self.free_failures, self.max_delay),
-            self._doubling(account_failures, self.account_free_failures, self.account_max_delay),
-        )
+    def source_wait(self, source_failures: int) -> timedelta:
+        """The wait of one source after its own wrong passwords (this failure included)."""
+        return self._doubling(source_failures, self.free_failures, self.max_delay)
+
+    def account_wait(self, account_failures: int) -> timedelta:
+        """The wait of the ID, for every source not trusted, after the wrong passwords from all."""
+        return self._doubling(account_failures, self.account_free_failures, self.account_max_delay)
 
     def _doubling(self, failures: int, free: int, cap: timedelta) -> timedelta:
         if failures < free:
@@ -182,7 +184,9 @@ def login_source(host: str | None) -> str:
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return host[:64]  # not an address (a test client, a socket path): counted under its name
+        # Not an address (a test client, a socket path, a forwarded header nobody checked): one
+        # source for all of them, so a made-up name cannot buy fresh tries.
+        return "unknown"
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)

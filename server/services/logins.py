@@ -13,6 +13,7 @@ from typing import Any
 from argon2.exceptions import VerificationError
 
 from server.domain.accounts import (
+    TRUST_SOURCE_FOR,
     Actor,
     LoginThrottlePolicy,
     Role,
@@ -70,7 +71,10 @@ def _claim_check(ctx: Context, uow: UnitOfWork, key: str, source: str) -> timede
     now = ctx.now()
     forget_before = now - max(_FORGET_AFTER, ctx.lock_duration)
     everyone, mine = uow.accounts.lock_login_throttles(key, source, now)
+    trusted = mine.trusted_until is not None and as_aware(mine.trusted_until) > now
     wait = _remaining(mine.not_before, now)
+    if wait is None and not trusted:  # the ID-wide wait: strangers' many addresses share it
+        wait = _remaining(everyone.not_before, now)
     if wait is not None:
         return wait
     for row in (everyone, mine):
@@ -78,9 +82,11 @@ def _claim_check(ctx: Context, uow: UnitOfWork, key: str, source: str) -> timede
             row.failures = 0  # a day without tries forgets the count
         row.failures += 1
         row.updated_at = now
-    delay = _throttle(ctx).wait_after(mine.failures, everyone.failures)
-    mine.not_before = now + delay if delay else None
-    uow.accounts.prune_login_throttles(forget_before)  # other IDs' and sources' old counts, a few at a time
+    policy = _throttle(ctx)
+    mine_delay, everyone_delay = policy.source_wait(mine.failures), policy.account_wait(everyone.failures)
+    mine.not_before = now + mine_delay if mine_delay else None
+    everyone.not_before = now + everyone_delay if everyone_delay else None
+    uow.accounts.prune_login_throttles(forget_before, now)  # other IDs' and sources' old counts, a few at a time
     return None
 
 
@@ -128,7 +134,7 @@ def login(
     scope = PASSWORD_CHANGE if acc.must_change_password else FULL
     expires = now + (min(ctx.token_ttl, _PW_TTL) if scope == PASSWORD_CHANGE else ctx.token_ttl)
     with ctx.write(uow) as writing:
-        writing.accounts.forget_login_failures(key, src)
+        writing.accounts.login_succeeded(key, src, now, now + TRUST_SOURCE_FOR)
         if rehashed:
             writing.accounts.rehashed(acc.id, rehashed)
         writing.add(

@@ -331,6 +331,8 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    # A login succeeded from this source: until then it skips the ID-wide wait (domain/accounts).
+    trusted_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (UniqueConstraint("login_id", "source"),)
 
 

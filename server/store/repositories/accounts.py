@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.domain.accounts import ACCOUNT_WIDE
@@ -54,24 +54,26 @@ class AccountRepository(Repository):
         everyone = self._lock_or_create(login_id, ACCOUNT_WIDE, now)
         return everyone, self._lock_or_create(login_id, source, now)
 
-    def forget_login_failures(self, login_id: str, source: str | None = None) -> None:
-        """A success from ``source``: its count goes and the ID-wide count is back to zero. Without a
-        source (a new password was set) every count of the ID goes."""
-        everyone = self.s.scalar(self._row(login_id, ACCOUNT_WIDE).with_for_update())
-        if source is None:
-            self.s.execute(delete(t.LoginThrottle).where(t.LoginThrottle.login_id == login_id))
-            return
-        self.s.execute(
-            delete(t.LoginThrottle).where(t.LoginThrottle.login_id == login_id, t.LoginThrottle.source == source)
-        )
-        if everyone is not None:
-            self.s.execute(update(t.LoginThrottle).where(t.LoginThrottle.id == everyone.id).values(failures=0))
+    def forget_login_failures(self, login_id: str) -> None:
+        """A new password was set: every count of the ID goes (trusted sources too)."""
+        self.s.execute(delete(t.LoginThrottle).where(t.LoginThrottle.login_id == login_id))
 
-    def prune_login_throttles(self, before: datetime, limit: int = 100) -> None:
-        """Forget counts whose last try is older than ``before`` (nobody's wait is still running then).
-        Rows another transaction holds are skipped, not waited for: pruning never blocks a login."""
+    def login_succeeded(self, login_id: str, source: str, now: datetime, trusted_until: datetime) -> None:
+        """A success from ``source``: its count goes and it is trusted until ``trusted_until``; the
+        ID-wide count and wait are back to zero."""
+        everyone, mine = self.lock_login_throttles(login_id, source, now)
+        everyone.failures, everyone.not_before = 0, None
+        mine.failures, mine.not_before, mine.trusted_until, mine.updated_at = 0, None, trusted_until, now
+
+    def prune_login_throttles(self, before: datetime, now: datetime, limit: int = 100) -> None:
+        """Forget counts whose last try is older than ``before`` (nobody's wait is still running then)
+        and whose trust has ended. Rows another transaction holds are skipped, not waited for:
+        pruning never blocks a login."""
         stale = (
-            select(t.LoginThrottle.id).where(t.LoginThrottle.updated_at < before).limit(limit)
+            select(t.LoginThrottle.id)
+            .where(t.LoginThrottle.updated_at < before,
+                   or_(t.LoginThrottle.trusted_until.is_(None), t.LoginThrottle.trusted_until < now))
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
         self.s.execute(delete(t.LoginThrottle).where(t.LoginThrottle.id.in_(stale)))

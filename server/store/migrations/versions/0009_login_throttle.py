@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('failures', sa.Integer(), server_default='0', nullable=False),
     sa.Column('not_before', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('trusted_until', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_throttles')),
     sa.UniqueConstraint('login_id', 'source', name=op.f('uq_login_throttles_login_id')),
     )
