@@ -83,7 +83,7 @@ def plausible_reading(at: datetime, mono_ms: int, now: datetime) -> bool:
     """Whether a synchronised clock reading (a status) may date other taps: not ahead of the server's
     clock beyond the skew (a reading dated 2099 would carry every tap of its boot there). An old one
     is fine: a retained status read after a restart is a true reading of its moment."""
-    return at <= now + MAX_AHEAD and mono_ms <= MAX_MONO_MS
+    return EARLIEST <= at <= now + MAX_AHEAD and mono_ms <= MAX_MONO_MS
 
 
 def time_refusal(at: datetime, trusted: bool, now: datetime, rule: DayRule) -> str | None:
@@ -120,16 +120,30 @@ def redate(reading: ClockReading, mono_ms: int) -> datetime | None:
     gap = reading.mono_ms - mono_ms
     if abs(gap) > MAX_UPTIME / timedelta(milliseconds=1):
         return None
-    return reading.at - timedelta(milliseconds=gap)
+    try:
+        return reading.at - timedelta(milliseconds=gap)
+    except OverflowError:  # a reading near year 1 or 9999: no date of this world
+        return None
+
+
+def redate_within(reading: ClockReading, mono_ms: int, now: datetime, rule: DayRule) -> datetime | None:
+    """``redate``, when the result lies in the time window (``time_refusal``); else None: a reading
+    never moves a tap to a day nobody may correct or that has not come (the tap keeps its own time,
+    unverified)."""
+    dated = redate(reading, mono_ms)
+    if dated is None or time_refusal(dated, True, now, rule) is not None:
+        return None
+    return dated
 
 
 def tap_time(reference: ClockReading | None, at: datetime, clock_synced: bool, boot_id: str,
-             mono_ms: int) -> tuple[datetime, bool]:
+             mono_ms: int, now: datetime, rule: DayRule) -> tuple[datetime, bool]:
     """(effective time, trusted) of a new tap: its own time when its clock was synchronised, else
     re-dated from the gate's reference of the same boot, else its own time, untrusted (re-dated
     later if a reading of that boot arrives)."""
     if clock_synced:
         return at, True
-    if reference is not None and reference.boot_id == boot_id and (dated := redate(reference, mono_ms)):
+    if reference is not None and reference.boot_id == boot_id and (
+            dated := redate_within(reference, mono_ms, now, rule)):
         return dated, True
     return at, False

@@ -127,7 +127,8 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         for i, device, e in fresh:
             at = records.utc(e.at)
             site = sites.setdefault(device.site_id, site_or_404(uow, device.site_id))
-            if e.clock_synced and (reason := taps.time_refusal(at, True, now, records.rule_of(site))):
+            rule = records.rule_of(site)
+            if e.clock_synced and (reason := taps.time_refusal(at, True, now, rule)):
                 out_of_window[i] = reason  # a synchronised clock this far off is no reading either
                 continue
             row: dict[str, Any] = {
@@ -141,9 +142,10 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 if reading.newer_than(reference[device.id]):
                     reference[device.id] = reading
                 for earlier in waiting.pop((device.id, e.boot_id), []):
-                    if (dated := taps.redate(reading, earlier["mono_ms"])) is not None:
+                    if (dated := taps.redate_within(reading, earlier["mono_ms"], now, rule)) is not None:
                         earlier["effective_at"], earlier["clock_trusted"] = records.utc(dated), True
-            effective_at, trusted = taps.tap_time(reference[device.id], at, e.clock_synced, e.boot_id, e.mono_ms)
+            effective_at, trusted = taps.tap_time(reference[device.id], at, e.clock_synced, e.boot_id, e.mono_ms,
+                                                  now, rule)
             row["effective_at"], row["clock_trusted"] = records.utc(effective_at), trusted
             if not trusted:
                 waiting.setdefault((device.id, e.boot_id), []).append(row)
@@ -210,7 +212,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         for _, device, e in fresh:
             key = (device.id, e.buffer_id, e.seq)
             if e.clock_synced and e.boot_id and key in new_ids:
-                touched |= records.clock_reading(uow, device, e.boot_id, row_of[key]["at"], e.mono_ms)[1]
+                touched |= records.clock_reading(uow, device, e.boot_id, row_of[key]["at"], e.mono_ms, now)[1]
         # One rebuild per site for every (worker, day) the batch touched, clock re-dating included,
         # after all of its taps are in: each record locked once, in one order (no deadlock between
         # two ingest workers).

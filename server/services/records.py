@@ -266,13 +266,13 @@ def clock_reference(ctx: Context, uow: UnitOfWork, device: t.Device, boot_id: st
     """A synchronised reading of the device clock (from a synced tap or status): remember it,
     re-date the taps this boot took before sync, and rebuild the records they leave and join.
     Returns how many taps were re-dated."""
-    redated, days = clock_reading(uow, device, boot_id, at, mono_ms)
+    redated, days = clock_reading(uow, device, boot_id, at, mono_ms, ctx.now())
     rebuild_days(uow, days, ctx.now())
     return redated
 
 
 def clock_reading(uow: UnitOfWork, device: t.Device, boot_id: str, at: datetime,
-                  mono_ms: int) -> tuple[int, set[tuple[int, int, date]]]:
+                  mono_ms: int, now: datetime) -> tuple[int, set[tuple[int, int, date]]]:
     """``clock_reference`` without the rebuild: (taps re-dated, the (site, worker, day) records to
     rebuild). The ingest rebuilds these together with its batch's own, in one call per site, so a
     transaction locks its records once and in one order (two calls could lock in two orders and
@@ -295,9 +295,9 @@ def clock_reading(uow: UnitOfWork, device: t.Device, boot_id: str, at: datetime,
     days: set[tuple[int, int, date]] = set()
     site_cache: dict[int, t.Site] = {}
     for tap in stale:
-        if (dated := tap_rules.redate(reading, tap.mono_ms)) is None:
-            continue  # a monotonic time no uptime explains: it stays unverified (clock_unverified)
         site = site_cache.setdefault(tap.site_id, site_or_404(uow, tap.site_id))
+        if (dated := tap_rules.redate_within(reading, tap.mono_ms, now, rule_of(site))) is None:
+            continue  # no uptime explains it, or out of the time window: it stays unverified (clock_unverified)
         if tap.worker_id is not None:
             days.add((tap.site_id, tap.worker_id, day_of(site, tap.effective_at)))
         tap.effective_at = utc(dated)

@@ -301,3 +301,31 @@ def test_a_reading_beyond_any_uptime_dates_nothing_and_breaks_nothing(api: Api) 
     with DbSession(api.ctx.store.engine) as s:
         first = s.scalars(select(t.Tap).where(t.Tap.seq == 1)).one()
         assert not first.clock_trusted and first.effective_at.replace(tzinfo=UTC) == NOW - timedelta(hours=2)
+
+
+def test_a_reading_never_dates_a_tap_out_of_the_window(api: Api) -> None:
+    # Found in review: a stored unsynchronised tap (its own time plausible) re-dated by a later reading
+    # with a monotonic time 400 days on made a record of 2025-10-21, long past its deadline.
+    _, worker, _ = _gate_and_prime(api)
+    ingest.ingest_taps(api.ctx, "gate-01", [timed(1, NOW - timedelta(hours=1), synced=False, boot="x", mono_ms=0)])
+    far = 400 * 24 * 3600 * 1000
+    assert ingest.ingest_taps(api.ctx, "gate-01", [timed(2, NOW, boot="x", mono_ms=far)])[0].outcome == "recorded"
+    # In one batch too: the reading comes with the tap it would date.
+    ingest.ingest_taps(api.ctx, "gate-01", [timed(3, NOW - timedelta(hours=1), synced=False, boot="y", mono_ms=0),
+                                            timed(4, NOW, boot="y", mono_ms=far)])
+    with DbSession(api.ctx.store.engine) as s:
+        kept = {x.seq: (x.effective_at.replace(tzinfo=UTC), x.clock_trusted) for x in s.scalars(select(t.Tap))}
+    assert kept[1] == (NOW - timedelta(hours=1), False) and kept[3] == (NOW - timedelta(hours=1), False)
+    assert [str(day) for _, day, _ in records_of(api, worker["id"])] == ["2026-11-25"]
+
+
+def test_a_status_from_before_the_year_2000_is_no_reading(api: Api) -> None:
+    # Found in review: a "synchronised" status dated 0001-01-02 became the gate's reference, and every
+    # later batch with an unsynchronised tap of that boot failed as a whole (value_out_of_range).
+    _gate_and_prime(api)
+    ancient = DeviceStatus(device_id="gate-01", state="online", at=datetime(1, 1, 2, tzinfo=UTC), clock_synced=True,
+                           boot_id="z", mono_ms=10**11)
+    assert devices.record_status(api.ctx, ancient) is True
+    acks = ingest.ingest_taps(api.ctx, "gate-01", [timed(1, NOW - timedelta(hours=1), synced=False, boot="z",
+                                                         mono_ms=5)])
+    assert [a.outcome for a in acks] == ["recorded"]
