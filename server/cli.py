@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any, NoReturn
@@ -153,14 +154,32 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Where a wrong site number sends the site office: the list that shows each site's 現場ID.
+_SITES_HINT = "genba-server sites で一覧を確認してください"
+
+
 def _report(args: argparse.Namespace, make: Any) -> int:
-    """Print one report for the site office; it runs on the server, with the 元請's view of the site."""
+    """Print one report for the site office; it runs on the server, with the 元請's view of the site.
+
+    ``--site`` is what staff typed: a 現場ID (str, as CCUS shows it) or the internal number (int);
+    ``make(ctx, site_id)`` gets the internal number either way."""
+    from server.services import sites
+
     cfg = config_mod.load(args.config)
     if not _require_db(cfg):
         return 2
     ctx = _context(cfg)
+    ref: str | int = args.site
     try:
-        print(make(ctx))
+        site_id = sites.site_id_of(ctx, ref) if isinstance(ref, str) else ref
+        print(make(ctx, site_id))
+    except GenbaError as exc:
+        if exc.code != "site_not_found":
+            raise
+        named = f"現場ID {ref}" if isinstance(ref, str) else f"番号 {ref}"
+        print(f"エラー: 現場が見つかりません（{named}）。{_SITES_HINT}\n({exc.code}: {exc.message_en})",
+              file=sys.stderr)
+        return 2
     finally:
         ctx.store.dispose()
     return 0
@@ -170,21 +189,43 @@ def cmd_attendance(args: argparse.Namespace) -> int:
     from server import reports
 
     if args.month:
-        return _report(args, lambda ctx: reports.month_table(ctx, args.site, args.month))
-    return _report(args, lambda ctx: reports.attendance_table(ctx, args.site, args.day))
+        return _report(args, lambda ctx, site_id: reports.month_table(ctx, site_id, args.month))
+    return _report(args, lambda ctx, site_id: reports.attendance_table(ctx, site_id, args.day))
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from server import reports
 
-    return _report(args, lambda ctx: reports.devices_table(ctx, args.site))
+    return _report(args, lambda ctx, site_id: reports.devices_table(ctx, site_id))
 
 
 def cmd_corrections(args: argparse.Namespace) -> int:
     from server import reports
 
     state = None if args.state == "all" else args.state
-    return _report(args, lambda ctx: reports.corrections_table(ctx, args.site, state))
+    return _report(args, lambda ctx, site_id: reports.corrections_table(ctx, site_id, state))
+
+
+def cmd_sites(args: argparse.Namespace) -> int:
+    """Every site with the 現場ID staff pass to --site, its 元請, 工期 and gates."""
+    from server.reports import table
+    from server.services import sites
+
+    cfg = config_mod.load(args.config)
+    if not _require_db(cfg):
+        return 2
+    ctx = _context(cfg)
+    try:
+        listed = sites.office_list(ctx)
+    finally:
+        ctx.store.dispose()
+    if not listed:
+        print("現場は登録されていません（元請の事業者が API の POST /api/v1/sites で登録します）")
+        return 0
+    rows = [[s["ccus_id"], s["name"], s["prime"]["name"], s["prime"]["ccus_id"],
+             f"{s['period']['start']}〜{s['period']['end']}", str(s["gates"]), str(s["id"])] for s in listed]
+    print(table(["現場ID", "現場名", "元請", "元請の事業者ID", "工期", "ゲート", "番号"], rows))
+    return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -267,6 +308,31 @@ def _id(text: str) -> int:
     return value
 
 
+def _site(text: str) -> str | int:
+    """What staff type after --site: a 現場ID (14 digits, as CCUS shows it; full-width digits, spaces
+    and hyphens are fine), else the internal number (`genba-server sites` shows both)."""
+    from server.api.schemas import MAX_ID
+    from server.domain import ids
+
+    try:
+        return ids.ccus_id("site", text)
+    except GenbaError:
+        pass
+    written = unicodedata.normalize("NFKC", text).strip()
+    digits = written.replace(" ", "").replace("-", "")
+    if digits.isdecimal() and (len(digits) > len(str(MAX_ID)) or digits != written):
+        # Longer than any internal number, or written like one: a 現場ID with digits missing or extra.
+        raise argparse.ArgumentTypeError(
+            f"現場IDは14桁です（入力は{len(digits)}桁）。入力: {text} (a 現場ID has 14 digits)"
+        )
+    if not text.strip().isdecimal():
+        raise argparse.ArgumentTypeError(
+            f"現場ID（14桁の数字）か現場の番号（1以上の整数）を指定してください。入力: {text}"
+            " (a 14-digit 現場ID, or the site's number)"
+        )
+    return _id(text)
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -311,6 +377,9 @@ class _Parser(argparse.ArgumentParser):
         english = f"\n({message})" if message.isascii() else ""  # our converters already say both
         self.print_usage(sys.stderr)
         self.exit(2, f"エラー: {ja}\n（{self.prog} --help で使い方を表示します）{english}\n")
+
+
+_SITE_HELP = "現場ID（14桁、CCUS の表示のまま）か、10桁までの現場の番号（API の site id）。一覧は genba-server sites"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -375,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="入場・退場時刻、職種、立場、能力評価への有効性（無効ならその理由）を表示します。",
     )
     common(sp)
-    sp.add_argument("--site", type=_id, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--site", type=_site, required=True, help=_SITE_HELP)
     sp.add_argument("--day", type=_day, help="就業日 YYYY-MM-DD（省略時は今日）")
     sp.add_argument("--month", metavar="YYYY-MM", help="1日分ではなく月の就業日数（技能者ごと）を表示する")
     sp.set_defaults(func=cmd_attendance)
@@ -385,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="オンライン／オフライン、最終受信時刻、未送信の打刻数、リーダー、時刻同期を表示します。",
     )
     common(sp)
-    sp.add_argument("--site", type=_id, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--site", type=_site, required=True, help=_SITE_HELP)
     sp.set_defaults(func=cmd_devices)
 
     sp = sub.add_parser(
@@ -393,10 +462,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="承認・否認は API（POST /api/v1/corrections/{id}/approve | reject）で元請が行います。",
     )
     common(sp)
-    sp.add_argument("--site", type=_id, required=True, help="現場の番号（API の site id）")
+    sp.add_argument("--site", type=_site, required=True, help=_SITE_HELP)
     sp.add_argument("--state", choices=["pending", "approved", "rejected", "all"], default="pending",
                     help="表示する状態（既定 pending = 申請中）")
     sp.set_defaults(func=cmd_corrections)
+
+    sp = sub.add_parser(
+        "sites", help="現場の一覧（現場ID・現場名・元請・工期・ゲート台数）を表示する",
+        description="--site に指定する現場ID（と、API の番号）を確かめるための一覧です。",
+    )
+    common(sp)
+    sp.set_defaults(func=cmd_sites)
 
     sp = sub.add_parser(
         "import",

@@ -111,6 +111,16 @@ class AuditScope:
     account_id: int | None = None
 
 
+# 帳票 (the seed's table of reports): which parties may open a report at all. "self": a worker its
+# own; "company": an account of a registered company. Which rows each sees is the record scope
+# (``records``): a company with no part in the site is not told the site exists (404). A party not
+# listed is refused (403), never given an empty file.
+REPORT_READERS: dict[str, frozenset[str]] = {
+    "2-3": frozenset({"self", "company"}),  # 就業履歴（月別カレンダー）: 技能者（本人のみ）、所属事業主、元請、上位下請
+    "2-4": frozenset({"company"}),  # 就業履歴一覧（月別カレンダー）: 所属事業主、元請、上位下請
+}
+
+
 class Visibility:
     """One actor's view. Cheap to make; holds no state but the actor."""
 
@@ -232,6 +242,13 @@ class Visibility:
         on the roster; ``placements``: (the site's tree, the entry's node) for each roster entry."""
         return any(self.roster(tree).admits(node_id=node_id) for tree, node_id in placements
                    if self.actor.is_company)
+
+    def reads_report(self, report: str) -> bool:
+        """Whether this account may open report ``report`` (its 帳票NO) at all (``REPORT_READERS``)."""
+        readers = REPORT_READERS[report]
+        if self.actor.role == Role.WORKER:
+            return "self" in readers
+        return self.actor.is_company and "company" in readers
 
     @property
     def disclosure_grant(self) -> frozenset[str]:

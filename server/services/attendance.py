@@ -72,8 +72,8 @@ def _load_people(uow: UnitOfWork, rows: Iterable[Any]) -> tuple[dict[int, t.Work
     return uow.workers.people({r.worker_id for r in rows})
 
 
-def _site_rows(uow: UnitOfWork, actor: Actor, site_id: int, first: date, last: date,
-               columns: tuple[str, ...] | None = None) -> tuple[t.Site, _Viewer, list[Any]]:
+def site_rows(uow: UnitOfWork, actor: Actor, site_id: int, first: date, last: date,
+              columns: tuple[str, ...] | None = None) -> tuple[t.Site, _Viewer, list[Any]]:
     """The records of a site in a date range that the actor sees, as plain rows (all columns, or
     ``columns``). Not ORM objects: a month of a large site is 200,000 read-only rows, and an
     identity-mapped object per row (and decoding columns nobody reads) was most of the time."""
@@ -94,7 +94,7 @@ def site_day(ctx: Context, actor: Actor, site_id: int, day: date | None = None, 
     with ctx.read(uow) as uow:
         if day is None:
             day = rules.work_day(ctx.now(), rule_of(site_or_404(uow, site_id)))
-        site, viewer, rows = _site_rows(uow, actor, site_id, day, day)
+        site, viewer, rows = site_rows(uow, actor, site_id, day, day)
         rule = rule_of(site)
         workers, companies = _load_people(uow, rows)
         records = [record_view(r, workers[r.worker_id], companies.get(workers[r.worker_id].employer_id), rule)

@@ -22,7 +22,7 @@ from server.domain.hierarchy import (
     Tree,
 )
 from server.domain.visibility import Visibility
-from server.errors import Conflict, Forbidden, InvalidInput, site_not_found
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found
 from server.services import records
 from server.services.common import audit, company_or_404, load_tree, site_or_404, snapshot
 from server.services.context import Context
@@ -195,3 +195,36 @@ def get_site(ctx: Context, actor: Actor, site_id: int, *, uow: UnitOfWork | None
     with ctx.read(uow) as uow:
         require_on_site(uow, actor, site_id)
         return site_view_for(uow, actor, site_or_404(uow, site_id))
+
+
+# -- the site office (genba-server on the server itself) ---------------------------------------------
+# These answer the server's own operator at its console: the process holds the database, so no
+# account's visibility applies (the API never calls them; there an operator sees no sites).
+
+
+def site_id_of(ctx: Context, ccus_id: str, *, uow: UnitOfWork | None = None) -> int:
+    """The internal number of the site registered under this 現場ID (staff know the 現場ID from CCUS)."""
+    ccus = ids.ccus_id("site", ccus_id)
+    with ctx.read(uow) as uow:
+        site_id = uow.sites.id_of(ccus)
+    if site_id is None:
+        raise NotFound("site_not_found", ja=f"現場が見つかりません（現場ID {ccus}）",
+                       en=f"no site with 現場ID {ccus}", ccus_id=ccus)
+    return site_id
+
+
+def office_list(ctx: Context, *, uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
+    """Every site with its 現場ID, 元請, 工期 and gates in service, for `genba-server sites`."""
+    with ctx.read(uow) as uow:
+        gates = uow.sites.gates_in_service()
+        return [
+            {
+                "id": site.id,
+                "ccus_id": site.ccus_id,
+                "name": site.name,
+                "prime": {"id": prime.id, "ccus_id": prime.ccus_id, "name": prime.name},
+                "period": {"start": site.period_start.isoformat(), "end": site.period_end.isoformat()},
+                "gates": gates.get(site.id, 0),
+            }
+            for site, prime in uow.sites.all_with_prime()
+        ]

@@ -327,6 +327,13 @@ MATRIX: list[Expect] = [
       "上位下請",
       query=lambda i: {"month": i["month"]}),
     E("GET", "/attendance/{record}", _s(P, U, L, W), f"{SEED} 2-3: one record, as 2-1/2-3"),
+    # 帳票 (reports)
+    E("GET", "/sites/{site}/reports/attendance-calendar", _s(P, U, L), f"{SEED} 2-4 就業履歴一覧（月別カレンダー）: "
+      "所属事業主, 元請, 上位下請 (not the worker: 403 report_forbidden)",
+      query=lambda i: {"month": i["month"]}, hide={U: OTHER_WORKER, L: OTHER_WORKER}),
+    E("GET", "/workers/{worker}/reports/attendance-calendar", _s(P, U, L, W), f"{SEED} 2-3 就業履歴（月別カレンダー）: "
+      "技能者(本人のみ), 所属事業主, 元請, 上位下請",
+      query=lambda i: {"month": i["month"]}),
     E("POST", "/corrections", _s(L, W), "README 事後補正: the worker or the employer asks",
       body=lambda i: {"site_id": i["site"], "worker_id": i["worker"], "work_day": i["yesterday"],
                       "entry_at": f"{i['yesterday']}T08:00:00+09:00", "exit_at": f"{i['yesterday']}T17:00:00+09:00",

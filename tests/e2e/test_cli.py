@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from mosquitto import free_port
+from world import Api
 
 BIN = Path(sys.executable).with_name("genba-server")
 
@@ -108,7 +109,8 @@ def test_run_serves_the_api_on_either_backend(tmp_path: Path, db_url: str) -> No
     [
         (("attendance", "--site", "1", "--day", "2026-13-01"),
          "日付は YYYY-MM-DD で指定してください（例: 2026-12-04）"),
-        (("attendance", "--site", "一"), "1以上の整数を指定してください"),
+        (("attendance", "--site", "一"), "現場ID（14桁の数字）か現場の番号（1以上の整数）を指定してください"),
+        (("attendance", "--site", "4022461411677"), "現場IDは14桁です（入力は13桁）"),
         (("devices", "--site", str(2**31)), "番号が大きすぎます"),
         (("run", "--port", "99999"), "ポート番号は 1〜65535 で指定してください"),
         (("ingest", "--metrics-port", "http"), "ポート番号は 1〜65535 で指定してください"),
@@ -123,3 +125,60 @@ def test_a_mistyped_option_is_explained_in_japanese_without_a_traceback(
     assert r.returncode == 2, r.stdout
     assert says in r.stderr and "エラー:" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "invalid fromisoformat value" not in r.stderr
+
+
+def _to_full_width(text: str) -> str:
+    return text.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
+
+
+@pytest.mark.slow
+def test_the_site_office_names_a_site_by_the_genba_id_on_its_papers(tmp_path: Path, api: Api, db_url: str) -> None:
+    prime = api.company("基本建設(株)")
+    site = api.site(prime, "エプロ建設工事")
+    cfg = _config(tmp_path, db_url)
+    typed = f"{site.ccus_id[:4]}-{site.ccus_id[4:9]}-{site.ccus_id[9:]}"
+    for written in (site.ccus_id, typed, _to_full_width(typed), str(site.id)):  # the internal number still works
+        r = _run("attendance", "--config", str(cfg), "--site", written, "--day", "2026-11-25")
+        assert r.returncode == 0, (written, r.stderr)
+        assert "エプロ建設工事" in r.stdout and "就業日 2026-11-25" in r.stdout
+    for command in ("devices", "corrections"):
+        r = _run(command, "--config", str(cfg), "--site", site.ccus_id)
+        assert r.returncode == 0, (command, r.stderr)
+    month = _run("attendance", "--config", str(cfg), "--site", site.ccus_id, "--month", "2026-11")
+    assert month.returncode == 0 and "エプロ建設工事" in month.stdout, month.stderr
+
+
+@pytest.mark.slow
+def test_an_unknown_genba_id_is_named_back_with_where_to_look(tmp_path: Path, api: Api, db_url: str) -> None:
+    api.site(api.company("基本建設(株)"))
+    cfg = _config(tmp_path, db_url)
+    r = _run("attendance", "--config", str(cfg), "--site", "4022-4614-1167-71")
+    assert r.returncode == 2, r.stdout
+    assert "現場が見つかりません（現場ID 40224614116771）。genba-server sites で一覧を確認してください" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _run("devices", "--config", str(cfg), "--site", "999")
+    assert r.returncode == 2 and "現場が見つかりません（番号 999）" in r.stderr and "genba-server sites" in r.stderr
+
+
+@pytest.mark.slow
+def test_sites_lists_each_site_with_its_genba_id_prime_period_and_gates(
+        tmp_path: Path, api: Api, db_url: str) -> None:
+    prime = api.company("基本建設(株)")
+    site = api.site(prime, "エプロ建設工事")
+    other = api.site(api.company("アップ一級工務店(株)"), "虎ノ門ビル新築工事", period_start="2026-06-01")
+    cfg = _config(tmp_path, db_url)
+    r = _run("sites", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    header, _, *rows = r.stdout.splitlines()
+    assert header.split() == ["現場ID", "現場名", "元請", "元請の事業者ID", "工期", "ゲート", "番号"]
+    mine = next(row for row in rows if row.startswith(site.ccus_id))
+    assert mine.split() == [site.ccus_id, "エプロ建設工事", "基本建設(株)", prime.ccus_id,
+                            "2026-04-01〜2027-09-30", "0", str(site.id)]
+    assert any(row.startswith(other.ccus_id) and "2026-06-01〜2027-09-30" in row for row in rows)
+
+
+def test_sites_on_an_empty_database_says_how_to_register_one(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}")
+    assert _run("init", "--config", str(cfg)).returncode == 0
+    r = _run("sites", "--config", str(cfg))
+    assert r.returncode == 0 and "現場は登録されていません" in r.stdout, r.stderr

@@ -170,3 +170,11 @@ def test_held_taps_are_seen_by_the_operator_and_a_primes_gate_managers_only() ->
     assert not manager(PRIME, OTHER_SITE).sees_held_taps([SITE])  # bound elsewhere: not its sites' gates
     assert not owner(FIRST).sees_held_taps([])  # a subcontractor registers no gates
     assert not worker(7).sees_held_taps([SITE])
+
+
+def test_reports_open_to_the_parties_of_the_seeds_table() -> None:
+    # 2-3: 技能者（本人のみ）、所属事業主、元請、上位下請; 2-4: 所属事業主、元請、上位下請.
+    assert owner(10).reads_report("2-3") and owner(10).reads_report("2-4")
+    assert manager(10, 1).reads_report("2-4")
+    assert worker(5).reads_report("2-3") and not worker(5).reads_report("2-4")
+    assert not Visibility(Actor(9, Role.OPERATOR)).reads_report("2-4")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from server.store import tables as t
 from server.store.repositories.base import Repository
@@ -18,6 +18,22 @@ class SiteRepository(Repository):
     def id_of(self, ccus_id: str) -> int | None:
         """The site registered under this 現場ID, if any."""
         return self.s.scalar(select(t.Site.id).where(t.Site.ccus_id == ccus_id))
+
+    def all_with_prime(self) -> Sequence[tuple[t.Site, t.Company]]:
+        """Every site with its 元請, by 現場ID (the order staff read them in)."""
+        rows = self.s.execute(
+            select(t.Site, t.Company).join(t.Company, t.Company.id == t.Site.prime_id).order_by(t.Site.ccus_id)
+        ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def gates_in_service(self) -> dict[int, int]:
+        """site id → how many gates (devices not retired) are assigned there; sites without any are left out."""
+        rows = self.s.execute(
+            select(t.Device.site_id, func.count(t.Device.id))
+            .where(t.Device.site_id.is_not(None), t.Device.retired_at.is_(None))
+            .group_by(t.Device.site_id)
+        ).all()
+        return {site_id: count for site_id, count in rows}
 
     def ids_of_prime(self, company_id: int) -> list[int]:
         """The sites where the company is the 元請."""

@@ -1,0 +1,80 @@
+"""帳票 (reports) over HTTP: each report as JSON, CSV (UTF-8 with BOM, or cp932) or Excel (.xlsx).
+
+Thin, as every router: the service decides what the account sees (and refuses before any byte is
+sent: a party who may not see a report gets the view's 404, never an empty file); ``server.exports``
+formats; this module picks the format and names the file. Files stream (StreamingResponse).
+
+The file name carries the site's 現場ID (or the worker's 技能者ID) and the month. Japanese names go
+in RFC 5987 ``filename*`` (UTF-8, percent-encoded), with a plain ASCII ``filename`` for old clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from server.api.deps import Ctx, CurrentActor
+from server.api.schemas import PathId, QueryId
+from server.exports import csv, xlsx
+from server.services import calendars
+from server.services.calendars import Calendar
+
+router = APIRouter(tags=["reports"])
+Month = Annotated[str, Query(description="YYYY-MM", max_length=7)]
+Format = Annotated[Literal["json", "csv", "xlsx"], Query(alias="format", description="json | csv | xlsx")]
+Encoding = Annotated[Literal["utf-8", "cp932"], Query(
+    description="CSV の文字コード: utf-8（BOM 付き、既定）| cp932（Shift_JIS。表せない文字は〓）")]
+
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "format=json: JSON / csv: CSV / xlsx: Excel",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}},
+            xlsx.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+}
+
+
+def content_disposition(stem: str, ascii_stem: str, ext: str) -> str:
+    """attachment with both names: ``filename`` (ASCII) and ``filename*`` (RFC 5987, UTF-8)."""
+    return f"attachment; filename=\"{ascii_stem}.{ext}\"; filename*=UTF-8''{quote(f'{stem}.{ext}', safe='')}"
+
+
+def _file(report: Calendar, fmt: str, encoding: csv.Encoding) -> StreamingResponse:
+    chunks: Iterator[bytes]
+    if fmt == "csv":
+        writer = csv.CsvWriter(report.header(), report.table(), encoding)
+        chunks, media = writer.chunks(), writer.media_type
+    else:
+        leading = len(calendars.LEADING)
+        widths = [5, 16, 18, 24, 6, *([4.5] * len(report.days)), 10, 12, 10]
+        centered = [False] * leading + [True] * len(report.days) + [False] * len(calendars.TRAILING)
+        chunks = xlsx.chunks(report.header(), report.table(totals=True), title=report.title, widths=widths,
+                             freeze="F2", centered=centered)
+        media = xlsx.MEDIA_TYPE
+    return StreamingResponse(chunks, media_type=media, headers={
+        "Content-Disposition": content_disposition(report.file_stem, report.ascii_stem, fmt)})
+
+
+@router.get("/sites/{site_id}/reports/attendance-calendar", response_model=None, responses=FILE_RESPONSES)
+def site_calendar(ctx: Ctx, actor: CurrentActor, site_id: PathId, month: Month, fmt: Format = "json",
+                  encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
+    """帳票 2-4 就業履歴一覧（月別カレンダー）: 技能者ごとの行、月の日ごとの列（○ 能力評価に有効な就業、
+    △ 有効でない就業、空欄 就業なし）と就業日数。見える範囲は就業履歴と同じ（元請・上位下請・所属事業主）。"""
+    report = calendars.site_calendar(ctx, actor, site_id, month)
+    return report.as_json() if fmt == "json" else _file(report, fmt, encoding)
+
+
+@router.get("/workers/{worker_id}/reports/attendance-calendar", response_model=None, responses=FILE_RESPONSES)
+def worker_calendar(ctx: Ctx, actor: CurrentActor, worker_id: PathId, month: Month, site_id: QueryId = None,
+                    fmt: Format = "json", encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
+    """帳票 2-3 就業履歴（月別カレンダー）: 技能者 1 人の月（全現場、または site_id の現場のみ）。
+    見える範囲: 技能者本人、所属事業主、元請、上位下請。"""
+    report = calendars.worker_calendar(ctx, actor, worker_id, month, site_id)
+    return report.as_json() if fmt == "json" else _file(report, fmt, encoding)
