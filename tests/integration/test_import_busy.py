@@ -205,38 +205,6 @@ def test_a_bad_row_4000_refuses_the_file_and_nothing_is_written(db: Context) -> 
     assert registry_audit(db) == 0 and journal(db) == []  # not one row, not even a journal entry
 
 
-def test_an_import_killed_half_way_is_undone_by_the_next_one(db: Context, db_path: Path, tmp_path: Path) -> None:
-    rows = 5000
-    big = tmp_path / "companies.csv"
-    big.write_text(companies_csv(rows), encoding="utf-8")
-    script = (
-        "import sys\n"
-        "from server import importer\n"
-        "from server.services.context import Context\n"
-        "from server.store.database import Store\n"
-        f"ctx = Context(Store({f'sqlite:///{db_path}'!r}))\n"
-        f"with open({str(big)!r}, encoding='utf-8', newline='') as fh:\n"
-        "    importer.import_csv(ctx, 'companies', fh)\n"
-    )
-    child = subprocess.Popen([sys.executable, "-c", script])
-    try:
-        while count(db, t.Company) == 0 and child.poll() is None:
-            time.sleep(0.005)
-        child.kill()  # SIGKILL: no clean-up of its own, as in a power cut
-    finally:
-        child.wait()
-    left = count(db, t.Company)
-    assert 0 < left < rows  # killed with some chunks committed
-    assert [a for a, _ in journal(db)][0] == "import.begin" and "import.done" not in [a for a, _ in journal(db)]
-
-    result = run_import(db, companies_csv(2, first=30000000000000))
-    assert result.added == 2
-    with Session(db.store.engine) as s:
-        assert sorted(s.scalars(select(t.Company.ccus_id))) == ["30000000000000", "30000000000001"]
-    undone = [after for action, after in journal(db) if action == "import.undone"]
-    assert undone == [{"reason": "did not finish (its process ended)", "kept": 0}]
-
-
 def _kill_half_way(db: Context, db_path: Path, csv_file: Path) -> None:
     script = (
         "from server import importer\n"
@@ -253,6 +221,23 @@ def _kill_half_way(db: Context, db_path: Path, csv_file: Path) -> None:
         child.kill()
     finally:
         child.wait()
+
+
+def test_an_import_killed_half_way_is_undone_by_the_next_one(db: Context, db_path: Path, tmp_path: Path) -> None:
+    rows = 5000
+    big = tmp_path / "companies.csv"
+    big.write_text(companies_csv(rows), encoding="utf-8")
+    _kill_half_way(db, db_path, big)  # SIGKILL: no clean-up of its own, as in a power cut
+    left = count(db, t.Company)
+    assert 0 < left < rows  # killed with some chunks committed
+    assert [a for a, _ in journal(db)][0] == "import.begin" and "import.done" not in [a for a, _ in journal(db)]
+
+    result = run_import(db, companies_csv(2, first=30000000000000))
+    assert result.added == 2
+    with Session(db.store.engine) as s:
+        assert sorted(s.scalars(select(t.Company.ccus_id))) == ["30000000000000", "30000000000001"]
+    undone = [after for action, after in journal(db) if action == "import.undone"]
+    assert undone == [{"reason": "did not finish (its process ended)", "kept": 0}]
 
 
 def test_the_same_file_run_again_after_a_killed_import_is_all_there(db: Context, db_path: Path,
