@@ -20,8 +20,9 @@ from fastapi.responses import StreamingResponse
 from server.api.deps import Ctx, CurrentActor
 from server.api.schemas import PathId, QueryId
 from server.exports import csv, xlsx
-from server.services import calendars
+from server.services import calendars, company_reports
 from server.services.calendars import Calendar
+from server.services.company_reports import CompanyList
 
 router = APIRouter(tags=["reports"])
 Month = Annotated[str, Query(description="YYYY-MM", max_length=7)]
@@ -69,6 +70,37 @@ def site_calendar(ctx: Ctx, actor: CurrentActor, site_id: PathId, month: Month, 
     △ 有効でない就業、空欄 就業なし）と就業日数。見える範囲は就業履歴と同じ（元請・上位下請・所属事業主）。"""
     report = calendars.site_calendar(ctx, actor, site_id, month)
     return report.as_json() if fmt == "json" else _file(report, fmt, encoding)
+
+
+def _company_file(report: CompanyList, fmt: str, encoding: csv.Encoding) -> StreamingResponse:
+    chunks: Iterator[bytes]
+    if fmt == "csv":
+        writer = csv.CsvWriter(report.header(), report.table(), encoding)
+        chunks, media = writer.chunks(), writer.media_type
+    else:
+        chunks = xlsx.chunks(report.header(), report.table(), title=report.title, widths=[5, 6, 30, 18, 30, 10, 24],
+                             freeze="D2")
+        media = xlsx.MEDIA_TYPE
+    return StreamingResponse(chunks, media_type=media, headers={
+        "Content-Disposition": content_disposition(report.file_stem, report.ascii_stem, fmt)})
+
+
+@router.get("/sites/{site_id}/reports/subcontractors", response_model=None, responses=FILE_RESPONSES)
+def site_subcontractors(ctx: Ctx, actor: CurrentActor, site_id: PathId, fmt: Format = "json",
+                        encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
+    """帳票 3-2 下位事業者一覧: 自社の行より下の事業者（元請は自社以外の全事業者）、1 行 1 事業者（次数、事業者名、
+    事業者ID、上位の事業者名、状態、工事名称）。出力できるのは元請・上位下請（技能者は 403）。"""
+    report = company_reports.subcontractors(ctx, actor, site_id)
+    return report.as_json() if fmt == "json" else _company_file(report, fmt, encoding)
+
+
+@router.get("/sites/{site_id}/reports/companies", response_model=None, responses=FILE_RESPONSES)
+def site_companies(ctx: Ctx, actor: CurrentActor, site_id: PathId, fmt: Format = "json",
+                   encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
+    """帳票 3-3 施工体制登録事業者一覧: 施工体制に見える事業者（元請は全体、下請は自社の系統と上位の経路、
+    技能者は所属事業者の行のみ）。辞退した招待は含まない。"""
+    report = company_reports.companies(ctx, actor, site_id)
+    return report.as_json() if fmt == "json" else _company_file(report, fmt, encoding)
 
 
 @router.get("/workers/{worker_id}/reports/attendance-calendar", response_model=None, responses=FILE_RESPONSES)

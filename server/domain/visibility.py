@@ -118,6 +118,8 @@ class AuditScope:
 REPORT_READERS: dict[str, frozenset[str]] = {
     "2-3": frozenset({"self", "company"}),  # 就業履歴（月別カレンダー）: 技能者（本人のみ）、所属事業主、元請、上位下請
     "2-4": frozenset({"company"}),  # 就業履歴一覧（月別カレンダー）: 所属事業主、元請、上位下請
+    "3-2": frozenset({"company"}),  # 下位事業者一覧: 元請、上位下請
+    "3-3": frozenset({"self", "company"}),  # 施工体制登録事業者一覧: 技能者（自社のみ）、元請、上位下請
 }
 
 
@@ -176,9 +178,13 @@ class Visibility:
         return {s for s in party_sites if bound is None or s in bound}
 
     # -- nodes, roster entries, records ----------------------------------------------------------------
-    def tree_nodes(self, tree: Tree) -> frozenset[int]:
+    def tree_nodes(self, tree: Tree, *, employer_id: int | None = None) -> frozenset[int]:
         """The 施工体制 as shown: the 元請 everything; a company its own subtree and the path above it
-        (who invited whom); an invitee its own node and the path above (what it is asked to join)."""
+        (who invited whom); an invitee its own node and the path above (what it is asked to join); a
+        worker (on the site's roster) only its employer's node, ``employer_id`` (seed 3-3: 自社のみ)."""
+        if self.actor.role == Role.WORKER:
+            node = tree.node_of_company(employer_id)
+            return frozenset({node.id}) if node is not None and node.status != Status.DECLINED else frozenset()
         mine = self.party_node(tree)
         if mine is None:
             return frozenset()

@@ -109,7 +109,7 @@ class Calendar:
         }
 
 
-def _require_reader(actor: Actor, report: str) -> None:
+def require_reader(actor: Actor, report: str) -> None:
     if not Visibility(actor).reads_report(report):
         raise Forbidden("report_forbidden", ja=f"この帳票（{report}）は、このアカウントでは出力できません",
                         en=f"this account may not open report {report}", report=report)
@@ -132,7 +132,7 @@ def site_calendar(ctx: Context, actor: Actor, site_id: int, month: str, *,
     """2-4 就業履歴一覧（月別カレンダー）: the site's workers this account sees (``site_month``), each
     with its day marks. The marks come from the same scoped read as the site's day view."""
     first, last, days = _days(month)
-    _require_reader(actor, "2-4")
+    require_reader(actor, "2-4")
     with ctx.read(uow) as uow:
         view = attendance.site_month(ctx, actor, site_id, month, uow=uow)
         site = site_or_404(uow, site_id)
@@ -157,7 +157,7 @@ def worker_calendar(ctx: Context, actor: Actor, worker_id: int, month: str, site
     on every site, or on ``site_id`` only. Counted as CCUS does: a day with records on two sites is
     one 就業日; a day as 職長/班長 needs a valid record with a leader 立場."""
     _, _, days = _days(month)
-    _require_reader(actor, "2-3")
+    require_reader(actor, "2-3")
     with ctx.read(uow) as uow:
         view = attendance.worker_month(ctx, actor, worker_id, month, uow=uow)
         worker = worker_or_404(uow, worker_id)

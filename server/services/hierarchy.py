@@ -25,8 +25,8 @@ from server.domain.hierarchy import (
     pattern_from_tree,
 )
 from server.domain.visibility import Visibility
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound
-from server.services.common import as_aware, audit, company_or_404, load_tree, site_or_404, snapshot
+from server.errors import Conflict, InvalidInput, NotFound
+from server.services.common import as_aware, audit, company_or_404, load_tree, site_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.services.sites import require_on_site, site_view_for
 from server.store import tables as t
@@ -41,12 +41,13 @@ def _node_row(uow: UnitOfWork, node_id: int, lock: bool = False) -> t.HierarchyN
 
 
 def hierarchy(ctx: Context, actor: Actor, site_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
-    """施工体制: rows in screen order with 次数 and status; placeholders show 置換 suggestions to the company above."""
+    """施工体制: rows in screen order with 次数 and status; placeholders show 置換 suggestions to the company above.
+    A worker on the site's roster sees its employer's row only (seed 3-3: 技能者（自社のみ）)."""
     with ctx.read(uow) as uow:
         tree = require_on_site(uow, actor, site_id)
-        if actor.role == Role.WORKER:
-            raise Forbidden("role_not_allowed", ja="技能者は施工体制を表示できません", en="workers see no hierarchy")
-        visible = Visibility(actor).tree_nodes(tree)
+        employer_id = (worker_or_404(uow, actor.worker_id).employer_id
+                       if actor.role == Role.WORKER and actor.worker_id is not None else None)
+        visible = Visibility(actor).tree_nodes(tree, employer_id=employer_id)
         rows = {r.id: r for r in uow.sites.nodes(site_id)}
         companies = {c.id: c for c in uow.companies.by_ids({r.company_id for r in rows.values() if r.company_id})}
         roster_counts = uow.roster.counts_by_node(site_id)

@@ -331,6 +331,10 @@ MATRIX: list[Expect] = [
     E("GET", "/sites/{site}/reports/attendance-calendar", _s(P, U, L), f"{SEED} 2-4 就業履歴一覧（月別カレンダー）: "
       "所属事業主, 元請, 上位下請 (not the worker: 403 report_forbidden)",
       query=lambda i: {"month": i["month"]}, hide={U: OTHER_WORKER, L: OTHER_WORKER}),
+    E("GET", "/sites/{site}/reports/subcontractors", _s(P, U, L), f"{SEED} 3-2 下位事業者一覧: 元請, 上位下請 (not the "
+      f"worker: 403 report_forbidden); {TREE}", hide={U: SIBLING, L: SIBLING}),
+    E("GET", "/sites/{site}/reports/companies", _s(P, U, L, W), f"{SEED} 3-3 施工体制登録事業者一覧: 技能者(自社のみ), "
+      f"元請, 上位下請; {TREE}", hide={U: SIBLING, L: SIBLING, W: SIBLING}),
     E("GET", "/workers/{worker}/reports/attendance-calendar", _s(P, U, L, W), f"{SEED} 2-3 就業履歴（月別カレンダー）: "
       "技能者(本人のみ), 所属事業主, 元請, 上位下請",
       query=lambda i: {"month": i["month"]}),

@@ -447,7 +447,8 @@ def test_the_prime_sees_the_whole_tree_and_a_subcontractor_its_branch_and_the_pa
     api.operator.fail("GET", f"/sites/{site.id}/hierarchy", status=404, code="site_not_found")
     worker = api.worker(a1, "A二次 太郎")
     api.on_roster(site, a1, worker)
-    api.worker_login(a1, worker).fail("GET", f"/sites/{site.id}/hierarchy", status=403, code="role_not_allowed")
+    # seed 3-3 施工体制登録事業者一覧: 技能者（自社のみ）: the worker sees its employer's row, nothing else.
+    assert [r["name"] for r in _rows(api.worker_login(a1, worker), site)] == ["A二次(株)"]
     prime.owner.fail("GET", "/sites/999999/hierarchy", status=404, code="site_not_found")
 
 
