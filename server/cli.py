@@ -7,6 +7,7 @@ exit non-zero, never with a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import os
@@ -314,10 +315,8 @@ def _site(text: str) -> str | int:
     from server.api.schemas import MAX_ID
     from server.domain import ids
 
-    try:
+    with contextlib.suppress(GenbaError):  # not a 現場ID: read on as the internal number
         return ids.ccus_id("site", text)
-    except GenbaError:
-        pass
     written = unicodedata.normalize("NFKC", text).strip()
     digits = written.replace(" ", "").replace("-", "")
     if digits.isdecimal() and (len(digits) > len(str(MAX_ID)) or digits != written):
