@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .table import Row
 
@@ -101,6 +102,14 @@ def scene() -> Any:
     url = f"sqlite:///{db}"
     migrate.upgrade(url)
     ctx = Context(Store(url), fast_hashing=True)
+    # The scene taps "five minutes ago" and reads today's 就業履歴: run at 04:02 JST (a site's default
+    # day boundary) that tap would belong to yesterday's work day. The server's clock runs at real pace
+    # from the last 13:00 JST, mid work day, so the scene means the same whenever CI runs it.
+    started = datetime.now(UTC)
+    anchor = started.astimezone(ZoneInfo("Asia/Tokyo")).replace(hour=13, minute=0, second=0, microsecond=0)
+    if anchor > started:
+        anchor -= timedelta(days=1)
+    ctx.clock = lambda: anchor + (datetime.now(UTC) - started)
     app = create_app(ctx)
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
@@ -137,7 +146,7 @@ def scene() -> Any:
             staff = api.staff(lower, "site_manager", [site.id])
             prime.owner.ok("POST", f"/sites/{site.id}/devices", {"device_id": "gate-01", "name": "正門カオス"},
                            status=201)
-            now = datetime.now(UTC)
+            now = ctx.now()
             taps = [("gate-01", TapEvent(device_id="gate-01", buffer_id="c4" * 16, seq=n + 1,
                                          card=Card(tech="felica", uid=uid), direction="in",
                                          at=now - timedelta(minutes=5), clock_synced=True, boot_id="chaos",
