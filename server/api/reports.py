@@ -10,7 +10,6 @@ in RFC 5987 ``filename*`` (UTF-8, percent-encoded), with a plain ASCII ``filenam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -20,9 +19,8 @@ from fastapi.responses import StreamingResponse
 from server.api.deps import Ctx, CurrentActor
 from server.api.schemas import PathId, QueryId
 from server.exports import csv, xlsx
+from server.exports.report import Tabular, render
 from server.services import calendars, company_reports
-from server.services.calendars import Calendar
-from server.services.company_reports import CompanyList
 
 router = APIRouter(tags=["reports"])
 Month = Annotated[str, Query(description="YYYY-MM", max_length=7)]
@@ -47,18 +45,11 @@ def content_disposition(stem: str, ascii_stem: str, ext: str) -> str:
     return f"attachment; filename=\"{ascii_stem}.{ext}\"; filename*=UTF-8''{quote(f'{stem}.{ext}', safe='')}"
 
 
-def _file(report: Calendar, fmt: str, encoding: csv.Encoding) -> StreamingResponse:
-    chunks: Iterator[bytes]
-    if fmt == "csv":
-        writer = csv.CsvWriter(report.header(), report.table(), encoding)
-        chunks, media = writer.chunks(), writer.media_type
-    else:
-        leading = len(calendars.LEADING)
-        widths = [5, 16, 18, 24, 6, *([4.5] * len(report.days)), 10, 12, 10]
-        centered = [False] * leading + [True] * len(report.days) + [False] * len(calendars.TRAILING)
-        chunks = xlsx.chunks(report.header(), report.table(totals=True), title=report.title, widths=widths,
-                             freeze="F2", centered=centered)
-        media = xlsx.MEDIA_TYPE
+def report_response(report: Tabular, fmt: Format, encoding: csv.Encoding) -> dict[str, Any] | StreamingResponse:
+    """The report as JSON, or as a file streamed in chunks with both file names."""
+    if fmt == "json":
+        return report.as_json()
+    chunks, media = render(report, fmt, encoding)
     return StreamingResponse(chunks, media_type=media, headers={
         "Content-Disposition": content_disposition(report.file_stem, report.ascii_stem, fmt)})
 
@@ -69,20 +60,7 @@ def site_calendar(ctx: Ctx, actor: CurrentActor, site_id: PathId, month: Month, 
     """帳票 2-4 就業履歴一覧（月別カレンダー）: 技能者ごとの行、月の日ごとの列（○ 能力評価に有効な就業、
     △ 有効でない就業、空欄 就業なし）と就業日数。見える範囲は就業履歴と同じ（元請・上位下請・所属事業主）。"""
     report = calendars.site_calendar(ctx, actor, site_id, month)
-    return report.as_json() if fmt == "json" else _file(report, fmt, encoding)
-
-
-def _company_file(report: CompanyList, fmt: str, encoding: csv.Encoding) -> StreamingResponse:
-    chunks: Iterator[bytes]
-    if fmt == "csv":
-        writer = csv.CsvWriter(report.header(), report.table(), encoding)
-        chunks, media = writer.chunks(), writer.media_type
-    else:
-        chunks = xlsx.chunks(report.header(), report.table(), title=report.title, widths=[5, 6, 30, 18, 30, 10, 24],
-                             freeze="D2")
-        media = xlsx.MEDIA_TYPE
-    return StreamingResponse(chunks, media_type=media, headers={
-        "Content-Disposition": content_disposition(report.file_stem, report.ascii_stem, fmt)})
+    return report_response(report, fmt, encoding)
 
 
 @router.get("/sites/{site_id}/reports/subcontractors", response_model=None, responses=FILE_RESPONSES)
@@ -91,7 +69,7 @@ def site_subcontractors(ctx: Ctx, actor: CurrentActor, site_id: PathId, fmt: For
     """帳票 3-2 下位事業者一覧: 自社の行より下の事業者（元請は自社以外の全事業者）、1 行 1 事業者（次数、事業者名、
     事業者ID、上位の事業者名、状態、工事名称）。出力できるのは元請・上位下請（技能者は 403）。"""
     report = company_reports.subcontractors(ctx, actor, site_id)
-    return report.as_json() if fmt == "json" else _company_file(report, fmt, encoding)
+    return report_response(report, fmt, encoding)
 
 
 @router.get("/sites/{site_id}/reports/companies", response_model=None, responses=FILE_RESPONSES)
@@ -100,7 +78,7 @@ def site_companies(ctx: Ctx, actor: CurrentActor, site_id: PathId, fmt: Format =
     """帳票 3-3 施工体制登録事業者一覧: 施工体制に見える事業者（元請は全体、下請は自社の系統と上位の経路、
     技能者は所属事業者の行のみ）。辞退した招待は含まない。"""
     report = company_reports.companies(ctx, actor, site_id)
-    return report.as_json() if fmt == "json" else _company_file(report, fmt, encoding)
+    return report_response(report, fmt, encoding)
 
 
 @router.get("/workers/{worker_id}/reports/attendance-calendar", response_model=None, responses=FILE_RESPONSES)
@@ -109,4 +87,4 @@ def worker_calendar(ctx: Ctx, actor: CurrentActor, worker_id: PathId, month: Mon
     """帳票 2-3 就業履歴（月別カレンダー）: 技能者 1 人の月（全現場、または site_id の現場のみ）。
     見える範囲: 技能者本人、所属事業主、元請、上位下請。"""
     report = calendars.worker_calendar(ctx, actor, worker_id, month, site_id)
-    return report.as_json() if fmt == "json" else _file(report, fmt, encoding)
+    return report_response(report, fmt, encoding)

@@ -116,10 +116,31 @@ class AuditScope:
 # (``records``): a company with no part in the site is not told the site exists (404). A party not
 # listed is refused (403), never given an empty file.
 REPORT_READERS: dict[str, frozenset[str]] = {
+    # The seed's 帳票 table, 閲覧や帳票の出力ができる者: which kind of account may open a report at all
+    # ("self": a worker, on itself or its employer's row; "company": an account of a company). What
+    # it sees inside (the employer only, the 元請 and upper companies on their subtree, one branch) is
+    # each report's scope, built from the questions below; this table only answers 403 or not.
+    "1-1": frozenset({"self", "company"}),  # 技能者情報: 技能者、所属事業主（「過去の所属事業者」情報を除く）
+    "1-2": frozenset({"company"}),  # 所属技能者一覧: 所属事業主（他社は双方が開示に同意した項目のみ）
+    "1-3": frozenset({"self", "company"}),  # 所属技能者統計情報: 技能者、所属事業者、元請、上位下請
+    "1-4": frozenset({"self", "company"}),  # 施工体制登録技能者一覧: 技能者（本人のみ）、所属事業主、元請、上位下請
+    "2-1": frozenset({"self", "company"}),  # 就業履歴（月別計）: 技能者（本人のみ）、所属事業主、元請、上位下請
+    "2-2": frozenset({"company"}),  # 就業履歴一覧（月別集約）: 所属事業主、元請、上位下請
     "2-3": frozenset({"self", "company"}),  # 就業履歴（月別カレンダー）: 技能者（本人のみ）、所属事業主、元請、上位下請
     "2-4": frozenset({"company"}),  # 就業履歴一覧（月別カレンダー）: 所属事業主、元請、上位下請
+    "3-1": frozenset({"self", "company"}),  # 事業者情報: 技能者、所属事業主、元請、上位下請
     "3-2": frozenset({"company"}),  # 下位事業者一覧: 元請、上位下請
     "3-3": frozenset({"self", "company"}),  # 施工体制登録事業者一覧: 技能者（自社のみ）、元請、上位下請
+    "4-1": frozenset({"self", "company"}),  # 現場・契約情報: 技能者・上位下請は元請の公開設定項目のみ、元請
+    "4-2": frozenset({"company"}),  # 自社に関する現場一覧: 元請、上位下請（元請の公開設定項目のみ）
+    "AZ1": frozenset({"company"}),  # 施工体制台帳: 元請、1次下請
+    "AZ2": frozenset({"company"}),  # 工事作業所災害防止協議会兼施工体系図: 元請、施工体系図にある事業者（自身の枝のみ）
+    "AZ3": frozenset({"company"}),  # 施工体制台帳（工事担当技術者）: 元請、施工体系図にある事業者（自身の枝のみ）
+    "AZ4": frozenset({"company"}),  # 下請負業者編成表: 元請、施工体系図にある事業者（自身の枝のみ）
+    "AZ5": frozenset({"company"}),  # 再下請負通知書（変更届）: 元請、当該下請（上位は自身の下位のみ）
+    "AZ6-a": frozenset({"company"}),  # 作業員名簿: 元請、当該下請（上位は自身の下位のみ）
+    "AZ6-b": frozenset({"company"}),  # 作業員名簿（社会保険加入状況について組込版）: 同上
+    "AZ7": frozenset({"company"}),  # 社会保険加入状況: 元請、当該下請（上位は自身の下位のみ）
 }
 
 

@@ -21,11 +21,10 @@ from typing import Any
 
 from server.domain.accounts import Actor
 from server.domain.roster import LEADER_POSITIONS
-from server.domain.visibility import Visibility
-from server.errors import Forbidden
 from server.exports import Row
+from server.exports.report import Layout
 from server.services import attendance
-from server.services.common import site_or_404, worker_or_404
+from server.services.common import require_reader, site_or_404, tier_label, worker_or_404
 from server.services.context import Context
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
@@ -73,6 +72,12 @@ class Calendar:
         """The same for clients that only read a plain ASCII filename."""
         return f"attendance-calendar_{self.subject['ccus_id']}_{self.month}"
 
+    @property
+    def layout(self) -> Layout:
+        leading, trailing = len(LEADING), len(TRAILING)
+        return Layout(widths=[5, 16, 18, 24, 6, *([4.5] * len(self.days)), 10, 12, 10], freeze="F2",
+                      centered=[False] * leading + [True] * len(self.days) + [False] * trailing)
+
     def header(self) -> list[str]:
         return [*LEADING, *(f"{d.day}({WEEKDAYS[d.weekday()]})" for d in self.days), *TRAILING]
 
@@ -107,19 +112,6 @@ class Calendar:
             "summary": {"workers": len(self.rows), "work_days": sum(r.work_days for r in self.rows),
                         "valid_days": sum(r.valid_days for r in self.rows)},
         }
-
-
-def require_reader(actor: Actor, report: str) -> None:
-    if not Visibility(actor).reads_report(report):
-        raise Forbidden("report_forbidden", ja=f"この帳票（{report}）は、このアカウントでは出力できません",
-                        en=f"this account may not open report {report}", report=report)
-
-
-def tier_label(tier: int | None) -> str:
-    """次数 as printed: 元請, 1次, 2次, …"""
-    if tier is None:
-        return ""
-    return "元請" if tier == 0 else f"{tier}次"
 
 
 def _days(month: str) -> tuple[date, date, tuple[date, ...]]:

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 from server.domain.accounts import Actor
 from server.domain.hierarchy import Node, Status, Tree
 from server.domain.roster import EntryFields
-from server.errors import NotFound, site_not_found, worker_not_found
+from server.domain.visibility import Visibility
+from server.errors import Forbidden, NotFound, site_not_found, worker_not_found
 from server.services.context import Context
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
@@ -109,3 +110,18 @@ def entry_fields(e: t.RosterEntry) -> EntryFields:
         health_checks_other=e.health_checks_other,
         qualification_ids=tuple(e.qualification_ids),
     )
+
+
+def require_reader(actor: Actor, report: str) -> None:
+    """Refuse (403 ``report_forbidden``) an account the seed's table does not let open report
+    ``report`` (its 帳票NO) at all; what it sees in one it may open is the report's own scope."""
+    if not Visibility(actor).reads_report(report):
+        raise Forbidden("report_forbidden", ja=f"この帳票（{report}）は、このアカウントでは出力できません",
+                        en=f"this account may not open report {report}", report=report)
+
+
+def tier_label(tier: int | None) -> str:
+    """次数 as printed: 元請, 1次, 2次, …"""
+    if tier is None:
+        return ""
+    return "元請" if tier == 0 else f"{tier}次"

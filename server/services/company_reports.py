@@ -24,9 +24,9 @@ from typing import Any
 from server.domain.accounts import Actor
 from server.domain.hierarchy import Status
 from server.exports import Row
+from server.exports.report import Layout
 from server.services import hierarchy
-from server.services.calendars import require_reader as require_reader
-from server.services.calendars import tier_label
+from server.services.common import require_reader, tier_label
 from server.services.context import Context
 from server.store.unit_of_work import UnitOfWork
 
@@ -57,10 +57,14 @@ class CompanyList:
         """The same for clients that only read a plain ASCII filename."""
         return f"{ASCII_NAMES[self.number]}_{self.site['ccus_id']}"
 
+    @property
+    def layout(self) -> Layout:
+        return Layout(widths=[5, 6, 30, 18, 30, 10, 24], freeze="D2")
+
     def header(self) -> list[str]:
         return list(HEADER)
 
-    def table(self) -> Iterator[Row]:
+    def table(self, *, totals: bool = False) -> Iterator[Row]:
         for n, c in enumerate(self.companies, 1):
             yield [n, c["tier_label"], c["name"], c["ccus_id"], c["upper"]["name"] if c["upper"] else "",
                    c["status_label"], c["work_name"] or ""]
