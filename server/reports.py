@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from server.domain.accounts import Actor, Role
-from server.domain.attendance import JST
+from server.domain.attendance import parse_time_zone
 from server.services import attendance, corrections, devices
 from server.services.common import site_or_404
 from server.services.context import Context
@@ -32,10 +32,16 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(x.rstrip() for x in out)
 
 
+def zone_label(name: str, day: date) -> str:
+    """The site's zone as staff read it: its name and the offset on that day ("Asia/Tokyo UTC+09:00")."""
+    offset = datetime.combine(day, datetime.min.time(), parse_time_zone(name)).strftime("%z")
+    return f"{name} UTC{offset[:3]}:{offset[3:]}"
+
+
 def _hm(iso: str | None, day: date) -> str:
     if iso is None:
         return "--:--"
-    at = datetime.fromisoformat(iso).astimezone(JST)
+    at = datetime.fromisoformat(iso)  # the services give times in the site's zone, with its offset
     return at.strftime("%H:%M") if at.date() == day else at.strftime("%m/%d %H:%M")
 
 
@@ -58,7 +64,8 @@ def attendance_table(ctx: Context, site_id: int, day: date | None = None) -> str
             str(r["tap_count"]),
             "有効" if r["valid_for_skill_evaluation"] else f"無効（{reasons}）",
         ])
-    head = f"就業履歴 {data['site']['name']}  就業日 {day.isoformat()}（日付の区切り {data['site']['day_boundary']}）"
+    head = (f"就業履歴 {data['site']['name']}  就業日 {day.isoformat()}（日付の区切り {data['site']['day_boundary']}、"
+            f"時刻は {zone_label(data['site']['time_zone'], day)}）")
     body = table(["技能者", "所属", "次", "職種", "立場", "入場", "退場", "打刻", "能力評価"], rows) if rows \
         else "（記録なし）"
     summary = data["summary"]

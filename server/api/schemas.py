@@ -181,6 +181,7 @@ class SiteIn(Body):
     address: str | None = Field(None, json_schema_extra=_max(300))
     manager_name: str | None = Field(None, description="現場担当者名", json_schema_extra=_max(100))
     disclosed_items: list[str] = Field([], description="下請・技能者に公開する項目（4-1）")
+    time_zone: str = Field("Asia/Tokyo", max_length=64, description="現場のタイムゾーン（IANA 名）")
 
 
 class SiteUpdateIn(Body):
@@ -194,6 +195,9 @@ class SiteUpdateIn(Body):
     day_boundary: str | None = Field(
         None, max_length=5,
         description="就業日の区切り時刻 HH:MM（既定 04:00）。夜勤が日付をまたぐ現場は夜勤の退場後の時刻に",
+    )
+    time_zone: str | None = Field(
+        None, max_length=64, description="現場のタイムゾーン（IANA 名。既定 Asia/Tokyo）。時刻はこのゾーンで表示します",
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.domain.accounts import Actor, Role
 from server.domain.roster import LEADER_POSITIONS, EntryFields, Validity
@@ -140,6 +140,24 @@ def parse_boundary(text: str) -> time:
             ja="日付の区切り時刻は HH:MM で指定してください（例: 04:00。夜勤が 05:00 に終わる現場は 06:00 など）",
             en="the day boundary is HH:MM, e.g. 04:00 (a site whose night shift ends at 05:00 uses e.g. 06:00)",
             value=str(text)[:20],
+        ) from None
+
+
+def parse_time_zone(text: str) -> ZoneInfo:
+    """A site's time zone as an IANA name ("Asia/Tokyo"): where its work days begin and end and the
+    zone every time shown about the site is printed in, with its offset. A site abroad (a Japanese
+    contractor's site in another country) keeps its own; everything else is Asia/Tokyo."""
+    name = str(text).strip()
+    try:
+        if not name or name.startswith("/") or ".." in name:
+            raise ValueError(name)
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise InvalidInput(
+            "invalid_time_zone",
+            ja="現場のタイムゾーンは IANA の名前で指定してください（例: Asia/Tokyo）",
+            en="the site's time zone is an IANA name, e.g. Asia/Tokyo",
+            value=name[:64],
         ) from None
 
 

@@ -23,7 +23,7 @@ SITE_ITEMS: dict[str, str] = {
     "period": "就業履歴蓄積期間",
     "prime": "元請事業者",
 }
-ALWAYS_SHOWN = ("id", "ccus_id", "name")
+ALWAYS_SHOWN = ("id", "ccus_id", "name", "time_zone")  # the zone: every time about the site reads in it
 
 
 def check_order_type(value: str) -> str:

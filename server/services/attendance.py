@@ -100,7 +100,8 @@ def site_day(ctx: Context, actor: Actor, site_id: int, day: date | None = None, 
         records = [record_view(r, workers[r.worker_id], companies.get(workers[r.worker_id].employer_id), rule)
                    for r in rows]
         out: dict[str, Any] = {
-            "site": {"id": site.id, "name": site.name, "day_boundary": site.day_boundary},
+            "site": {"id": site.id, "name": site.name, "day_boundary": site.day_boundary,
+                     "time_zone": site.time_zone},
             "work_day": day.isoformat(),
             "records": records,
             "summary": {

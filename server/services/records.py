@@ -44,7 +44,7 @@ def utc(at: datetime) -> datetime:
 
 
 def rule_of(site: t.Site) -> rules.DayRule:
-    return rules.DayRule(boundary=rules.parse_boundary(site.day_boundary))
+    return rules.DayRule(boundary=rules.parse_boundary(site.day_boundary), tz=rules.parse_time_zone(site.time_zone))
 
 
 def _domain_tap(row: t.Tap) -> rules.Tap:

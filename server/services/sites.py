@@ -16,7 +16,7 @@ from server.domain.accounts import (
     require_role,
     require_site_access,
 )
-from server.domain.attendance import parse_boundary
+from server.domain.attendance import parse_boundary, parse_time_zone
 from server.domain.hierarchy import (
     Status,
     Tree,
@@ -40,6 +40,7 @@ class SiteIn:
     address: str | None = None
     manager_name: str | None = None
     disclosed_items: tuple[str, ...] = ()
+    time_zone: str = "Asia/Tokyo"
 
 
 def _site_full(site: t.Site, prime: t.Company) -> dict[str, Any]:
@@ -55,6 +56,7 @@ def _site_full(site: t.Site, prime: t.Company) -> dict[str, Any]:
         "prime": {"id": prime.id, "ccus_id": prime.ccus_id, "name": prime.name},
         "disclosed_items": list(site.disclosed_items),
         "day_boundary": site.day_boundary,
+        "time_zone": site.time_zone,
     }
 
 
@@ -92,6 +94,7 @@ def create_site(ctx: Context, actor: Actor, data: SiteIn, *, uow: UnitOfWork | N
     site_rules.check_order_type(data.order_type)
     site_rules.check_period(data.period_start, data.period_end)
     items = site_rules.check_disclosed_items(data.disclosed_items)
+    zone = parse_time_zone(data.time_zone).key
     if not data.name.strip():
         raise InvalidInput("site_name_required", ja="現場名を入力してください", en="a site name is required")
     with ctx.write(uow) as uow:
@@ -108,6 +111,7 @@ def create_site(ctx: Context, actor: Actor, data: SiteIn, *, uow: UnitOfWork | N
             period_start=data.period_start,
             period_end=data.period_end,
             disclosed_items=items,
+            time_zone=zone,
             created_at=now,
         )
         uow.add(site)
@@ -128,6 +132,7 @@ _REQUIRED_SITE_FIELDS = {
     "period_end": "就業履歴蓄積期間（終了）",
     "disclosed_items": "公開設定の項目",
     "day_boundary": "日付の区切り時刻",
+    "time_zone": "タイムゾーン",
 }
 
 
@@ -159,12 +164,14 @@ def update_site(
                 raise InvalidInput("site_name_required", ja="現場名を入力してください", en="a site name is required")
             elif key == "day_boundary":
                 value = parse_boundary(value).strftime("%H:%M")
+            elif key == "time_zone":
+                value = parse_time_zone(value).key
             elif key not in ("address", "manager_name", "period_start", "period_end", "name"):
                 raise InvalidInput("unknown_field", ja=f"変更できない項目です: {key}", en=f"cannot change {key}")
             setattr(site, key, value)
         site_rules.check_period(site.period_start, site.period_end)
         audit(ctx, uow, actor, "site.update", "site", site.id, before, snapshot(site), site_id=site.id)
-        if {"day_boundary", "period_start", "period_end"} & set(changes):
+        if {"day_boundary", "time_zone", "period_start", "period_end"} & set(changes):
             uow.flush()
             records.rebuild_site(ctx, uow, site)  # taps may fall on other days, validity may change
         return site_view_for(uow, actor, site)

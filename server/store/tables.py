@@ -161,6 +161,9 @@ class Site(Base):
     disclosed_items: Mapped[list[Any]] = mapped_column(nullable=False, default=list)
     # Where one work day ends and the next begins, local "HH:MM" (see domain.attendance.DayRule).
     day_boundary: Mapped[str] = mapped_column(String(5), nullable=False, default="04:00", server_default="04:00")
+    # IANA zone of the site: its work days, and every time shown about it (domain.attendance.parse_time_zone).
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, default="Asia/Tokyo",
+                                           server_default="Asia/Tokyo")
     created_at: Mapped[datetime] = _ts()
     __table_args__ = (
         CheckConstraint("length(ccus_id) = 14", name="ccus_id_len"),

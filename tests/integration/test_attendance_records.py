@@ -146,6 +146,23 @@ def test_a_night_shift_stays_one_record_when_the_site_day_boundary_is_after_its_
                            code="invalid_day_boundary")
 
 
+def test_a_site_abroad_keeps_its_own_time_zone_for_its_work_days_and_shows_times_with_that_offset(
+        gates: Gates) -> None:
+    w = _worker(gates, "海外 現場", UID_A)
+    gates.tap(UID_A, jst(25, 20, 0))  # 2026-11-25 20:00 in Japan is 06:00 the same day in New York
+    assert gates.record_of(w, "2026-11-25")["entry_at"] == "2026-11-25T20:00:00+09:00"
+    site = gates.prime.owner.ok("PATCH", f"/sites/{gates.site.id}", {"time_zone": "America/New_York"})
+    assert site["time_zone"] == "America/New_York"
+    assert gates.day("2026-11-25")["site"]["time_zone"] == "America/New_York"
+    assert gates.record_of(w, "2026-11-25")["entry_at"] == "2026-11-25T06:00:00-05:00"
+    gates.prime.owner.ok("PATCH", f"/sites/{gates.site.id}", {"time_zone": "Asia/Tokyo"})
+    assert gates.record_of(w, "2026-11-25")["entry_at"] == "2026-11-25T20:00:00+09:00"
+    for bad in ("Mars/Olympus", "../../etc/passwd", "", "JST+9"):
+        gates.prime.owner.fail("PATCH", f"/sites/{gates.site.id}", {"time_zone": bad}, status=422,
+                               code="invalid_time_zone")
+    assert gates.prime.owner.ok("GET", f"/sites/{gates.site.id}")["time_zone"] == "Asia/Tokyo"
+
+
 def test_taps_of_an_unlinked_card_are_listed_for_the_prime_and_attributed_when_the_card_is_linked(
         gates: Gates) -> None:
     w = _worker(gates, "カード 未登録", UID_B)  # holds UID_B; UID_A is a new card nobody has yet

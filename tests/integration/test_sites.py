@@ -146,6 +146,7 @@ def test_subcontractors_and_workers_see_only_the_items_the_prime_discloses(api: 
         "id": site.id,
         "ccus_id": site.ccus_id,
         "name": site.name,
+        "time_zone": "Asia/Tokyo",  # always shown: every time about the site reads in it
         "address": "東京都 港区 虎ノ門",
         "order_type": "private",
         "order_type_label": "民間工事",
@@ -174,7 +175,7 @@ def test_subcontractors_and_workers_see_only_the_items_the_prime_discloses(api: 
     # With nothing disclosed, only the site's ID and name are shown.
     bare = api.site(prime, "西棟新築工事")
     api.registered(bare, prime, bare.root, first)
-    assert set(first.owner.ok("GET", f"/sites/{bare.id}")) == {"id", "ccus_id", "name"}
+    assert set(first.owner.ok("GET", f"/sites/{bare.id}")) == {"id", "ccus_id", "name", "time_zone"}
 
 
 def test_only_the_prime_edits_a_site(api: Api) -> None:
@@ -207,6 +208,7 @@ def test_only_the_prime_edits_a_site(api: Api) -> None:
         "id": site.id,
         "ccus_id": site.ccus_id,
         "name": site.name,
+        "time_zone": "Asia/Tokyo",
         "manager_name": "現場 次郎",
         "period": {"start": "2026-04-01", "end": "2027-12-31"},
         "prime": {"id": prime.id, "ccus_id": prime.ccus_id, "name": prime.name},
