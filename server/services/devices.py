@@ -8,6 +8,7 @@ import hashlib
 import secrets
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from protocol.messages import DeviceConfig, DeviceStatus, SiteRef, card_digest, encode
 from protocol.topics import check_device_id
@@ -27,7 +28,30 @@ DIRECTIONS = ("in", "out", "auto")
 SILENT_AFTER_S = 180
 
 
-def device_view(d: t.Device, now: datetime) -> dict[str, Any]:
+def _zone(uow: UnitOfWork, site_id: int | None) -> ZoneInfo | None:
+    """The zone a gate's times are shown in: its site's (None: a gate on no site, shown in UTC)."""
+    site = uow.get(t.Site, site_id) if site_id is not None else None
+    return records.rule_of(site).tz if site is not None else None
+
+
+def _in_zone(value: datetime | str | None, tz: ZoneInfo | None) -> str | None:
+    """A time as the site's staff read it: ISO 8601 in the site's zone, with its offset. A time the
+    gate reported (its status) that is not a readable time is passed on as the gate sent it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if value.tzinfo is None:
+            return value.isoformat()
+    at = as_aware(value)
+    return (at.astimezone(tz) if tz is not None else at).isoformat()
+
+
+def device_view(d: t.Device, now: datetime, tz: ZoneInfo | None = None) -> dict[str, Any]:
+    """A gate as its site's staff see it; ``tz``: the site's zone, for every time shown."""
     st = d.status or {}
     last = as_aware(d.last_seen_at) if d.last_seen_at else None
     silent = d.online and last is not None and (now - last).total_seconds() > SILENT_AFTER_S
@@ -40,10 +64,10 @@ def device_view(d: t.Device, now: datetime) -> dict[str, Any]:
         "retired": d.retired_at is not None,
         "online": bool(d.online and not silent),
         "state_label": "退役" if d.retired_at else ("オンライン" if d.online and not silent else "オフライン"),
-        "last_seen_at": last.isoformat() if last else None,
+        "last_seen_at": _in_zone(last, tz),
         "buffer_depth": st.get("buffer_depth"),
-        "oldest_unacked_at": st.get("oldest_unacked_at"),
-        "last_tap_at": st.get("last_tap_at"),
+        "oldest_unacked_at": _in_zone(st.get("oldest_unacked_at"), tz),
+        "last_tap_at": _in_zone(st.get("last_tap_at"), tz),
         "reader": st.get("reader"),
         "clock_synced": st.get("clock_synced"),
         "firmware": st.get("firmware"),
@@ -110,20 +134,20 @@ def register(ctx: Context, actor: Actor, site_id: int, device_id: str, name: str
         # Taps the gate took before it was registered (held) become taps and records of this site,
         # in this transaction: the registration and its records commit together.
         released = ingest.release_held(ctx, device_id, uow=uow)
-        return {**device_view(d, ctx.now()), "held_taps_stored": released}
+        return {**device_view(d, ctx.now(), _zone(uow, d.site_id)), "held_taps_stored": released}
 
 
 def list_for_site(ctx: Context, actor: Actor, site_id: int, include_retired: bool = False, *,
                   uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
     with ctx.read(uow) as uow:
         _prime_site(uow, actor, site_id)
-        now = ctx.now()
-        return [device_view(d, now) for d in uow.devices.of_site(site_id, include_retired=include_retired)]
+        now, tz = ctx.now(), _zone(uow, site_id)
+        return [device_view(d, now, tz) for d in uow.devices.of_site(site_id, include_retired=include_retired)]
 
 
 def _tap_version(tech: str, uid: str, direction: str, at: datetime, clock_synced: bool, boot_id: str,
-                 mono_ms: int) -> dict[str, Any]:
-    return {"card": {"tech": tech, "uid": uid}, "direction": direction, "at": as_aware(at).isoformat(),
+                 mono_ms: int, tz: ZoneInfo | None) -> dict[str, Any]:
+    return {"card": {"tech": tech, "uid": uid}, "direction": direction, "at": _in_zone(at, tz),
             "clock_synced": clock_synced, "boot_id": boot_id, "mono_ms": mono_ms}
 
 
@@ -134,13 +158,14 @@ def tap_conflicts(ctx: Context, actor: Actor, site_id: int, *,
     repeats seqs; a forged tap in a gate's name is refused by the broker, but not by us alone)."""
     with ctx.read(uow) as uow:
         _prime_site(uow, actor, site_id)
-        rows = uow.taps.conflicts_of_site(site_id)
+        rows, tz = uow.taps.conflicts_of_site(site_id), _zone(uow, site_id)
         return [{
             "device_id": device_id, "buffer_id": c.buffer_id, "seq": c.seq,
-            "received_at": as_aware(c.received_at).isoformat(),
+            "received_at": _in_zone(c.received_at, tz),
             "stored": _tap_version(tap.card_tech, tap.card_uid, tap.direction, tap.at, tap.clock_synced, tap.boot_id,
-                                   tap.mono_ms),
-            "other": _tap_version(c.card_tech, c.card_uid, c.direction, c.at, c.clock_synced, c.boot_id, c.mono_ms),
+                                   tap.mono_ms, tz),
+            "other": _tap_version(c.card_tech, c.card_uid, c.direction, c.at, c.clock_synced, c.boot_id, c.mono_ms,
+                                  tz),
         } for c, tap, device_id in rows]
 
 
@@ -183,7 +208,7 @@ def update(ctx: Context, actor: Actor, device_id: str, changes: dict[str, Any], 
         audit(ctx, uow, actor, "device.update", "device", d.id, before, snapshot(d), site_id=d.site_id)
         uow.flush()
         released = ingest.release_held(ctx, d.device_id, uow=uow) if d.site_id is not None else 0
-        return {**device_view(d, ctx.now()), "held_taps_stored": released}
+        return {**device_view(d, ctx.now(), _zone(uow, d.site_id)), "held_taps_stored": released}
 
 
 def retire(ctx: Context, actor: Actor, device_id: str, *, uow: UnitOfWork | None = None) -> dict[str, Any]:
@@ -193,7 +218,7 @@ def retire(ctx: Context, actor: Actor, device_id: str, *, uow: UnitOfWork | None
         before = snapshot(d)
         d.retired_at = ctx.now()
         audit(ctx, uow, actor, "device.retire", "device", d.id, before, snapshot(d), site_id=d.site_id)
-        return device_view(d, ctx.now())
+        return device_view(d, ctx.now(), _zone(uow, d.site_id))
 
 
 def record_status(ctx: Context, status: DeviceStatus, *, uow: UnitOfWork | None = None) -> bool:
