@@ -18,7 +18,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from server import config as config_mod
 from server import updates
@@ -33,6 +33,7 @@ def _context(cfg: config_mod.ServerConfig) -> Context:
         token_ttl=timedelta(hours=cfg.auth.token_ttl_hours),
         max_failed_logins=cfg.auth.max_failed_logins,
         lock_duration=timedelta(minutes=cfg.auth.lock_minutes),
+        site_fee_per_worker_day=cfg.reports.site_fee_per_worker_day,
     )
 
 
@@ -229,6 +230,89 @@ def cmd_sites(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_atomically(path: str, chunks: Any) -> None:
+    """Write the file whole or not at all: into a temporary file beside it, then renamed over it, so
+    a refused or failed report never leaves a half-written file where staff expect the report."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".genba-report-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):  # never created or already renamed
+            os.unlink(tmp)
+        raise
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """One 帳票 as an account sees it: the account logs in as on the web (same password, same
+    throttle), so the file holds exactly what the API would give that account, never more."""
+    import json
+
+    from server.exports.report import Tabular, render
+    from server.forms.layout import Form, to_bytes
+    from server.services import catalog, logins
+
+    def refuse(message: str, code: str) -> int:
+        print(f"エラー: {spec.number} {spec.title} は{message} ({code})", file=sys.stderr)
+        return 2
+
+    spec = catalog.REPORTS[args.name]
+    ref = getattr(args, spec.subject)
+    if ref is None:
+        return refuse(f" --{spec.subject} {catalog.SUBJECT_LABELS[spec.subject]} で対象を指定してください",
+                      "missing_subject")
+    if spec.needs_month and not args.month:
+        return refuse(" --month YYYY-MM で月を指定してください", "missing_month")
+    if spec.is_form and args.format != "xlsx":
+        return refuse("印刷用の様式です。--format xlsx（既定）で書き出してください", "form_is_xlsx_only")
+    company = args.company if spec.takes_company else None
+    if spec.subject != "company" and args.company and not spec.takes_company:
+        return refuse(" --company を使いません", "company_not_taken")
+    cfg = config_mod.load(args.config)
+    if not _require_db(cfg):
+        return 2
+    password = os.environ.get("GENBA_PASSWORD") or getpass.getpass(f"{args.login} のパスワード: ")
+    ctx = _context(cfg)
+    token: str | None = None
+    try:
+        # The CLI runs on the server host: its logins count as a local client's.
+        token = str(logins.login(ctx, args.login, password, source="127.0.0.1")["token"])
+        actor = logins.authenticate(ctx, token)
+        asked = catalog.Asked(
+            subject_id=ref if isinstance(ref, int) else catalog.subject_id(ctx, spec.subject, ref),
+            month=args.month or "",
+            company_id=catalog.subject_id(ctx, "company", company) if company else None,
+        )
+        report = spec.make(ctx, actor, asked)
+        chunks: Any
+        if spec.is_form:
+            chunks = iter([to_bytes(cast(Form, report).workbook())])
+        elif args.format == "json":
+            chunks = iter([json.dumps(cast(Tabular, report).as_json(), ensure_ascii=False, indent=2).encode() + b"\n"])
+        else:
+            chunks, _ = render(cast(Tabular, report), args.format, args.encoding)
+        out = args.out or f"{report.file_stem}.{args.format}"
+        if out == "-":
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        else:
+            _write_atomically(out, chunks)
+            print(f"{spec.number} {spec.title} を書き出しました: {out}", file=sys.stderr)
+    finally:
+        if token is not None:
+            with contextlib.suppress(GenbaError):  # the session ends with the command either way
+                logins.logout(ctx, token)
+        ctx.store.dispose()
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     import codecs
 
@@ -340,6 +424,13 @@ def _port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"ポート番号は 1〜65535 で指定してください (a TCP port): {text}")
     return value
+
+
+def _month(text: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"月は YYYY-MM で指定してください（例: 2026-11）。入力: {text} (a month is YYYY-MM)")
+    return text.strip()
 
 
 def _day(text: str) -> date:
@@ -472,6 +563,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(sp)
     sp.set_defaults(func=cmd_sites)
+
+    from server.services.catalog import REPORTS, ReportSpec
+
+    def usage(s: ReportSpec) -> str:
+        extra = (" --month" if s.needs_month else "") + (" [--company]" if s.takes_company else "")
+        return f"  {s.name:<22} {s.number:<6} {s.title}（--{s.subject}{extra}{'、xlsx のみ' if s.is_form else ''}）"
+
+    order = {n: i for i, n in enumerate(("1", "2", "3", "4", "-", "A"))}
+    listing = "\n".join(usage(s) for s in sorted(REPORTS.values(), key=lambda s: (order[s.number[0]], s.number)))
+    sp = sub.add_parser(
+        "report", help="帳票を CSV・Excel・JSON で書き出す（アカウントでログインし、そのアカウントに見える範囲）",
+        description="帳票を、指定したアカウントで見える範囲で書き出します。パスワードは環境変数 GENBA_PASSWORD か"
+        "入力で渡します。現場・技能者・事業者は CCUS の ID（現場ID・技能者ID・事業者ID）で指定します。",
+        epilog="帳票:\n" + listing + "\n\n例: genba-server report attendance-calendar --site 40224614116771 "
+        "--month 2026-11 --format xlsx --login genba01",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common(sp)
+    sp.add_argument("name", choices=sorted(REPORTS), metavar="NAME", help="帳票の名前（下の一覧）")
+    sp.add_argument("--login", required=True, metavar="LOGIN_ID", help="ログインID（このアカウントに見える範囲で出力）")
+    sp.add_argument("--site", type=_site, help=_SITE_HELP)
+    sp.add_argument("--worker", metavar="技能者ID", help="技能者ID（14桁）")
+    sp.add_argument("--company", metavar="事業者ID",
+                    help="事業者ID（14桁）。安全書類（AZ5・AZ6・AZ7）では現場のどの下請の書類か（省略時は自社）")
+    sp.add_argument("--month", type=_month, metavar="YYYY-MM", help="対象の月（就業履歴の帳票）")
+    sp.add_argument("--format", choices=["csv", "xlsx", "json"], default="xlsx", help="形式（既定 xlsx）")
+    sp.add_argument("--encoding", choices=["utf-8", "cp932"], default="utf-8",
+                    help="CSV の文字コード（既定 utf-8 BOM 付き。古い取り込みツールには cp932）")
+    sp.add_argument("--out", metavar="FILE",
+                    help="書き出すファイル（省略時は帳票名_ID_月.形式 をカレントディレクトリに。- は標準出力）")
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser(
         "import",

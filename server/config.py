@@ -8,6 +8,8 @@
     token_ttl_hours = 12
     max_failed_logins = 10       # wrong passwords per login ID and address before each further try waits
     lock_minutes = 15            # the longest such wait (1 s, 2 s, 4 s … up to this)
+    [reports]
+    site_fee_per_worker_day = 10 # CCUS 現場利用料 per 人日, in yen (the 元請's monthly estimate)
     [mqtt]                       # the gates' broker; enabled = false runs the HTTP API alone
     host = "localhost"
     port = 1883
@@ -47,6 +49,13 @@ class AuthConfig(Strict):
     token_ttl_hours: float = Field(12, gt=0, le=24 * 30)
     max_failed_logins: int = Field(10, ge=3, le=100)
     lock_minutes: float = Field(15, gt=0, le=24 * 60)
+
+
+class ReportsConfig(Strict):
+    """The 帳票. ``site_fee_per_worker_day``: what CCUS charges the 元請 per 人日 (現場利用料), for the
+    monthly estimate; change it when CCUS revises its fees."""
+
+    site_fee_per_worker_day: int = Field(10, ge=0, le=10_000)
 
 
 class MqttConfig(Strict):
@@ -89,6 +98,7 @@ class ServerConfig(Strict):
     database_url: str = "sqlite:///genba.db"
     http: HttpConfig = HttpConfig()
     auth: AuthConfig = AuthConfig()
+    reports: ReportsConfig = ReportsConfig()
     mqtt: MqttConfig = MqttConfig()
 
     @field_validator("database_url")

@@ -29,7 +29,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from server import metrics
-from server.api import attendance, auth, companies, consents, devices, reference, reports, roster, sites
+from server.api import (
+    attendance,
+    auth,
+    companies,
+    consents,
+    devices,
+    ledgers,
+    reference,
+    reports,
+    roster,
+    safety_documents,
+    site_reports,
+    sites,
+    worker_reports,
+)
 from server.errors import (
     Conflict,
     Forbidden,
@@ -207,7 +221,8 @@ def create_app(ctx: Context, ingest: metrics.BrokerLink | None = None, *, mqtt_c
         log.exception("unhandled error")
         return _error(500, "internal_error", "サーバー内部でエラーが発生しました", "internal server error")
 
-    modules = (auth, companies, sites, roster, consents, devices, attendance, reports, reference)
+    modules = (auth, companies, sites, roster, consents, devices, attendance, reports, reference, worker_reports,
+               site_reports, ledgers, safety_documents)
     for module in modules:
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     method_table = _method_table([m.router for m in modules])

@@ -20,7 +20,7 @@ from server.api.deps import Ctx, CurrentActor
 from server.api.schemas import PathId, QueryId
 from server.exports import csv, xlsx
 from server.exports.report import Tabular, render
-from server.services import calendars, company_reports
+from server.services import attendance_reports, calendars, company_reports
 
 router = APIRouter(tags=["reports"])
 Month = Annotated[str, Query(description="YYYY-MM", max_length=7)]
@@ -63,6 +63,25 @@ def site_calendar(ctx: Ctx, actor: CurrentActor, site_id: PathId, month: Month, 
     return report_response(report, fmt, encoding)
 
 
+@router.get("/sites/{site_id}/reports/attendance-totals", response_model=None, responses=FILE_RESPONSES)
+def site_attendance_totals(ctx: Ctx, actor: CurrentActor, site_id: PathId, month: Month, fmt: Format = "json",
+                           encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
+    """帳票 2-1 就業履歴（月別計）: 技能者ごとの行（就業日数、能力評価に有効な日数、職長・班長日数、初回・最終就業日）。
+    見える範囲は就業履歴と同じ: 元請は全員、上位下請は自社の系統、所属事業主は自社の技能者、技能者は本人の行のみ。"""
+    report = attendance_reports.site_totals(ctx, actor, site_id, month)
+    return report_response(report, fmt, encoding)
+
+
+@router.get("/sites/{site_id}/reports/attendance-list", response_model=None, responses=FILE_RESPONSES)
+def site_attendance_list(ctx: Ctx, actor: CurrentActor, site_id: PathId, month: Month, fmt: Format = "json",
+                         encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
+    """帳票 2-2 就業履歴一覧（月別集約）: 就業履歴 1 件につき 1 行（日付、技能者、入退場時刻（現場のタイムゾーン）、
+    職種・立場・作業内容・有害物質、健康保険・年金保険・雇用保険・建退共の加入状況（見えない項目は「非開示」）、
+    能力評価）。出力できるのは所属事業主・元請・上位下請（技能者は 403）。"""
+    report = attendance_reports.site_list(ctx, actor, site_id, month)
+    return report_response(report, fmt, encoding)
+
+
 @router.get("/sites/{site_id}/reports/subcontractors", response_model=None, responses=FILE_RESPONSES)
 def site_subcontractors(ctx: Ctx, actor: CurrentActor, site_id: PathId, fmt: Format = "json",
                         encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
@@ -87,4 +106,13 @@ def worker_calendar(ctx: Ctx, actor: CurrentActor, worker_id: PathId, month: Mon
     """帳票 2-3 就業履歴（月別カレンダー）: 技能者 1 人の月（全現場、または site_id の現場のみ）。
     見える範囲: 技能者本人、所属事業主、元請、上位下請。"""
     report = calendars.worker_calendar(ctx, actor, worker_id, month, site_id)
+    return report_response(report, fmt, encoding)
+
+
+@router.get("/workers/{worker_id}/reports/attendance-totals", response_model=None, responses=FILE_RESPONSES)
+def worker_attendance_totals(ctx: Ctx, actor: CurrentActor, worker_id: PathId, month: Month, fmt: Format = "json",
+                             encoding: Encoding = "utf-8") -> dict[str, Any] | StreamingResponse:
+    """帳票 2-1 就業履歴（月別計）: 技能者 1 人の月、現場ごとの行と月の合計（2 現場で働いた日も 1 就業日）。
+    見える範囲: 技能者本人、所属事業主、元請、上位下請（それぞれ見える現場の分）。"""
+    report = attendance_reports.worker_totals(ctx, actor, worker_id, month)
     return report_response(report, fmt, encoding)

@@ -329,3 +329,52 @@ class Visibility:
         if a.company_id == employer_id or is_proxy_agent:
             return WorkerScope(everything=True)
         return WorkerScope(disclosed=self.disclosure_grant)
+
+    def relates_to_company(self, company_id: int, *, own_employer_id: int | None, trees: Iterable[Tree]) -> bool:
+        """The parties the seed names 技能者、所属事業者、元請、上位下請 for a company (【1-3】所属技能者統計情報):
+        the company itself (any of its IDs), a worker it employs (``own_employer_id``: the signed-in
+        worker's employer), and a company whose registered node is above the company's registered node
+        (the 元請: anywhere) on one of ``trees``, the sites the company is registered on. Only 登録 rows
+        count: an invitation not yet approved puts nobody's workers under anyone. ``trees`` is read
+        lazily, so the sites after the first that answers yes are never loaded."""
+        a = self.actor
+        if a.role == Role.WORKER:
+            return own_employer_id is not None and own_employer_id == company_id
+        if not a.is_company or a.company_id is None:
+            return False
+        if a.company_id == company_id:
+            return True
+        for tree in trees:
+            node = tree.node_of_company(company_id)
+            if node is not None and node.status == Status.REGISTERED and node.id in self.seen_nodes(tree):
+                return True
+        return False
+
+    # -- 安全書類 (the seed's AZ rows): which companies' blocks a form shows ------------------------------
+    def ledger_nodes(self, tree: Tree) -> frozenset[int] | None:
+        """AZ1 施工体制台帳 (元請、1次下請): the 元請 its own block and every 1次's; a registered 1次 the
+        元請's block and its own; None (refused) for anyone else, a 2次 or lower included."""
+        mine = self.member_node(tree)
+        if mine is None:
+            return None
+        if mine.parent_id is None:
+            return frozenset({mine.id} | {n.id for n in tree.children(mine.id)})
+        if mine.parent_id == tree.root.id:
+            return frozenset({tree.root.id, mine.id})
+        return None
+
+    def branch(self, tree: Tree) -> frozenset[int]:
+        """施工体系図にある事業者（自身の枝のみ） (AZ2–AZ4): a registered company its node, the path up to the
+        元請 and its subtree; the 元請 the whole tree. Nothing for anyone else: an invitee is not on the
+        施工体系図 until it approves."""
+        mine = self.member_node(tree)
+        if mine is None:
+            return frozenset()
+        below = {d.id for d in tree.descendants(mine.id)}
+        return frozenset({mine.id} | below | {a.id for a in tree.ancestors(mine.id)})
+
+    def subcontractor_nodes(self, tree: Tree) -> frozenset[int]:
+        """元請、当該下請（上位は自身の下位のみ） (AZ5–AZ7): the subcontractors whose documents the account
+        opens. The 元請 every one; a registered subcontractor itself and those below it; never a company
+        above or beside (the 元請 has no such document of its own)."""
+        return self.seen_nodes(tree) - {tree.root.id}

@@ -27,6 +27,9 @@ class Context:
     fast_hashing: bool = False
     max_failed_logins: int = 10
     lock_duration: timedelta = timedelta(minutes=15)
+    # CCUS 現場利用料 per 人日 (one worker, site and day with a record), in yen: 10 since CCUS's fee
+    # revision of 2020-10-01 (https://ccus.jp/p/announce20201001full). Only the 元請's estimate reads it.
+    site_fee_per_worker_day: int = 10
     hasher: PasswordHasher = field(init=False)
 
     def __post_init__(self) -> None:

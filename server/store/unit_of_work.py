@@ -28,8 +28,10 @@ from server.store.repositories.audit import AuditRepository
 from server.store.repositories.companies import CompanyRepository
 from server.store.repositories.devices import DeviceRepository
 from server.store.repositories.imports import ImportJournalRepository
+from server.store.repositories.ledgers import LedgerRepository
 from server.store.repositories.records import RecordRepository
 from server.store.repositories.roster import RosterRepository
+from server.store.repositories.safety import SafetyRepository
 from server.store.repositories.sites import SiteRepository
 from server.store.repositories.taps import TapRepository
 from server.store.repositories.workers import WorkerRepository
@@ -85,6 +87,14 @@ class UnitOfWork:
     @cached_property
     def imports(self) -> ImportJournalRepository:
         return ImportJournalRepository(self._session)
+
+    @cached_property
+    def safety(self) -> SafetyRepository:
+        return SafetyRepository(self._session)
+
+    @cached_property
+    def ledgers(self) -> LedgerRepository:
+        return LedgerRepository(self._session)
 
     # -- the unit itself ----------------------------------------------------------------------------
     def get(self, model: type[M], ident: Any, *, lock: bool = False) -> M | None:

@@ -340,6 +340,15 @@ MATRIX: list[Expect] = [
     E("GET", "/sites/{site}/reports/attendance-calendar", _s(P, U, L), f"{SEED} 2-4 就業履歴一覧（月別カレンダー）: "
       "所属事業主, 元請, 上位下請 (not the worker: 403 report_forbidden)",
       query=lambda i: {"month": i["month"]}, hide={U: OTHER_WORKER, L: OTHER_WORKER}),
+    E("GET", "/sites/{site}/reports/attendance-totals", _s(P, U, L, W), f"{SEED} 2-1 就業履歴（月別計）: "
+      "技能者(本人のみ: its own line), 所属事業主, 元請, 上位下請",
+      query=lambda i: {"month": i["month"]}, hide={U: OTHER_WORKER, L: OTHER_WORKER, W: OTHER_WORKER}),
+    E("GET", "/sites/{site}/reports/attendance-list", _s(P, U, L), f"{SEED} 2-2 就業履歴一覧（月別集約）: "
+      "所属事業主, 元請, 上位下請 (not the worker: 403 report_forbidden)",
+      query=lambda i: {"month": i["month"]}, hide={U: OTHER_WORKER, L: OTHER_WORKER}),
+    E("GET", "/workers/{worker}/reports/attendance-totals", _s(P, U, L, W), f"{SEED} 2-1 就業履歴（月別計）: "
+      "技能者(本人のみ), 所属事業主, 元請, 上位下請",
+      query=lambda i: {"month": i["month"]}),
     E("GET", "/sites/{site}/reports/subcontractors", _s(P, U, L), f"{SEED} 3-2 下位事業者一覧: 元請, 上位下請 (not the "
       f"worker: 403 report_forbidden); {TREE}", hide={U: SIBLING, L: SIBLING}),
     E("GET", "/sites/{site}/reports/companies", _s(P, U, L, W), f"{SEED} 3-3 施工体制登録事業者一覧: 技能者(自社のみ), "
@@ -347,6 +356,48 @@ MATRIX: list[Expect] = [
     E("GET", "/workers/{worker}/reports/attendance-calendar", _s(P, U, L, W), f"{SEED} 2-3 就業履歴（月別カレンダー）: "
       "技能者(本人のみ), 所属事業主, 元請, 上位下請",
       query=lambda i: {"month": i["month"]}),
+    E("GET", "/workers/{worker}/reports/profile", _s(L, W), f"{SEED} 1-1 技能者情報: 技能者, 所属事業主 (the 元請 and "
+      "upper see the worker on their roster: 403 report_forbidden; unrelated: 404)"),
+    E("GET", "/companies/{lower}/reports/workers", _s(L), f"{SEED} 1-2 所属技能者一覧: 所属事業主; other companies "
+      "list only what both sides disclosed (nothing here: an empty list; tests/integration/test_worker_reports.py), "
+      "the worker 403", unjudged=_s(P, U, X)),
+    E("GET", "/companies/{lower}/reports/worker-statistics", _s(P, U, L, W), f"{SEED} 1-3 所属技能者統計情報: 技能者, "
+      "所属事業者, 元請, 上位下請 (unrelated: 404)"),
+    E("GET", "/sites/{site}/reports/roster", _s(P, U, L, W), f"{SEED} 1-4 施工体制登録技能者一覧: 技能者(本人のみ), "
+      "所属事業主, 元請, 上位下請 (as GET /sites/{site}/roster)",
+      hide={U: OTHER_WORKER, L: OTHER_WORKER, W: OTHER_WORKER}),
+    E("GET", "/companies/{lower}/reports/profile", _s(P, U, L, W), f"{SEED} 3-1 事業者情報: 技能者, 所属事業主, 元請, "
+      "上位下請 (unrelated: 404, unlike GET /companies/{id})"),
+    E("GET", "/sites/{site}/reports/site", _s(P, U, L, W), f"{SEED} 4-1 現場・契約情報: 技能者, 元請, 上位下請 "
+      "(only the 元請's 公開設定項目: the world's site discloses none, so not its 現場担当者名)",
+      hide={U: "現場 太郎", L: "現場 太郎", W: "現場 太郎"}),
+    E("GET", "/companies/{lower}/reports/sites", _s(L), f"{SEED} 4-2 自社に関する現場一覧: the company's own accounts "
+      "(other companies: 404; the worker: 403 report_forbidden)"),
+    E("GET", "/sites/{site}/reports/fee", _s(P), "現場利用料 estimate: the 元請 is charged, only it (others on the "
+      "site: 403 prime_only; services.site_reports)", query=lambda i: {"month": i["month"]}),
+    E("GET", "/workers/{worker}/career", _s(P, U, L, W), f"{SEED} 2-1 readers (能力評価 days): 技能者(本人のみ), "
+      "所属事業主, 元請, 上位下請 (services.career)"),
+    # 安全書類 (Excel forms: a zip, so no text marker to look for; what each party's file holds is checked
+    # cell by cell in tests/integration/test_ledgers.py)
+    E("GET", "/sites/{site}/safety-documents/az1", _s(P, U), f"{SEED} AZ1 施工体制台帳: 元請, 1次下請 (the 2次 and "
+      "the worker: 403 report_forbidden)"),
+    E("GET", "/sites/{site}/safety-documents/az3", _s(P, U, L), f"{SEED} AZ3 施工体制台帳（工事担当技術者）: 元請, "
+      "施工体系図にある事業者（自身の枝のみ）"),
+    E("GET", "/sites/{site}/safety-documents/az4", _s(P, U, L), f"{SEED} AZ4 下請負業者編成表: 元請, "
+      "施工体系図にある事業者（自身の枝のみ）"),
+    E("GET", "/sites/{site}/safety-documents/az5", _s(P, U, L), f"{SEED} AZ5 再下請負通知書（変更届）of the 2次: 元請, "
+      "当該下請, 上位は自身の下位のみ (the worker: 403 report_forbidden)", query=lambda i: {"company_id": i["lower"]}),
+    # (what each party's AZ2/AZ6/AZ7 holds is checked cell by cell in tests/integration/test_safety_documents.py)
+    E("GET", "/sites/{site}/safety-documents/az2", _s(P, U, L), f"{SEED} AZ2 "
+      "工事作業所災害防止協議会兼施工体系図: 元請, 施工体系図にある事業者（自身の枝のみ） (the worker: 403 "
+      "report_forbidden; unrelated: 404)"),
+    E("GET", "/sites/{site}/safety-documents/az6-a", _s(P, U, L), f"{SEED} AZ6-a 作業員名簿 of the 2次: 元請, "
+      "当該下請, 上位は自身の下位のみ (the worker: 403 report_forbidden)", query=lambda i: {"company_id": i["lower"]}),
+    E("GET", "/sites/{site}/safety-documents/az6-b", _s(P, U), f"{SEED} AZ6-b "
+      "作業員名簿（社会保険加入状況について組込版） of the 1次: 元請, 当該下請 (the 2次 below it: 404 "
+      "company_not_found)", query=lambda i: {"company_id": i["upper"]}),
+    E("GET", "/sites/{site}/safety-documents/az7", _s(P, U, L), f"{SEED} AZ7 社会保険加入状況 of the 2次: 元請, "
+      "当該下請, 上位は自身の下位のみ (the worker: 403 report_forbidden)", query=lambda i: {"company_id": i["lower"]}),
     E("POST", "/corrections", _s(L, W), "README 事後補正: the worker or the employer asks",
       body=lambda i: {"site_id": i["site"], "worker_id": i["worker"], "work_day": i["yesterday"],
                       "entry_at": f"{i['yesterday']}T08:00:00+09:00", "exit_at": f"{i['yesterday']}T17:00:00+09:00",

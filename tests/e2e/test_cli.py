@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -11,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 from mosquitto import free_port
-from world import Api
+from openpyxl import load_workbook
+from world import PASSWORD, Api
 
 BIN = Path(sys.executable).with_name("genba-server")
 
@@ -182,3 +185,76 @@ def test_sites_on_an_empty_database_says_how_to_register_one(tmp_path: Path) -> 
     assert _run("init", "--config", str(cfg)).returncode == 0
     r = _run("sites", "--config", str(cfg))
     assert r.returncode == 0 and "現場は登録されていません" in r.stdout, r.stderr
+
+
+@pytest.mark.slow
+def test_the_site_office_writes_a_report_as_its_account_sees_it(tmp_path: Path, api: Api, db_url: str) -> None:
+    """`genba-server report` logs in as the account, so the file holds what the API gives it: the
+    元請 gets the 3-3 list of the whole 施工体制, a 1次 its branch, a worker 403 for 3-2."""
+    prime = api.company("基本建設(株)")
+    site = api.site(prime, "エプロ建設工事")
+    first = api.company("アップ一級工務店(株)")
+    api.registered(site, prime, site.root, first)
+    sibling = api.company("別系統設備(株)")
+    api.registered(site, prime, site.root, sibling)
+    cfg = _config(tmp_path, db_url)
+    env = {"GENBA_PASSWORD": PASSWORD}
+    out = tmp_path / "companies.csv"
+    r = _run("report", "companies", "--config", str(cfg), "--site", site.ccus_id, "--login", f"owner{prime.id}",
+             "--format", "csv", "--encoding", "cp932", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "施工体制登録事業者一覧 を書き出しました" in r.stderr
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode("cp932"))))
+    assert rows[0][:4] == ["No.", "次数", "事業者名", "事業者ID"]
+    assert sorted(row[2] for row in rows[1:]) == sorted(["基本建設(株)", "アップ一級工務店(株)", "別系統設備(株)"])
+
+    xlsx = tmp_path / "branch.xlsx"
+    r = _run("report", "companies", "--config", str(cfg), "--site", site.ccus_id, "--login", f"owner{first.id}",
+             "--out", str(xlsx), env=env)
+    assert r.returncode == 0, r.stderr
+    sheet = load_workbook(xlsx).active
+    names = [row[2] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert "アップ一級工務店(株)" in names and "別系統設備(株)" not in names
+
+    form = tmp_path / "roster.xlsx"
+    r = _run("report", "az6-a", "--config", str(cfg), "--site", site.ccus_id, "--company", first.ccus_id,
+             "--login", f"owner{prime.id}", "--out", str(form), env=env)
+    assert r.returncode == 0, r.stderr
+    assert any(site.ccus_id in str(c.value) for row in load_workbook(form).active.iter_rows() for c in row)
+    r = _run("report", "az6-a", "--config", str(cfg), "--site", site.ccus_id, "--company", first.ccus_id,
+             "--login", f"owner{sibling.id}", "--out", str(tmp_path / "other.xlsx"), env=env)
+    assert r.returncode == 2 and "company_not_found" in r.stderr  # a sibling never prints another's roster
+    r = _run("report", "az2", "--config", str(cfg), "--site", site.ccus_id, "--login", f"owner{prime.id}",
+             "--format", "csv", env=env)
+    assert r.returncode == 2 and "form_is_xlsx_only" in r.stderr
+
+    worker = api.worker(first, "技能 太郎")
+    api.worker_login(first, worker)
+    refused = tmp_path / "refused.csv"
+    r = _run("report", "subcontractors", "--config", str(cfg), "--site", site.ccus_id, "--login",
+             f"worker{worker['id']}", "--format", "csv", "--out", str(refused), env=env)
+    assert r.returncode == 2 and "report_forbidden" in r.stderr and "Traceback" not in r.stderr
+    assert not refused.exists() and not list(tmp_path.glob(".genba-report-*"))  # no half file left behind
+
+    r = _run("report", "companies", "--config", str(cfg), "--site", site.ccus_id, "--login", f"owner{prime.id}",
+             env={"GENBA_PASSWORD": "wrong-Pass-2026"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "パスワード" in r.stderr
+    r = _run("report", "attendance-calendar", "--config", str(cfg), "--site", site.ccus_id, "--login",
+             f"owner{prime.id}", env=env)
+    assert r.returncode == 2 and "--month YYYY-MM" in r.stderr
+    r = _run("report", "worker-calendar", "--config", str(cfg), "--worker", "80000000000000", "--month", "2026-11",
+             "--login", f"owner{prime.id}", env=env)
+    assert r.returncode == 2 and "技能者ID 80000000000000 は登録されていません" in r.stderr
+
+
+def test_report_help_lists_each_report_with_its_number_and_what_names_its_subject() -> None:
+    out = _run("report", "--help").stdout
+    assert "attendance-calendar" in out and "2-4" in out and "--site --month" in out
+    assert "GENBA_PASSWORD" in out
+
+
+def test_every_report_of_the_seeds_table_can_be_written_from_the_cli() -> None:
+    from server.domain.visibility import REPORT_READERS
+    from server.services.catalog import REPORTS
+
+    assert {spec.number for spec in REPORTS.values()} >= set(REPORT_READERS)

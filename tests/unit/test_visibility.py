@@ -178,3 +178,45 @@ def test_reports_open_to_the_parties_of_the_seeds_table() -> None:
     assert manager(10, 1).reads_report("2-4")
     assert worker(5).reads_report("2-3") and not worker(5).reads_report("2-4")
     assert not Visibility(Actor(9, Role.OPERATOR)).reads_report("2-4")
+
+
+def test_a_companys_worker_statistics_are_for_itself_its_workers_and_the_companies_above_it() -> None:
+    """【1-3】所属技能者統計情報: 技能者、所属事業者、元請、上位下請 of SECOND (registered under FIRST)."""
+    for v in (owner(SECOND), manager(SECOND, OTHER_SITE), owner(PRIME), owner(FIRST), manager(FIRST, SITE)):
+        assert v.relates_to_company(SECOND, own_employer_id=None, trees=[TREE]), v.actor
+    assert worker(9).relates_to_company(SECOND, own_employer_id=SECOND, trees=[])
+    # Not above it: a sibling's invitee, a stranger, a 現場管理者 bound elsewhere, another company's worker.
+    for v in (owner(INVITED), owner(STRANGER), manager(PRIME, OTHER_SITE), OPERATOR):
+        assert not v.relates_to_company(SECOND, own_employer_id=None, trees=[TREE]), v.actor
+    assert not worker(9).relates_to_company(SECOND, own_employer_id=FIRST, trees=[TREE])
+    # Below is not above: SECOND does not read FIRST's, nor the 元請's.
+    assert not owner(SECOND).relates_to_company(FIRST, own_employer_id=None, trees=[TREE])
+    assert not owner(SECOND).relates_to_company(PRIME, own_employer_id=None, trees=[TREE])
+    # A pending invitation or a declined one puts nobody under anyone.
+    assert not owner(PRIME).relates_to_company(INVITED, own_employer_id=None, trees=[TREE])
+    assert not owner(PRIME).relates_to_company(DECLINED, own_employer_id=None, trees=[TREE])
+
+
+def test_the_construction_ledger_is_the_primes_and_the_first_tiers_and_each_first_tier_sees_only_its_block() -> None:
+    """AZ1 施工体制台帳 (元請、1次下請): which companies' blocks each party's ledger holds."""
+    assert owner(PRIME).ledger_nodes(TREE) == {100, 101, 103, 105}  # the 元請 and every 1次 row (not 辞退)
+    assert owner(FIRST).ledger_nodes(TREE) == {100, 101} == manager(FIRST, SITE).ledger_nodes(TREE)
+    for v in (owner(SECOND), owner(INVITED), owner(STRANGER), manager(FIRST, OTHER_SITE), worker(7), OPERATOR):
+        assert v.ledger_nodes(TREE) is None, v.actor
+
+
+def test_a_company_on_the_safety_chart_sees_its_own_branch_and_the_path_to_the_prime() -> None:
+    """AZ2–AZ4: 元請、施工体系図にある事業者（自身の枝のみ）."""
+    assert owner(PRIME).branch(TREE) == {100, 101, 102, 103, 105}
+    assert owner(FIRST).branch(TREE) == {100, 101, 102} == owner(SECOND).branch(TREE)
+    for v in (owner(INVITED), owner(DECLINED), owner(STRANGER), manager(SECOND, OTHER_SITE), worker(7), OPERATOR):
+        assert v.branch(TREE) == set(), v.actor
+
+
+def test_a_subcontractors_own_documents_are_for_the_prime_itself_and_the_companies_above_it() -> None:
+    """AZ5–AZ7: 元請、当該下請（上位は自身の下位のみ）."""
+    assert owner(PRIME).subcontractor_nodes(TREE) == {101, 102, 103, 105}
+    assert owner(FIRST).subcontractor_nodes(TREE) == {101, 102}
+    assert owner(SECOND).subcontractor_nodes(TREE) == {102}  # never the company above it
+    for v in (owner(INVITED), owner(STRANGER), manager(FIRST, OTHER_SITE), worker(7), OPERATOR):
+        assert v.subcontractor_nodes(TREE) == set(), v.actor

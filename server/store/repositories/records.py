@@ -8,16 +8,20 @@ query is what they come to on stored records, where (site, worker, work day) is 
 就業日数 on one site is the number of its records, its days as 職長/班長 the valid records with a
 leader 立場, the site fee one worker-day per record. tests/integration/test_attendance_records.py checks the
 month view against the domain's counts on the same records.
+
+The month's 帳票 (2-1, 2-2, 2-4) read the same records the other way round, streamed
+(``month_of_site``): one query, every visible record of the month with what its row prints, read from a
+cursor in batches, so a 5,000-worker month is never held in Python as a whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Integer, String, Table, case, cast, func, select
+from sqlalchemy import Integer, String, Table, case, cast, exists, func, select
 
 from server.domain.visibility import Scope
 from server.store import tables as t
@@ -25,6 +29,14 @@ from server.store.repositories import bulk
 from server.store.repositories.base import Repository, scope_clause
 
 _RECORDS: Table = t.Attendance.__table__  # type: ignore[assignment]
+_WORKERS: Table = t.Worker.__table__  # type: ignore[assignment]
+_COMPANIES: Table = t.Company.__table__  # type: ignore[assignment]
+_ENTRIES: Table = t.RosterEntry.__table__  # type: ignore[assignment]
+_DISCLOSURES: Table = t.Disclosure.__table__  # type: ignore[assignment]
+
+#: Rows fetched from the cursor at a time by ``month_of_site``: large enough that the round trips do
+#: not show, small enough that a batch is a few hundred KiB whatever the month's size.
+MONTH_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,55 @@ class RecordRepository(Repository):
                        work_days=tuple(sorted(date.fromisoformat(d) for d in str(listed).split(","))))
             for w, e, n, tier, count, v, ld, last_day, listed in rows
         ]
+
+    def any_of_site(self, site_id: int, first: date, last: date, scope: Scope) -> bool:
+        """Whether ``scope`` admits at least one of the site's records from ``first`` to ``last``."""
+        a = _RECORDS.c
+        return self.s.scalar(select(
+            exists().where(a.site_id == site_id, a.work_day >= first, a.work_day <= last, _visible(scope)))) is True
+
+    def month_of_site(self, site_id: int, first: date, last: date, scope: Scope, *, details: bool = False,
+                      disclosed: Sequence[str] = (), batch: int = MONTH_BATCH) -> Iterator[Any]:
+        """The site's records from ``first`` to ``last`` that ``scope`` admits, streamed: plain rows
+        read from the cursor ``batch`` at a time (``yield_per``: a server-side cursor on PostgreSQL;
+        SQLite's cursor steps through the result as it is fetched), never the whole month at once.
+
+        Ordered by worker, then day, the workers as the month view lists them: by the 次数 of their
+        latest record in the range (元請, 1次, 2次, …; not on the roster last), then by id. That 次数 is
+        a window over the worker's own records (``first_value … OVER (PARTITION BY worker)``), so the
+        database sorts and the caller can group a worker's days as they pass, one worker in hand.
+
+        Each row: ``worker_id``, ``work_day``, ``valid``, ``position``, ``tier``, the worker's
+        ``worker_ccus_id`` / ``worker_name`` / ``employer_id`` and its employer's ``employer_name``.
+        With ``details`` (帳票 2-2) also the record's ``entry_at`` / ``exit_at`` / ``trade_major`` /
+        ``trade_minor`` / ``on_roster`` / ``reasons``, the worker's current roster entry on the site
+        (``roster_node_id``, ``work_description``, ``hazardous``, ``hazardous_other``), its insurance
+        and 建退共 states, and for each item of ``disclosed`` a ``disclosed_<item>`` flag: both the
+        worker and the employer agreed to disclose it (as ``worker_scope_clause`` reads 開示設定)."""
+        a, w, c = _RECORDS.c, _WORKERS.c, _COMPANIES.c
+        latest_tier = func.first_value(a.tier).over(partition_by=a.worker_id, order_by=a.work_day.desc())
+        order_tier = func.coalesce(latest_tier, 99).label("order_tier")
+        columns: list[Any] = [a.worker_id, a.work_day, a.valid, a.position, a.tier,
+                              w.ccus_id.label("worker_ccus_id"), w.name.label("worker_name"), w.employer_id,
+                              c.name.label("employer_name"), order_tier]
+        source = _RECORDS.join(_WORKERS, w.id == a.worker_id).outerjoin(_COMPANIES, c.id == w.employer_id)
+        if details:
+            e, d = _ENTRIES.c, _DISCLOSURES.c
+            source = source.outerjoin(_ENTRIES, (e.site_id == a.site_id) & (e.worker_id == a.worker_id))
+            columns += [a.entry_at, a.exit_at, a.trade_major, a.trade_minor, a.on_roster, a.reasons,
+                        e.node_id.label("roster_node_id"), e.work_description, e.hazardous, e.hazardous_other,
+                        w.health_insurance, w.pension_insurance, w.employment_insurance, w.kentaikyo]
+            columns += [exists().where(d.worker_id == a.worker_id, d.item == item, d.worker_agrees.is_(True),
+                                       d.employer_agrees.is_(True)).label(f"disclosed_{item}")
+                        for item in disclosed]
+        stmt = (select(*columns).select_from(source)
+                .where(a.site_id == site_id, a.work_day >= first, a.work_day <= last, _visible(scope))
+                .order_by(order_tier, a.worker_id, a.work_day))
+        result = self.s.execute(stmt, execution_options={"yield_per": batch})
+        try:
+            yield from result
+        finally:
+            result.close()
 
     # -- corrections ----------------------------------------------------------------------------------
     def approved_corrections(self, site_id: int, worker_ids: Collection[int],

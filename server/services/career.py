@@ -1,0 +1,109 @@
+"""A worker's days towards the next CCUS skill level (能力評価), from its attendance records.
+
+The arithmetic and the thresholds are the domain's (``server.domain.career``); this loads the records,
+decides who may ask and what each reader is shown:
+
+- The readers are those of 帳票 2-1 就業履歴（月別計）: the worker itself, its employer (所属事業主, any of
+  its IDs), and the 元請 and upper companies of a site where the worker is on the roster
+  (``workers.sees_on_roster``). Anyone else is told the worker does not exist (404), as for its records.
+- The worker and the employer see everything of the worker, so their count is over all its records
+  (``counted: all``). The 元請 and upper companies see the records of their own sites' subtrees only
+  (``Visibility.records``), so theirs counts those (``counted: visible``): a reader never learns days it
+  could not read one by one.
+- The current level is a personal item (``level``, 開示設定): shown only to a reader the policy grants it
+  (``workers.visible_items``); without it no next level is named, every level's conditions are.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from server.domain import career as rules
+from server.domain.accounts import Actor
+from server.domain.trades import trade_table
+from server.domain.visibility import Visibility
+from server.errors import InvalidInput, worker_not_found
+from server.services import workers
+from server.services.common import load_tree, site_or_404
+from server.services.context import Context
+from server.store import tables as t
+from server.store.unit_of_work import UnitOfWork
+
+
+def _trade(text: str) -> tuple[str, str]:
+    """A trade given as ``MM-mm`` (大分類-小分類, e.g. 06-01), checked against the code table."""
+    major, sep, minor = text.partition("-")
+    if not sep:
+        raise InvalidInput("invalid_trade_code", ja="職種は 大分類-小分類 で指定してください（例: 06-01）",
+                           en="give the trade as major-minor, e.g. 06-01", value=text[:20])
+    found = trade_table().get(major, minor)
+    return found.major_code, found.minor_code
+
+
+def _level_view(p: rules.LevelProgress) -> dict[str, Any]:
+    req = p.requirement
+    return {
+        "level": req.level,
+        "work_days_required": req.work_days,
+        "years_required": rules.years(req.work_days),
+        "leader_days_required": req.leader_days,
+        "leadership": str(req.leadership),
+        "leadership_label": rules.LEADERSHIP_LABELS[req.leadership],
+        "work_days_short": p.work_days_short,
+        "leader_days_short": p.leader_days_short,
+        "days_met": p.met,
+    }
+
+
+def career(ctx: Context, actor: Actor, worker_id: int, trade: str | None = None, *,
+           uow: UnitOfWork | None = None) -> dict[str, Any]:
+    """The worker's counted days, in the standards' years, its level (when the reader may see it) and
+    what the next level (or each level) still asks; evaluated in ``trade`` (``MM-mm``), by default the
+    worker's first registered trade."""
+    evaluated_given = _trade(trade) if trade else None
+    with ctx.read(uow) as uow:
+        w = uow.get(t.Worker, worker_id)
+        if w is None:
+            raise worker_not_found()
+        seer = Visibility(actor)
+        whole = seer.sees_everything_of(worker_id=w.id, employer_id=w.employer_id)
+        if not whole and not (actor.is_company and workers.sees_on_roster(uow, actor, w.id)):
+            raise worker_not_found()
+        evaluated = evaluated_given or next(iter(uow.workers.trade_codes(w.id)), None)
+        records = list(uow.records.of_worker_between(w.id, date.min, date.max))
+        if not whole:
+            scopes = {}
+            for site_id in {r.site_id for r in records}:
+                site = site_or_404(uow, site_id)
+                scopes[site_id] = seer.records(load_tree(uow, site_id), site.prime_id)
+            records = [r for r in records if scopes[r.site_id].admits(
+                site_id=r.site_id, worker_id=r.worker_id, employer_id=r.employer_id, node_id=r.node_id)]
+        items = workers.visible_items(uow, actor, w) or frozenset()
+        level = (w.level or 1) if "level" in items else None  # not assessed yet: level 1 (white card)
+        p = rules.progress(
+            (rules.CareerDay(r.work_day, r.valid, r.position,
+                             (r.trade_major, r.trade_minor) if r.trade_major and r.trade_minor else None)
+             for r in records),
+            evaluated, level)
+        nxt = p.next
+        return {
+            "worker": {"id": w.id, "ccus_id": w.ccus_id, "name": w.name},
+            "trade": {"major": evaluated[0], "minor": evaluated[1],
+                      "label": trade_table().label_of(*evaluated)} if evaluated else None,
+            "standard": {"key": p.standard.key, "name": p.standard.name, "source": p.standard.source},
+            "counted": "all" if whole else "visible",
+            "work_days": p.tally.work_days,
+            "leader_days": p.tally.leader_days,
+            "foreman_days": p.tally.foreman_days,
+            "years": rules.years(p.tally.work_days),
+            "days_per_year": rules.DAYS_PER_YEAR,
+            "current_level": p.current_level,
+            "next_level": p.next_level,
+            "work_days_needed": nxt.work_days_short if nxt else None,
+            "leader_days_needed": nxt.leader_days_short if nxt else None,
+            "next": _level_view(nxt) if nxt else None,
+            "levels": [_level_view(lp) for lp in p.levels],
+            "note": "能力評価に有効な就業履歴のみ、1日1回（複数現場でも1日）で数えています。"
+                    "レベルの判定には保有資格の要件もあり、CCUS登録前の経験は含みません。",
+        }
