@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal, cast
 
 from provisioning.broker import BrokerDir, BrokerSettings
 from provisioning.devbroker import PrivateMosquitto, free_port
@@ -272,6 +273,41 @@ def play_day(workdir: Path, ctx: Context, sid: int, cards: dict[str, str], broke
     return True
 
 
+#: The 帳票 the demo writes after the day, as the 元請 sees them: (catalog name, month-bound, company key).
+DEMO_REPORTS = (("attendance-calendar", True, None), ("attendance-list", True, None), ("companies", False, None),
+                ("roster", False, None), ("az2", False, None), ("az6-a", False, "up1"))
+
+
+def write_reports(workdir: Path, ctx: Context, info: dict[str, object], day: date) -> list[Path]:
+    """The day's 帳票 into ``workdir/reports``, through the same catalog and writers as
+    ``genba-server report`` and the API: what the site office prints the evening after."""
+    from server.exports.report import Tabular, render
+    from server.forms.layout import Form, to_bytes
+    from server.services import catalog
+
+    cos: dict[str, DemoCompany] = info["companies"]  # type: ignore[assignment]
+    prime = cos["kihon"].actor
+    out_dir = workdir / "reports"
+    out_dir.mkdir(exist_ok=True)
+    written = []
+    for name, monthly, company in DEMO_REPORTS:
+        spec = catalog.REPORTS[name]
+        site_id = int(info["site_id"])  # type: ignore[call-overload]
+        asked = catalog.Asked(site_id, day.strftime("%Y-%m") if monthly else "", cos[company].id if company else None)
+        report = spec.make(ctx, prime, asked)
+        if spec.is_form:
+            path, chunks = out_dir / f"{report.file_stem}.xlsx", iter([to_bytes(cast(Form, report).workbook())])
+        else:
+            fmt: Literal["csv", "xlsx"] = "csv" if name == "attendance-list" else "xlsx"
+            path = out_dir / f"{report.file_stem}.{fmt}"
+            chunks, _ = render(cast(Tabular, report), fmt)
+        with path.open("wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        written.append(path)
+    return written
+
+
 def demo_clock(evening: time = time(18, 30)) -> Callable[[], datetime]:
     """The demo server's clock: no earlier than the evening of the current work day (the scripted
     day ends at 17:40), running on from there. The server refuses taps from its future (the time
@@ -352,6 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         played = play_day(workdir, ctx, sid, info["cards"], broker_dir, passwords)  # type: ignore[arg-type]
         if not played:
             return 1
+        reports = write_reports(workdir, ctx, info, work_day(ctx.now(), DayRule()))
+        print("== 帳票（元請 (株)基本建設 として） ==")
+        for path in reports:
+            print(f"  {path}")
+        print()
         return _serve(args, workdir, ctx, info, port, broker_dir, pidfile, ingest)
     finally:
         ingest.stop()
@@ -388,6 +429,10 @@ Try (in another terminal):
   curl -s {base}/api/v1/sites/{sid}/roster {auth} | {pretty}
   curl -s {base}/api/v1/sites/{sid}/attendance {auth} | {pretty}      # today's 就業履歴
   curl -s {base}/api/v1/sites/{sid}/devices {auth} | {pretty}         # the gates and their state
+  curl -s "{base}/api/v1/sites/{sid}/reports/attendance-calendar?month=$(date +%Y-%m)&format=csv" {auth}  # 2-4 CSV
+  GENBA_PASSWORD={DEMO_PASSWORD} {Path(sys.executable).with_name("genba-server")} report az6-a \\
+      --config {workdir / "server.toml"} --site 40224614116771 --company 20862153068122 \\
+      --login kihon-owner   # 作業員名簿 (Excel form) of アップ一級工務店(株)
   # as 湾岸設備 (login wangan-owner): GET /api/v1/approval-requests, then POST /api/v1/hierarchy/NODE/approve
 More flows: README.md, "API: main flows".
 """)

@@ -26,7 +26,8 @@ from server.domain.hierarchy import (
 )
 from server.domain.visibility import Visibility
 from server.errors import Conflict, InvalidInput, NotFound
-from server.services.common import as_aware, audit, company_or_404, load_tree, site_or_404, snapshot, worker_or_404
+from server.services import records
+from server.services.common import audit, company_or_404, load_tree, site_or_404, snapshot, worker_or_404
 from server.services.context import Context
 from server.services.sites import require_on_site, site_view_for
 from server.store import tables as t
@@ -51,6 +52,7 @@ def hierarchy(ctx: Context, actor: Actor, site_id: int, *, uow: UnitOfWork | Non
         rows = {r.id: r for r in uow.sites.nodes(site_id)}
         companies = {c.id: c for c in uow.companies.by_ids({r.company_id for r in rows.values() if r.company_id})}
         roster_counts = uow.roster.counts_by_node(site_id)
+        zone = records.rule_of(site_or_404(uow, site_id))
         mine = tree.node_of_company(actor.company_id)
         by_name: dict[str, list[dict[str, Any]]] | None = None
         out = []
@@ -73,7 +75,7 @@ def hierarchy(ctx: Context, actor: Actor, site_id: int, *, uow: UnitOfWork | Non
                 "work_content": r.work_content,
                 "status": r.status,
                 "status_label": STATUS_LABELS[Status(r.status)],
-                "invited_at": as_aware(r.invited_at).isoformat(),
+                "invited_at": records.local_time(r.invited_at, zone),
                 "roster_count": roster_counts.get(n.id, 0),
             }
             if (
@@ -156,7 +158,7 @@ def approval_requests(ctx: Context, actor: Actor, *, uow: UnitOfWork | None = No
             out.append(
                 {
                     "node_id": r.id,
-                    "requested_at": as_aware(r.invited_at).isoformat(),
+                    "requested_at": records.local_time(r.invited_at, records.rule_of(site)),
                     "requester": {"id": inviter.id, "ccus_id": inviter.ccus_id, "name": inviter.name}
                     if inviter
                     else None,

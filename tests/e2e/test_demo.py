@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,19 @@ def test_the_demo_plays_a_day_at_the_gates_and_prints_the_attendance_table(tmp_p
     assert "計 9名（有効 7、無効 2、退場なし 1）" in table
     assert "0114FFFF00000001 (felica)  2回" in table
     assert not (tmp_path / "demo" / "demo.pid").exists()
+    # The evening's 帳票, written as the 元請 sees them: the month calendar has the day's workers, the
+    # 作業員名簿 of アップ一級工務店 carries the 現場ID and that company's workers.
+    reports = {p.name: p for p in (tmp_path / "demo" / "reports").iterdir()}
+    assert "== 帳票（元請 (株)基本建設 として） ==" in out and len(reports) == 6, sorted(reports)
+    month_file = next(p for n, p in reports.items() if n.startswith("就業履歴一覧（月別カレンダー）"))
+    calendar = load_workbook(month_file).active
+    names = [row[2] for row in calendar.iter_rows(min_row=2, values_only=True)]
+    assert "匠野 技" in names and names[-1] == "9人"  # the 合計 row counts the day's nine workers
+    roster = load_workbook(next(p for n, p in reports.items() if n.startswith("作業員名簿"))).active
+    cells = {str(c.value) for row in roster.iter_rows() for c in row if c.value is not None}
+    assert "40224614116771" in cells and "匠野 技" in cells
+    listed = next(p for n, p in reports.items() if n.endswith(".csv")).read_bytes().decode("utf-8-sig")
+    assert listed.startswith("No.,") and "匠野 技" in listed
     assert "kihon-owner" in out
     # The site office's commands on the demo's database: the day, the month, the gates, the corrections.
     cfg = str(tmp_path / "demo" / "server.toml")

@@ -44,7 +44,8 @@ def test_the_readme_flows_work_against_the_demo(tmp_path: Path) -> None:
         script = "\n".join(blocks).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
         # Run block by block in one shell, printing a marker after each so a failure names its block.
         marked = "\n".join(f"{b}\necho '@@ block {i} done'" for i, b in enumerate(script.split("\n\n")))
-        r = subprocess.run(["bash", "-c", "set -o pipefail\n" + marked], capture_output=True, text=True, timeout=300)
+        r = subprocess.run(["bash", "-c", "set -o pipefail\n" + marked], capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path)  # the 帳票 flow downloads files where the user stands
         out = r.stdout + r.stderr
         assert r.returncode == 0, out
         assert "Traceback" not in out and "internal_error" not in out, out
@@ -61,6 +62,9 @@ def test_the_readme_flows_work_against_the_demo(tmp_path: Path) -> None:
         assert '"state_label":"申請中"' in out and '"state_label":"承認"' in out  # 事後補正 asked, approved
         assert "corrected 配線 六郎 17:30" in out
         assert "'work_days': 1" in out  # 鉄筋 一郎's month
+        # The 帳票 flow: the files are named after the 現場ID (ASCII names, as curl -J takes them).
+        assert "attendance-calendar_40224614116771_" in out and ".xlsx" in out
+        assert "worker-roster-a_40224614116771_20862153068122.xlsx" in out
     finally:
         demo.terminate()
         demo.wait(timeout=30)
