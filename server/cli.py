@@ -241,7 +241,12 @@ def _write_atomically(path: str, chunks: Any) -> None:
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
-        os.chmod(tmp, 0o644)
+        # mkstemp makes the file 0600; a report gets what any file the user writes gets (the umask),
+        # so an office with umask 077 keeps 生年月日 and 住所 to itself. Read without changing it:
+        # os.umask has no getter, and the CLI is one thread here.
+        mask = os.umask(0o077)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):  # never created or already renamed

@@ -7,16 +7,19 @@ from typing import Any
 from server.domain.accounts import Actor, require_site_access
 from server.domain.visibility import Visibility
 from server.errors import Forbidden
+from server.services import records
 from server.services.common import as_aware, site_or_404
 from server.services.context import Context
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 
 
-def _entry_view(e: t.AuditEntry) -> dict[str, Any]:
+def _entry_view(uow: UnitOfWork, e: t.AuditEntry) -> dict[str, Any]:
+    """An entry of a site is timed in the site's zone (what its staff read); others in UTC."""
+    site = uow.get(t.Site, e.site_id) if e.site_id is not None else None
     return {
         "id": e.id,
-        "at": as_aware(e.at).isoformat(),
+        "at": records.local_time(e.at, records.rule_of(site)) if site is not None else as_aware(e.at).isoformat(),
         "account_id": e.account_id,
         "company_id": e.company_id,
         "site_id": e.site_id,
@@ -44,4 +47,4 @@ def list_entries(
         if scope is None:
             raise Forbidden("prime_only", ja="現場の変更履歴は元請のみが見られます",
                             en="only the prime sees a site's log")
-        return [_entry_view(e) for e in uow.audit.latest(limit, scope)]
+        return [_entry_view(uow, e) for e in uow.audit.latest(limit, scope)]

@@ -22,7 +22,6 @@ from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, site_not_found, worker_not_found
 from server.services import records
 from server.services.common import (
-    as_aware,
     audit,
     entry_fields,
     get,
@@ -107,7 +106,7 @@ def entry_view(
         "valid_for_skill_evaluation": v.valid,
         "invalid_reasons": list(v.reasons),
         "registered_by_company_id": e.registered_by_company_id,
-        "updated_at": as_aware(e.updated_at).isoformat(),
+        "updated_at": records.local_time(e.updated_at, records.rule_of(site_or_404(uow, e.site_id))),
     }
 
 

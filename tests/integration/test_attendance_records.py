@@ -155,6 +155,13 @@ def test_a_site_abroad_keeps_its_own_time_zone_for_its_work_days_and_shows_times
     assert site["time_zone"] == "America/New_York"
     assert gates.day("2026-11-25")["site"]["time_zone"] == "America/New_York"
     assert gates.record_of(w, "2026-11-25")["entry_at"] == "2026-11-25T06:00:00-05:00"
+    # Every time shown about the site reads in its zone: the 施工体制, the roster, the gates, the log.
+    prime = gates.prime.owner
+    assert prime.ok("GET", f"/sites/{gates.site.id}/hierarchy")["rows"][0]["invited_at"].endswith("-05:00")
+    assert prime.ok("GET", f"/sites/{gates.site.id}/roster")["entries"][0]["updated_at"].endswith("-05:00")
+    seen = [d["last_seen_at"] for d in prime.ok("GET", f"/sites/{gates.site.id}/devices") if d["last_seen_at"]]
+    assert all(at.endswith("-05:00") for at in seen)
+    assert prime.ok("GET", "/audit", site_id=gates.site.id)[0]["at"].endswith("-05:00")
     gates.prime.owner.ok("PATCH", f"/sites/{gates.site.id}", {"time_zone": "Asia/Tokyo"})
     assert gates.record_of(w, "2026-11-25")["entry_at"] == "2026-11-25T20:00:00+09:00"
     for bad in ("Mars/Olympus", "../../etc/passwd", "", "JST+9"):
