@@ -78,6 +78,7 @@ from functools import partial
 from typing import Any, Literal, TextIO, TypeVar
 
 from server.domain import ids
+from server.domain.text import control_character
 from server.domain.trades import trade_table
 from server.errors import Conflict, GenbaError, InvalidInput, Unavailable
 from server.services import registry
@@ -221,12 +222,13 @@ def _header_key(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Header:
-    """Which cell index holds which column, and what was left over."""
+    """Which cell index holds which column (and that column's CCUS name), and what was left over."""
 
     positions: dict[str, int]
     width: int
     ignored: tuple[str, ...]
     typo_hints: dict[str, str]
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _typo_hints(kind: Kind, ignored: Sequence[str], found: set[str]) -> dict[str, str]:
@@ -274,7 +276,7 @@ def _read_header(kind: Kind, cells: list[str]) -> _Header:
         problems.append(Problem(1, "missing_columns", message))
     if problems:
         raise ImportFailed(problems, ignored, hints)
-    return _Header(positions, len(cells), tuple(ignored), hints)
+    return _Header(positions, len(cells), tuple(ignored), hints, {c.key: c.header for c in COLUMNS[kind]})
 
 
 # --- reading records ------------------------------------------------------------------------------
@@ -396,6 +398,21 @@ class _Row:
                 f"列の数がヘッダー（{header.width}列）と合いません（{len(record.cells)}列）。"
                 'セルの中の改行やカンマは、セル全体を「"」で囲んでください',
             )
+        self._refuse_control_characters()
+
+    def _refuse_control_characters(self) -> None:
+        """A cell we store may hold no control character: the screens refuse them by the same rule
+        (``server.domain.text``), and one in a name broke every Excel file naming that worker. Checked
+        on the cell as written, before trimming, as the API checks a field before stripping it."""
+        for key, i in self._header.positions.items():
+            found = control_character(self._cells[i]) if i < len(self._cells) else None
+            if found is not None:
+                label = self._header.labels.get(key, key)
+                self.fail(
+                    "control_character",
+                    f"「{label}」に制御文字（{found}）が含まれています。"
+                    "元のデータから取り除いてから、もう一度取り込んでください",
+                )
 
     def fail(self, code: str, message: str) -> None:
         self.problems.append(Problem(self.line, code, message))

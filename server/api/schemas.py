@@ -2,15 +2,14 @@
 
 The OpenAPI document says what the server refuses, so a generated client (or a fuzzer) meets no
 refusal it was not told of: ids are 1 to 2**31-1 (what both databases can hold; ``Id``, and
-``PathId``/``QueryId`` for the URL), every text field refuses control characters (``pattern``),
-and free text carries its column's ``maxLength``. The lengths and the few value ranges are
-*documented* here and enforced where they always were (the store's ``value_too_long``, the
-services' own codes), so the answers keep their codes.
+``PathId``/``QueryId`` for the URL), every text field refuses control characters (``pattern``: the
+rule of ``server.domain.text``, which the CSV import applies too), and free text carries its column's
+``maxLength``. The lengths and the few value ranges are *documented* here and enforced where they
+always were (the store's ``value_too_long``, the services' own codes), so the answers keep their codes.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any
 
@@ -19,11 +18,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.domain.accounts import Role
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: The same rule as the OpenAPI states it (ECMA and Python regex alike): no C0 control character
-#: except tab, newline and carriage return, and no DEL.
-NO_CONTROL_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
+from server.domain.text import NO_CONTROL_PATTERN, control_character
 
 #: The largest id either database holds: the keys are INTEGER columns, 32 bits on PostgreSQL (64 on
 #: SQLite). A larger id is refused at the edge with 422 invalid_request on both backends alike, where
@@ -68,7 +63,7 @@ class Body(BaseModel):
         Before stripping, so that a control character at either end (which ``strip`` would drop) is
         refused as the OpenAPI's pattern says."""
         items = value if isinstance(value, list) else [value]
-        if any(isinstance(v, str) and _CONTROL.search(v) for v in items):
+        if any(isinstance(v, str) and control_character(v) for v in items):
             raise ValueError("制御文字は使えません (control characters are not allowed)")
         return value
 

@@ -113,6 +113,13 @@ class Tree:
     def in_subtree(self, top_id: int, node_id: int) -> bool:
         return node_id == top_id or any(a.id == top_id for a in self.ancestors(node_id))
 
+    def is_contracted(self, node_id: int) -> bool:
+        """登録, and so is every row above it up to the 元請: the chain of contracts down to this row
+        stands, so it is on the 施工体系図 and the safety documents. A company may be placed, and even
+        approve, below an invitation still 未承認 (the 元請 lays out a whole pattern at once), but an
+        unapproved invitation is no contract yet, and neither is anything below it. Whoever reads."""
+        return all(n.status == Status.REGISTERED for n in (self.node(node_id), *self.ancestors(node_id)))
+
     # --- who acts --------------------------------------------------------------------------
     def actor_node(self, actor: Actor) -> Node:
         """The actor's own registered node on this site, or a refusal saying why not.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from server.domain.accounts import INVITE_ROLES, Actor, Role
 from server.domain.consent import PERSONAL_ITEMS
@@ -76,6 +77,9 @@ class Scope:
 
 
 NOTHING = Scope()
+
+# How 【1-1】技能者情報 answers one account (``Visibility.profile_access``): the report, 403, or 404.
+ProfileAccess = Literal["open", "refused", "hidden"]
 
 
 @dataclass(frozen=True)
@@ -378,3 +382,47 @@ class Visibility:
         opens. The 元請 every one; a registered subcontractor itself and those below it; never a company
         above or beside (the 元請 has no such document of its own)."""
         return self.seen_nodes(tree) - {tree.root.id}
+
+    # -- what is a company's own; a worker's profile ---------------------------------------------------------
+    def is_own_company(self, company_id: int) -> bool:
+        """An account of the company itself (any of its IDs, a 現場管理者 included): what is the company's
+        own, like 【4-2】自社に関する現場一覧, opens to it alone. A worker is not its employer's account."""
+        a = self.actor
+        return a.is_company and a.company_id is not None and a.company_id == company_id
+
+    def profile_access(self, *, worker_id: int, employer_id: int,
+                       seen_items: frozenset[str] | None) -> ProfileAccess:
+        """【1-1】技能者情報 (技能者、所属事業主): "open" for the worker itself and its employer; "refused" (403)
+        for an account that sees the worker some other way (``seen_items``: what ``worker_items`` grants
+        it, through a roster or a disclosure), which already knows the worker exists; "hidden" (404) for
+        anyone else, who must not learn from the answer that the worker exists."""
+        if self.sees_everything_of(worker_id=worker_id, employer_id=employer_id):
+            return "open"
+        return "refused" if seen_items is not None else "hidden"
+
+    # -- 能力評価 (GET /workers/{id}/career) --------------------------------------------------------------
+    def career_scope(self, *, worker_id: int, employer_id: int,
+                     placements: Iterable[tuple[Tree, int | None]]) -> Literal["all", "visible"] | None:
+        """Who may ask a worker's days towards the next level, and over which of its records: the readers
+        of 2-1 就業履歴（月別計）, each counting what its 2-1 shows, so no reader learns days it could not
+        read one by one. "all": the worker itself and its employer (所属事業主, any of its IDs) unbound,
+        every record. "visible" (only what ``records`` admits, site by site): a 現場管理者 of the employer,
+        bound to some sites (its 2-1 shows only those), and the 元請 and upper companies of a site where
+        the worker is on the roster (``placements`` as for ``sees_on_roster``, read only when asked).
+        None: anyone else, who is not told the worker exists."""
+        if self.sees_everything_of(worker_id=worker_id, employer_id=employer_id):
+            return "all" if self.bound_sites is None else "visible"
+        if self.actor.is_company and self.sees_on_roster(placements):
+            return "visible"
+        return None
+
+    # -- a site's month reports (2-1, 2-2, 2-4) ------------------------------------------------------------
+    def is_member(self, tree: Tree, *, on_roster: bool = False) -> bool:
+        """A member of the site: a worker on its roster (``on_roster``), a company registered on it
+        (``member_node``: an invitee is party to the site, not yet a member). A site's month report opens
+        to a member even when the month holds no record it sees; anyone else is told the site exists only
+        when its ``records`` scope admits a record there (an employer's workers filed under another
+        company's branch), else 404."""
+        if self.actor.role == Role.WORKER:
+            return on_roster
+        return self.member_node(tree) is not None

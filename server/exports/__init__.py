@@ -21,4 +21,9 @@ Cell: TypeAlias = str | int | float | None
 Row: TypeAlias = Sequence[Cell]
 Rows: TypeAlias = Iterable[Row]
 
-__all__ = ["Cell", "Row", "Rows"]
+#: What a file shows for a character its format cannot hold: 〓 (げた, the mark Japanese printing has
+#: long used for a character the typeface lacks). The cp932 CSV puts it for what Shift_JIS lacks (𠮷,
+#: emoji), Excel (the tabular .xlsx and the forms) for the control characters XML cannot hold.
+REPLACEMENT = "〓"
+
+__all__ = ["REPLACEMENT", "Cell", "Row", "Rows"]

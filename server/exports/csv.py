@@ -10,6 +10,12 @@ Chosen over refusing the whole file: one worker's name would otherwise keep a si
 office, and the UTF-8 file (the default) stays lossless for whoever needs the exact name. The count
 lets a caller (the CLI, a log line) say how many were replaced.
 
+Control characters are written as stored, unlike in Excel (``server.exports.xlsx.printable``): CSV
+has no character it cannot hold (the csv module reads a vertical tab or a NUL back in both encodings,
+and cp932 encodes every C0 character), and the UTF-8 file is the one that shows exactly what is
+stored, which is what the office needs to find and fix such a name. The API and the CSV import refuse
+them (``server.domain.text``), so only a row stored before that rule can hold one.
+
 Cells that a spreadsheet would run as a formula (starting with = + - @, or a tab / CR) get a leading
 apostrophe (OWASP "CSV injection"): names and site names are typed by other companies.
 """
@@ -21,11 +27,10 @@ import io
 from collections.abc import Iterator
 from typing import Literal
 
-from server.exports import Cell, Row, Rows
+from server.exports import REPLACEMENT, Cell, Row, Rows
 
 Encoding = Literal["utf-8", "cp932"]
 ENCODINGS: tuple[Encoding, ...] = ("utf-8", "cp932")
-REPLACEMENT = "〓"
 BOM = "\ufeff".encode()
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FLUSH_BYTES = 64 * 1024

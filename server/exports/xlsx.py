@@ -6,7 +6,10 @@ every cell (Excel's default Calibri has no kana; ``FONT``), column widths the ca
 header), and frozen panes so the header and the leading columns (who) stay while scrolling the days.
 
 A string cell is always stored as text: openpyxl would otherwise write a value starting with "=" as a
-formula, and names are typed by other companies.
+formula, and names are typed by other companies. A control character XML cannot hold (a vertical tab
+in a name stored before the import refused them) is shown as 〓 (``printable``): openpyxl would refuse
+the cell, and a streamed sheet would end mid-file after its 200 was sent. The forms
+(``server.forms.layout``) write every value through the same ``printable``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from server.exports import Cell, Row, Rows
+from server.exports import REPLACEMENT, Cell, Row, Rows
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FONT_NAME = "游ゴシック"  # Excel's Japanese default since 2016; Windows falls back to MS ゴシック without it
@@ -32,6 +36,14 @@ HEADER_FONT = Font(name=FONT_NAME, size=10, bold=True)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 CENTER = Alignment(horizontal="center", vertical="center")
 _CHUNK = 64 * 1024
+
+
+def printable(text: str) -> str:
+    """``text`` with each character a worksheet cannot hold (openpyxl's ``ILLEGAL_CHARACTERS_RE``: the
+    C0 controls but tab, line feed and carriage return) replaced by 〓, so a stored value never
+    breaks a file: the rest of the name still tells the office whose it is."""
+    cleaned: str = ILLEGAL_CHARACTERS_RE.sub(REPLACEMENT, text)
+    return cleaned
 
 
 def display_width(text: str) -> int:
@@ -49,6 +61,8 @@ class _Styles:
         self._arrays: dict[tuple[bool, bool], Any] = {}
 
     def cell(self, value: Cell, *, header: bool = False, center: bool = False) -> WriteOnlyCell:
+        if isinstance(value, str):
+            value = printable(value)
         cell = WriteOnlyCell(self.ws, value=value)
         if isinstance(value, str) and value.startswith("="):
             cell.data_type = "s"  # text, never a formula
@@ -72,7 +86,7 @@ def chunks(header: Row, rows: Rows, *, title: str, widths: Sequence[float | None
     cell of the scrolling area (e.g. "F2": the header row and columns A-E stay); ``centered``: per
     column, whether its cells are centered (day marks)."""
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title=title[:31])
+    ws = wb.create_sheet(title=printable(title)[:31])
     for i, h in enumerate(header):
         width = widths[i] if widths is not None and i < len(widths) else None
         ws.column_dimensions[get_column_letter(i + 1)].width = width or max(6, display_width(str(h)) + 2)

@@ -21,6 +21,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from server.exports.xlsx import MEDIA_TYPE as MEDIA_TYPE
+from server.exports.xlsx import printable
 
 FONT_NAME = "ＭＳ 明朝"  # what the printed 全建統一様式 use; LibreOffice falls back to an installed CJK font
 THIN = Side(style="thin", color="000000")
@@ -38,7 +39,7 @@ def new_sheet(wb: Workbook, title: str, *, paper: str = "A4", landscape: bool = 
     centered horizontally. ``first``: reuse the workbook's initial sheet."""
     ws = wb.active if first and wb.active is not None else wb.create_sheet()
     assert isinstance(ws, Worksheet)
-    ws.title = title[:31]
+    ws.title = printable(title)[:31]
     ws.page_setup.paperSize = ws.PAPERSIZE_A3 if paper == "A3" else ws.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
     ws.page_setup.fitToWidth = 1
@@ -71,12 +72,15 @@ def box(ws: Worksheet, cells: str, value: object = None, *, size: float = 9, bol
         align: str = "center", wrap: bool = True, border: Border | None = BOX) -> None:
     """Write ``value`` into the range ``cells`` ("B3" or "B3:E4"), merged when it spans more than one
     cell, ruled on every edge. Strings are stored as text, never formulas (names come from other
-    companies)."""
+    companies), with what a worksheet cannot hold shown as 〓 (``printable``): a stored name must not
+    turn the whole form into a server error."""
     min_col, min_row, max_col, max_row = range_boundaries(cells)
     assert min_col is not None and min_row is not None and max_col is not None and max_row is not None
     if (min_col, min_row) != (max_col, max_row):
         ws.merge_cells(start_row=min_row, start_column=min_col, end_row=max_row, end_column=max_col)
     top = ws.cell(row=min_row, column=min_col)
+    if isinstance(value, str):
+        value = printable(value)
     top.value = value  # type: ignore[assignment]
     if isinstance(value, str) and value.startswith("="):
         top.data_type = "s"

@@ -52,6 +52,7 @@ from server.services.common import as_aware, require_reader, tier_label, worker_
 from server.services.companies import INSURANCE_STATES
 from server.services.context import Context
 from server.services.records import rule_of
+from server.services.workers import proxy_principals
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 
@@ -393,8 +394,7 @@ def site_list(ctx: Context, actor: Actor, site_id: int, month: str, *,
     require_reader(actor, "2-2")
     with ctx.read(uow) as check:
         access = site_month_access(check, actor, site_id, first, last)
-        agents = frozenset(c.employer_id for c in check.companies.proxy_consents_of(actor.company_id)
-                           if c.agent_id == actor.company_id and c.consented) if actor.company_id else frozenset()
+        agents = proxy_principals(check, actor.company_id)
     records = MonthRecords(ctx, access, details=True, disclosed=SHOWN_ITEMS, uow=uow)
     zone = site_zone(access.site)
     return AttendanceList(first.strftime("%Y-%m"), access.subject,

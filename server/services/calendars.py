@@ -53,7 +53,7 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
-from server.domain.accounts import Actor, Role
+from server.domain.accounts import Actor
 from server.domain.hierarchy import Tree
 from server.domain.roster import LEADER_POSITIONS
 from server.domain.visibility import Scope, Visibility
@@ -98,16 +98,13 @@ def site_month_access(uow: UnitOfWork, actor: Actor, site_id: int, first: date, 
     """The account's view of a site's month, or the view's refusal (404 ``site_not_found``): a company
     that is not a registered member of the site, or a worker not on its roster, is not told the site
     exists unless it sees a record there (an employer's own workers filed under another company's
-    branch). The same rule as ``attendance.site_month``, asked of the same policy."""
+    branch). The same rule as ``attendance.site_month``, asked of the same policy (``Visibility.is_member``)."""
     site = site_or_404(uow, site_id)
     tree = load_tree(uow, site_id)
     policy = Visibility(actor)
     scope = policy.records(tree, site.prime_id)
-    if actor.role == Role.WORKER:
-        member = policy.on_site(tree, on_roster=uow.roster.is_on_roster(site_id, actor.worker_id))
-    else:
-        member = policy.member_node(tree) is not None
-    if not member and not uow.records.any_of_site(site_id, first, last, scope):
+    on_roster = actor.worker_id is not None and uow.roster.is_on_roster(site_id, actor.worker_id)
+    if not policy.is_member(tree, on_roster=on_roster) and not uow.records.any_of_site(site_id, first, last, scope):
         raise site_not_found()
     return SiteMonthAccess(site, tree, first, last, scope)
 

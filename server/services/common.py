@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -51,6 +52,13 @@ def load_tree(uow: UnitOfWork, site_id: int, lock: bool = False) -> Tree:
         site_id,
         (Node(r.id, r.parent_id, r.company_id, r.placeholder_name, Status(r.status)) for r in rows),
     )
+
+
+def registered_trees(uow: UnitOfWork, company_id: int) -> Iterator[Tree]:
+    """The 施工体制 of each site the company is registered on, one at a time: a caller asking whether some
+    site answers yes (``Visibility.relates_to_company``) stops reading at the first that does."""
+    for site_id in dict.fromkeys(n.site_id for n in uow.sites.nodes_of_company(company_id, Status.REGISTERED)):
+        yield load_tree(uow, site_id)
 
 
 def as_aware(value: datetime) -> datetime:

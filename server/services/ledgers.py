@@ -14,9 +14,9 @@ A worker or the operator is refused by the seed's table (``REPORT_READERS``: 403
 in the site is not told it exists (404 ``site_not_found``); a company whose invitation is still 未承認 is
 told to approve it first (409 ``own_invitation_pending``), as for AZ2/AZ6/AZ7. Nobody gets an empty file.
 
-As on AZ2 (``safety_documents``), the forms print the 登録 rows whose every upper row is 登録 too: an
-invitation not yet approved is no contract yet (nor is a placeholder added under one), a declined one is
-history.
+As on AZ2 (``safety_documents``), the forms print the 登録 rows whose every upper row is 登録 too
+(``Tree.is_contracted``): an invitation not yet approved is no contract yet (nor is a placeholder added
+under one), a declined one is history.
 Names of who holds a 立場 (主任技術者, 監理技術者, 現場代理人, 安全衛生責任者, 元方安全衛生管理者) come
 from the site's roster through the policy's roster scope: a company sees them for its own subtree only,
 so the blocks of the companies above it print those boxes empty, as they print every item GenbaGate does
@@ -36,7 +36,7 @@ from openpyxl import Workbook
 
 from server.domain.accounts import Actor
 from server.domain.attendance import parse_time_zone
-from server.domain.hierarchy import Status, Tree
+from server.domain.hierarchy import Tree
 from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.forms import az1, az3, az4, az5
@@ -190,7 +190,7 @@ def _parties(uow: UnitOfWork, actor: Actor, tree: Tree, shown: Iterable[int]) ->
     registry's, which any company may look up) and the holders of the printed 立場 the account sees on
     the roster."""
     wanted = set(shown)
-    nodes = [n for n in tree.walk() if n.id in wanted and _registered(tree, n.id)]
+    nodes = [n for n in tree.walk() if n.id in wanted and tree.is_contracted(n.id)]
     rows = {r.id: r for r in uow.sites.nodes(tree.site_id)}
     companies = {c.id: c for c in uow.companies.by_ids({n.company_id for n in nodes if n.company_id})}
     holders: dict[int, dict[str, list[Holder]]] = {}
@@ -213,11 +213,6 @@ def _parties(uow: UnitOfWork, actor: Actor, tree: Tree, shown: Iterable[int]) ->
 
 def _refused(number: str, ja: str, en: str) -> Forbidden:
     return Forbidden("report_forbidden", ja=f"この帳票（{number}）は{ja}", en=f"report {number}: {en}", report=number)
-
-
-def _registered(tree: Tree, node_id: int) -> bool:
-    """登録, and so is every row above it."""
-    return all(n.status == Status.REGISTERED for n in (tree.nodes[node_id], *tree.ancestors(node_id)))
 
 
 def _open(ctx: Context, actor: Actor, site_id: int, number: str, uow: UnitOfWork) -> tuple[Tree, SiteFacts, date]:
@@ -266,7 +261,7 @@ def subcontract_notices(ctx: Context, actor: Actor, site_id: int, company_id: in
     on the site (as AZ6/AZ7), so a company is not told who is beside or above it; the 元請 has none."""
     with ctx.read(uow) as uow:
         tree, site, today = _open(ctx, actor, site_id, "AZ5", uow)
-        reporters = {n for n in Visibility(actor).subcontractor_nodes(tree) if _registered(tree, n)}
+        reporters = {n for n in Visibility(actor).subcontractor_nodes(tree) if tree.is_contracted(n)}
         subject_node: int | None = None
         if company_id is not None:
             node = tree.node_of_company(company_id)

@@ -5,11 +5,11 @@ Who may open which (the seed's 帳票 table, ``REPORT_READERS`` for the 403 of a
 
 - AZ2 施工体系図: 元請、施工体系図にある事業者（自身の枝のみ）. The nodes the 施工体制 view shows
   (``Visibility.tree_nodes``): the 元請 gets the whole chart, a company its own branch (the path up to
-  the 元請 and everything below it). The chart shows registered (登録) companies only: an invitation
-  not yet approved is no contract yet, and a company whose own invitation is still 未承認 is told so
-  (409 ``own_invitation_pending``) rather than given an empty chart. 作業員数 is printed for the
-  companies of the reader's own subtree only (``Visibility.seen_nodes``), the site's address only where
-  the 元請 discloses it (帳票 4-1).
+  the 元請 and everything below it). The chart shows the rows 登録 all the way up to the 元請 only
+  (``Tree.is_contracted``): an invitation not yet approved is no contract yet, and a company whose own
+  invitation is still 未承認 is told so (409 ``own_invitation_pending``) rather than given an empty chart.
+  作業員数 is printed for the companies of the reader's own subtree only (``Visibility.seen_nodes``), the
+  site's address only where the 元請 discloses it (帳票 4-1).
 - AZ6-a / AZ6-b 作業員名簿 and AZ7 社会保険加入状況: 元請、当該下請（上位は自身の下位のみ）. The company
   asked for (``company_id``, else the reader's own) must be the reader's own company or registered below
   it (``Visibility.seen_nodes``); any other company gets the same 404 as a company that is not there, so
@@ -30,7 +30,7 @@ from datetime import date
 from server.domain.accounts import Actor
 from server.domain.attendance import parse_time_zone
 from server.domain.consent import disclosed_items
-from server.domain.hierarchy import Node, Status, Tree
+from server.domain.hierarchy import Node, Tree
 from server.domain.roster import HEALTH_CHECKS, POSITIONS
 from server.domain.trades import trade_table
 from server.domain.visibility import Visibility
@@ -58,13 +58,6 @@ def _issued_on(ctx: Context, site: t.Site) -> date:
     return ctx.now().astimezone(parse_time_zone(site.time_zone)).date()
 
 
-def _registered(tree: Tree, nodes: Iterable[Node]) -> list[Node]:
-    """The nodes of ``nodes`` that are 登録 with every node above them 登録 (a placeholder added under
-    an invitation still 未承認 is not on the chart either), in the order given."""
-    return [n for n in nodes
-            if n.status == Status.REGISTERED and all(a.status == Status.REGISTERED for a in tree.ancestors(n.id))]
-
-
 # -- AZ2 ------------------------------------------------------------------------------------------------
 
 
@@ -78,7 +71,7 @@ def safety_chart(ctx: Context, actor: Actor, site_id: int, *, uow: UnitOfWork | 
         if policy.member_node(tree) is None:
             raise _own_invitation_pending()
         branch, mine = policy.tree_nodes(tree), policy.seen_nodes(tree)
-        nodes = _registered(tree, (n for n in tree.walk() if n.id in branch))
+        nodes = [n for n in tree.walk() if n.id in branch and tree.is_contracted(n.id)]
         names = _names(uow, nodes)
         work_names = {r.id: r.work_name for r in uow.sites.nodes(site_id)}
         counts = uow.roster.counts_by_node(site_id)
@@ -105,7 +98,7 @@ def _company_below(uow: UnitOfWork, actor: Actor, site_id: int, company_id: int 
         raise _own_invitation_pending()
     wanted = company_id if company_id is not None else actor.company_id
     node = tree.node_of_company(wanted)
-    if node is None or node.id not in policy.seen_nodes(tree) or not _registered(tree, [node]):
+    if node is None or node.id not in policy.seen_nodes(tree) or not tree.is_contracted(node.id):
         raise NotFound("company_not_found", ja="この現場の自社以下の施工体制に、指定の事業者は見つかりません",
                        en="no such company in your part of this site's hierarchy", company_id=wanted)
     return tree, node
@@ -124,17 +117,18 @@ class _Workers:
 
     def __init__(self, uow: UnitOfWork, actor: Actor, tree: Tree, node_ids: set[int]) -> None:
         policy = Visibility(actor)
-        self.entries = [e for e in uow.roster.visible_entries(tree.site_id, policy.roster(tree))
-                        if e.node_id in node_ids]
+        roster = policy.roster(tree)
+        self.entries = [e for e in uow.roster.visible_entries(tree.site_id, roster) if e.node_id in node_ids]
         ids = [e.worker_id for e in self.entries]
         self.workers = {w.id: w for w in uow.workers.by_ids(ids)}
         agreed = agreements_of(uow, ids)
         agents = {employer: has_proxy_consent(uow, employer, actor.company_id)
                   for employer in {w.employer_id for w in self.workers.values()}}
-        # sees_roster: every entry here was admitted by the reader's roster scope, so the reader is the
-        # 元請 or a company above (or at) the entry's node: what the 作業員名簿 holds is its to see.
+        # sees_roster is asked of the same roster scope the entries were read through (as 2-2 asks it),
+        # so it answers yes for each of them: the reader is the 元請 or at or above the entry's node.
+        on_roster = {e.worker_id for e in self.entries if roster.admits(node_id=e.node_id)}
         self.items = {
-            w.id: policy.worker_items(worker_id=w.id, employer_id=w.employer_id, sees_roster=True,
+            w.id: policy.worker_items(worker_id=w.id, employer_id=w.employer_id, sees_roster=w.id in on_roster,
                                       is_proxy_agent=agents[w.employer_id],
                                       disclosed=disclosed_items(agreed[w.id])) or frozenset()
             for w in self.workers.values()
@@ -214,7 +208,7 @@ def social_insurance(ctx: Context, actor: Actor, site_id: int, company_id: int |
     with ctx.read(uow) as uow:
         site = site_or_404(uow, site_id)
         tree, node = _company_below(uow, actor, site_id, company_id)
-        nodes = _registered(tree, [node, *tree.descendants(node.id)])
+        nodes = [n for n in (node, *tree.descendants(node.id)) if tree.is_contracted(n.id)]
         parents = [tree.nodes[n.parent_id] for n in nodes if n.parent_id is not None]
         names = _names(uow, [*nodes, *parents])
         seen = _Workers(uow, actor, tree, {n.id for n in nodes})

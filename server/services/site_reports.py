@@ -12,10 +12,10 @@ already has, so a file never shows more than the screen:
 - 4-1 is ``sites.site_view_for``: the 元請 every item, anyone else on the site (a worker on its roster,
   a company on its tree) only what the 元請 made public (``sites.disclosed_items``); nobody else is told
   the site exists.
-- 4-2 lists, for one company and only to its own accounts, the sites it is on (as on ``GET /sites``: the
-  元請's own sites and those where it is invited or registered, a 現場管理者 only its bound ones), each
-  shown through the same ``site_view_for``: items the 元請 of a site did not make public print as
-  ``非公開``.
+- 4-2 lists, for one company and only to its own accounts (``Visibility.is_own_company``), the sites it
+  is on (as on ``GET /sites``: the 元請's own sites and those where it is invited or registered, a 現場管理者
+  only its bound ones), each shown through the same ``site_view_for``: items the 元請 of a site did not
+  make public print as ``非公開``.
 - The 現場利用料 estimate is the 元請's alone: its worker-days are the month view's
   (``attendance.site_month``, summary ``site_fee_days``: one per worker, site and day with a record),
   not counted again here, times the fee per 人日 in the server's settings (``Context.site_fee_per_worker_day``).
@@ -29,13 +29,21 @@ from typing import Any
 
 from server.domain import site as site_rules
 from server.domain.accounts import Actor
-from server.domain.hierarchy import STATUS_LABELS, Status, Tree
+from server.domain.hierarchy import STATUS_LABELS, Status
 from server.domain.visibility import Visibility
 from server.errors import Forbidden, NotFound
 from server.exports import Row
 from server.exports.report import Layout
 from server.services import attendance, sites
-from server.services.common import company_or_404, load_tree, require_reader, site_or_404, tier_label, worker_or_404
+from server.services.common import (
+    company_or_404,
+    load_tree,
+    registered_trees,
+    require_reader,
+    site_or_404,
+    tier_label,
+    worker_or_404,
+)
 from server.services.companies import company_view
 from server.services.context import Context
 from server.store.unit_of_work import UnitOfWork
@@ -91,12 +99,6 @@ class CompanyProfile:
         return {"report": self.number, "title": self.title, "company": self.company}
 
 
-def _registered_trees(uow: UnitOfWork, company_id: int) -> Iterator[Tree]:
-    """The 施工体制 of each site the company is registered on, read one at a time only as asked."""
-    for site_id in dict.fromkeys(n.site_id for n in uow.sites.nodes_of_company(company_id, Status.REGISTERED)):
-        yield load_tree(uow, site_id)
-
-
 def company_profile(ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfWork | None = None) -> CompanyProfile:
     """3-1 事業者情報 for 技能者（自社）、所属事業主、元請、上位下請; anyone else: 404 ``company_not_found``."""
     require_reader(actor, "3-1")
@@ -104,7 +106,7 @@ def company_profile(ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfW
         company = company_or_404(uow, company_id)
         own_employer = worker_or_404(uow, actor.worker_id).employer_id if actor.worker_id is not None else None
         if not Visibility(actor).relates_to_company(company_id, own_employer_id=own_employer,
-                                                    trees=_registered_trees(uow, company_id)):
+                                                    trees=registered_trees(uow, company_id)):
             raise _company_not_found()
         return CompanyProfile(company_view(company))
 
@@ -223,9 +225,9 @@ def company_sites(ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfWor
     require_reader(actor, "4-2")
     with ctx.read(uow) as uow:
         company = company_or_404(uow, company_id)
-        if actor.company_id != company_id:
-            raise _company_not_found()
         seer = Visibility(actor)
+        if not seer.is_own_company(company_id):
+            raise _company_not_found()
         statuses = uow.sites.node_statuses_of_company(company_id, except_status=Status.DECLINED)
         rows = []
         for site in uow.sites.by_ids(seer.sites_listed(statuses)):

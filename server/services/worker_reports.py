@@ -6,14 +6,20 @@ view would not and refuses whom the view refuses (the same 404), never with an e
 
 - 1-1 on ``workers.get_worker``, for the worker itself and its employer only (the seed: 技能者、所属事業主).
   A company that may see the worker some other way (a roster, a disclosure) is told the report is not
-  its own (403 ``report_forbidden``); one that may not see the worker at all gets 404 ``worker_not_found``.
+  its own (403 ``report_forbidden``); one that may not see the worker at all gets 404 ``worker_not_found``
+  (``Visibility.profile_access``).
 - 1-2 on ``workers.list_company_workers``: the employer sees every item; any other company the workers and
   items the policy grants it (``Visibility.company_workers`` and ``worker_items``: what both the worker and
   the employer agreed to disclose; the 元請 and upper companies of a site where the worker is on the roster
   also its social insurance, which that site's 作業員名簿 shows them anyway). An item not granted prints as
   ``非開示``.
 - 1-3 counts the company's workers for ``Visibility.relates_to_company`` (the company, its workers, the 元請
-  and upper companies of a site where it is registered); anyone else is not told the company exists.
+  and upper companies of a site where it is registered); anyone else is not told the company exists. A count
+  tells as much as the item it counts (a company with one worker at レベル3 names that worker's level), so
+  each worker is counted by what the reader may see of it, as 1-2 would show it (``workers.visible_items``,
+  the policy's ``worker_items``): an item it may not see is counted under ``非開示`` in its group. The
+  employer sees every item of every worker; a worker every item of its own, its colleagues' as ``非開示``
+  (``worker_items`` grants one worker nothing of another).
 - 1-4 on ``roster.list_roster``, the 現場作業員一覧: the 元請 all, an upper company its branch, the employer
   its own workers, a worker its own row.
 
@@ -24,19 +30,18 @@ which other tools read, has none.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.domain.accounts import Actor
-from server.domain.hierarchy import Status, Tree
 from server.domain.trades import trade_table
 from server.domain.visibility import Visibility
 from server.errors import Forbidden, NotFound, worker_not_found
 from server.exports import Row
 from server.exports.report import Layout
 from server.services import roster, workers
-from server.services.common import company_or_404, load_tree, require_reader, tier_label, worker_or_404
+from server.services.common import company_or_404, registered_trees, require_reader, tier_label, worker_or_404
 from server.services.companies import INSURANCE_STATES
 from server.services.context import Context
 from server.store import tables as t
@@ -145,12 +150,12 @@ def worker_profile(ctx: Context, actor: Actor, worker_id: int, *, uow: UnitOfWor
     such history (a worker has one employer, changed in place), so there is nothing to leave out."""
     require_reader(actor, "1-1")
     with ctx.read(uow) as uow:
-        w = uow.get(t.Worker, worker_id)
-        if w is None:
-            raise worker_not_found()
-        if not Visibility(actor).sees_everything_of(worker_id=w.id, employer_id=w.employer_id):
-            if actor.is_company and workers.visible_items(uow, actor, w) is not None:
-                raise _forbidden("1-1")
+        w = worker_or_404(uow, worker_id)
+        access = Visibility(actor).profile_access(worker_id=w.id, employer_id=w.employer_id,
+                                                  seen_items=workers.visible_items(uow, actor, w))
+        if access == "refused":
+            raise _forbidden("1-1")
+        if access == "hidden":
             raise worker_not_found()
         view = workers.get_worker(ctx, actor, worker_id, uow=uow)
         return WorkerProfile(view, _company(company_or_404(uow, w.employer_id)))
@@ -223,7 +228,8 @@ class CompanyStatistics:
     """1-3 所属技能者統計情報: the company's workers counted by 職種, 技能レベル, each 社会保険 and 建退共.
 
     A worker with two trades counts once under each, so the 職種 counts may add up to more than the
-    workers; every other group adds up to exactly the workers."""
+    workers; every other group adds up to exactly the workers. A worker whose item the reader may not see
+    counts once under ``非開示`` in that group (in 職種 too: how many trades it has is not told either)."""
 
     company: dict[str, Any]
     workers: int
@@ -254,54 +260,70 @@ class CompanyStatistics:
             yield ["合計", "所属技能者数", self.workers]
 
     def as_json(self) -> dict[str, Any]:
-        return {"report": self.number, "title": self.title, "company": self.company,
+        return {"report": self.number, "title": self.title, "company": self.company, "hidden_label": HIDDEN,
                 "summary": {"workers": self.workers}, "groups": self.groups}
 
 
-def _registered_trees(uow: UnitOfWork, company_id: int) -> Iterator[Tree]:
-    """The 施工体制 of each site the company is registered on, one at a time (read only if asked)."""
-    sites = dict.fromkeys(n.site_id for n in uow.sites.nodes_of_company(company_id, Status.REGISTERED))
-    for site_id in sites:
-        yield load_tree(uow, site_id)
+def _items_seen(uow: UnitOfWork, actor: Actor, company_id: int, staff: Sequence[t.Worker]) -> dict[int, frozenset[str]]:
+    """What the reader sees of each of the company's workers, asked as 1-2 asks it (proxy consent and the
+    disclosure settings loaded once for all); nothing of a worker it may not see at all."""
+    agent = workers.has_proxy_consent(uow, company_id, actor.company_id)
+    agreed = workers.agreements_of(uow, [w.id for w in staff])
+    return {w.id: workers.visible_items(uow, actor, w, is_proxy_agent=agent, agreed=agreed[w.id]) or frozenset()
+            for w in staff}
+
+
+def _insurance_of(kind: str) -> Callable[[t.Worker], str]:
+    """The label of one kind of a worker's social insurance (``INSURANCE_KINDS``)."""
+    return lambda w: insurance_label(getattr(w, f"{kind}_insurance"))
 
 
 def _group(key: str, label: str, counts: Counter[str], order: list[str]) -> dict[str, Any]:
-    """A group's counts in ``order`` (every listed value, zero or not), then any other value seen."""
-    values = order + sorted(v for v in counts if v not in order)
+    """A group's counts in ``order`` (every listed value, zero or not), then any other value seen, then
+    ``非開示`` when some worker's item is hidden from the reader."""
+    values = order + sorted(v for v in counts if v not in order and v != HIDDEN) + ([HIDDEN] if counts[HIDDEN] else [])
     return {"key": key, "label": label, "counts": [{"value": v, "workers": counts[v]} for v in values]}
 
 
 def company_statistics(ctx: Context, actor: Actor, company_id: int, *,
                        uow: UnitOfWork | None = None) -> CompanyStatistics:
     """1-3 所属技能者統計情報 for 技能者、所属事業者、元請、上位下請 (``Visibility.relates_to_company``);
-    anyone else gets the 404 of a company that does not exist. Counts only: no worker is named."""
+    anyone else gets the 404 of a company that does not exist. Counts only: no worker is named, and no
+    item is counted that the reader may not see of that worker (``_items_seen``: 非開示 instead)."""
     require_reader(actor, "1-3")
     with ctx.read(uow) as uow:
         company = company_or_404(uow, company_id)
         own_employer = worker_or_404(uow, actor.worker_id).employer_id if actor.worker_id is not None else None
         if not Visibility(actor).relates_to_company(company_id, own_employer_id=own_employer,
-                                                    trees=_registered_trees(uow, company_id)):
+                                                    trees=registered_trees(uow, company_id)):
             raise _company_not_found()
         staff = uow.workers.of_employer(company_id)
+        seen = _items_seen(uow, actor, company_id, staff)
+
+        def count(item: str, value: Callable[[t.Worker], str]) -> Counter[str]:
+            return Counter(value(w) if item in seen[w.id] else HIDDEN for w in staff)
+
         by_trade: Counter[str] = Counter()
         traded: set[int] = set()
-        for tr in uow.workers.trades_of([w.id for w in staff]):
+        for tr in uow.workers.trades_of([w.id for w in staff if "trades" in seen[w.id]]):
             by_trade[trade_table().label_of(tr.major_code, tr.minor_code)] += 1
             traded.add(tr.worker_id)
-        untraded = sum(1 for w in staff if w.id not in traded)
+        untraded = sum(1 for w in staff if "trades" in seen[w.id] and w.id not in traded)
+        hidden = sum(1 for w in staff if "trades" not in seen[w.id])
         most_first = sorted(by_trade.items(), key=lambda x: (-x[1], x[0]))
         trades = {"key": "trades", "label": "職種",
                   "counts": [{"value": v, "workers": n} for v, n in most_first]
-                  + ([{"value": NO_TRADE, "workers": untraded}] if untraded else [])}
+                  + ([{"value": NO_TRADE, "workers": untraded}] if untraded else [])
+                  + ([{"value": HIDDEN, "workers": hidden}] if hidden else [])}
         states = list(INSURANCE_STATES.values())
         groups = [
             trades,
-            _group("level", "技能レベル", Counter(level_label(w.level) or NO_LEVEL for w in staff),
+            _group("level", "技能レベル", count("level", lambda w: level_label(w.level) or NO_LEVEL),
                    [level_label(n) for n in LEVELS] + [NO_LEVEL]),
             *(_group(f"{key}_insurance", label,
-                     Counter(insurance_label(getattr(w, f"{key}_insurance")) for w in staff), states)
+                     count("social_insurance", _insurance_of(key)), states)
               for key, label in INSURANCE_KINDS),
-            _group("kentaikyo", "建退共", Counter(insurance_label(w.kentaikyo) for w in staff), states),
+            _group("kentaikyo", "建退共", count("kentaikyo", lambda w: insurance_label(w.kentaikyo)), states),
         ]
         return CompanyStatistics(_company(company), len(staff), groups)
 

@@ -231,6 +231,20 @@ def has_proxy_consent(uow: UnitOfWork, employer_id: int, agent_id: int | None) -
     if agent_id is None:
         return False
     row = uow.get(t.ProxyConsent, (employer_id, agent_id))
+    return _consents(row)
+
+
+def proxy_principals(uow: UnitOfWork, agent_id: int | None) -> frozenset[int]:
+    """The employers for which ``has_proxy_consent(uow, employer, agent_id)`` holds, in one query: for a
+    report that streams many employers' workers and cannot ask per employer once it is under way."""
+    if agent_id is None:
+        return frozenset()
+    return frozenset(c.employer_id for c in uow.companies.proxy_consents_of(agent_id)
+                     if c.agent_id == agent_id and _consents(c))
+
+
+def _consents(row: t.ProxyConsent | None) -> bool:
+    """A consent counts while it stands: a withdrawn one keeps its row with ``consented`` False."""
     return bool(row and row.consented)
 
 

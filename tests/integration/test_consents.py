@@ -15,6 +15,8 @@ from typing import Any
 from world import TOBI, Api, Company, Site
 
 from server.domain.consent import PERSONAL_ITEMS
+from server.services.context import Context
+from server.services.workers import has_proxy_consent, proxy_principals
 
 
 def _site_with_first_tier(api: Api) -> tuple[Company, Site, Company, int]:
@@ -111,6 +113,28 @@ def test_proxy_consent_is_per_upper_company(api: Api) -> None:
     sibling.owner.fail("POST", f"/sites/{site.id}/roster", body | {"worker_id": other["id"]}, status=403,
                        code="not_your_worker")
     assert len(prime.owner.ok("GET", f"/sites/{site.id}/roster")["entries"]) == 1
+
+
+def test_an_agent_acts_for_the_employers_whose_consent_stands_whichever_way_it_is_asked(api: Api, ctx: Context) -> None:
+    """A report streaming many employers' workers asks once which employers gave the reader proxy
+    consent (``proxy_principals``); a page about one employer asks per pair (``has_proxy_consent``).
+    Both answer the same: a consent counts while it stands, and only the way it was given."""
+    prime, _, first, _ = _site_with_first_tier(api)
+    second, stranger = api.company("二次鳶(株)"), api.company("無関係工業(株)")
+    _consent(first, prime, True)
+    _consent(second, prime, True)
+    _consent(second, prime, False)  # withdrawn: the row stays, the consent does not
+    _consent(prime, first, True)  # the other way round: the 元請 as employer, the 1次 as agent
+
+    with ctx.read() as uow:
+        assert proxy_principals(uow, prime.id) == {first.id}
+        assert proxy_principals(uow, first.id) == {prime.id}
+        assert proxy_principals(uow, stranger.id) == frozenset() == proxy_principals(uow, None)
+        companies = (prime, first, second, stranger)
+        for agent in companies:
+            principals = proxy_principals(uow, agent.id)
+            for employer in companies:
+                assert (employer.id in principals) == has_proxy_consent(uow, employer.id, agent.id), (employer, agent)
 
 
 def test_only_the_employers_owner_or_hierarchy_manager_sets_proxy_consent(api: Api) -> None:

@@ -18,8 +18,8 @@ import pytest
 from world import Api, Company, Session, Site
 
 from protocol.messages import Card, TapEvent
-from server.exports import xlsx
-from server.exports.csv import CsvWriter
+from server.exports import Cell, xlsx
+from server.exports.csv import ENCODINGS, CsvWriter
 from server.services import ingest
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -214,3 +214,24 @@ def test_a_name_a_spreadsheet_would_run_as_a_formula_stays_text_in_csv_and_excel
     assert list(csv.reader(io.StringIO(text)))[1] == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "山田"]
     ws = openpyxl.load_workbook(io.BytesIO(b"".join(xlsx.chunks(["a", "b", "c"], iter(rows), title="t")))).active
     assert ws["A2"].data_type == "s" and ws["A2"].value == "=HYPERLINK(\"http://x\")"
+
+
+def test_a_control_character_excel_cannot_hold_becomes_geta_in_excel_and_stays_as_stored_in_csv() -> None:
+    """A name stored with a control character (imported before the import refused them) must not break
+    the file: Excel's XML cannot hold it, so the sheet shows 〓 there, as the cp932 CSV does for what
+    Shift_JIS lacks; tab and line breaks are kept. The CSV holds it as stored, in both encodings."""
+    assert xlsx.printable("審査\x0b二郎\x00\x1f") == "審査〓二郎〓〓"
+    assert xlsx.printable("東京都\t千代田区\r\n丸の内") == "東京都\t千代田区\r\n丸の内"
+    assert xlsx.printable("=1+1") == "=1+1"  # only the characters; the formula guard is the writer's
+    rows: list[list[Cell]] = [["審査\x0b二郎", "=\x0c", 3, None]]
+    body = b"".join(xlsx.chunks(["氏名\x01", "b", "c", "d"], iter(rows), title="一覧\x1b"))
+    wb = openpyxl.load_workbook(io.BytesIO(body))
+    ws = wb.active
+    assert ws is not None and ws.title == "一覧〓"
+    assert [c.value for c in ws[1]] == ["氏名〓", "b", "c", "d"]
+    assert [c.value for c in ws[2][:3]] == ["審査〓二郎", "=〓", 3] and ws["B2"].data_type == "s"
+    for encoding in ENCODINGS:
+        writer = CsvWriter(["氏名"], iter([["審査\x0b二郎"]]), encoding=encoding)
+        text = b"".join(writer.chunks()).decode("utf-8-sig" if encoding == "utf-8" else "cp932")
+        assert list(csv.reader(io.StringIO(text, newline=""))) == [["氏名"], ["審査\x0b二郎"]]
+        assert writer.replaced == 0

@@ -8,6 +8,7 @@ audited), and the CLI reports the same through its exit code, stdout counts and 
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server import importer
+from server.api.schemas import NO_CONTROL_PATTERN
 from server.domain.ids import corporate_number_check_digit
+from server.domain.text import control_character
 from server.services import registry
 from server.services.context import Context
 from server.store import tables as t
@@ -431,6 +434,35 @@ def test_row_with_wrong_number_of_cells_is_refused(db: Context) -> None:
     problems = refused(db, "companies", text)
     # A short row is refused; trailing empty cells (Excel likes to add them) are not.
     assert [(p.line, p.code) for p in problems] == [(2, "column_count")]
+
+
+def test_a_control_character_in_a_cell_is_refused_naming_the_column_and_nothing_is_written(db: Context) -> None:
+    """A name copied with a vertical tab, a trailing unit separator or a NUL is refused as the screens refuse
+    it (one rule, ``server.domain.text``), each cell on its own, so one run lists them all. A tab and a
+    line break inside a quoted address are what people type and stay allowed."""
+    companies = (f"事業者ID,事業者名,所在地,代表者名\n"
+                 f"{CO_A},山田建設,\"東京都千代田区\t丸の内\n1-1\",山田\x7f一郎\n"
+                 f"{CO_B},佐藤電気,大阪,佐藤 花子\n")
+    problems = refused(db, "companies", companies)
+    assert [(p.line, p.code) for p in problems] == [(2, "control_character")]
+    assert "「代表者名」" in problems[0].message and "U+007F" in problems[0].message
+    assert count(db, t.Company) == 0  # 佐藤電気 on line 4 was fine, but the file is all or nothing
+
+    import_companies(db)
+    workers = f"""{WORKERS_HEADER}
+20000000000001,鈴木 太郎,スズキ タロウ,{CO_A},,,,,,,06-01,
+20000000000002,"田中\x0b次郎",タナカ ジロウ,{CO_A},,,,,,,06-01,技能講習:玉掛け\x00
+20000000000003,高橋 三郎,タカハシ サブロウ\x1f,{CO_A},,,,,,,06-01,
+"""
+    problems = refused(db, "workers", workers)
+    assert [(p.line, p.code) for p in problems] == [(3, "control_character")] * 2 + [(4, "control_character")]
+    assert ["「氏名」" in problems[0].message, "「資格」" in problems[1].message] == [True, True]
+    assert "U+000B" in problems[0].message and "U+0000" in problems[1].message
+    assert "「氏名（カナ）」" in problems[2].message and "U+001F" in problems[2].message  # strip() would hide it
+    assert count(db, t.Worker) == 0 and count(db, t.Qualification) == 0
+    # The same characters the API's OpenAPI pattern refuses, no more, no fewer.
+    for code in range(0x80):
+        assert (re.fullmatch(NO_CONTROL_PATTERN, chr(code)) is None) == (control_character(chr(code)) is not None)
 
 
 def test_a_row_the_database_refuses_while_writing_undoes_the_rows_written_before_it(

@@ -362,6 +362,29 @@ def test_a_long_roster_starts_a_new_page_every_twelve_workers_and_fills_the_last
     assert ws.print_area == f"'作業員名簿'!$A$1:$T${az6.HEADER_ROWS + 48}"
 
 
+def test_every_form_prints_a_name_stored_with_a_control_character_with_geta_instead_of_failing(world: World) -> None:
+    """Companies and a worker named with control characters (a CCUS CSV imported before the import refused
+    them): openpyxl refuses such a cell, so every form naming them was a 500. Each now opens, showing 〓
+    where the control was, in the cells and in AZ5's sheet names alike."""
+    with world.api.ctx.write() as uow:
+        names = {world.upper.id: "(有)上位\x0c工業", world.lower.id: "(株)下位\x0b設備"}
+        for company in uow.companies.by_ids(list(names)):
+            company.name = names[company.id]
+        (worker,) = uow.workers.by_ids([world.hanako["id"]])
+        worker.name = "下位\x1f花子"
+    for form in ("az1", "az2", "az3", "az4", "az5", "az6-a", "az6-b", "az7"):
+        by = world.lower.owner if form in ("az6-a", "az6-b") else world.prime.owner
+        book = world.book(by, form)
+        texts = [str(v) for ws in book.worksheets for line in ws.iter_rows(values_only=True) for v in line if v]
+        shown = " ".join([*texts, *book.sheetnames])
+        assert "(有)上位〓工業" in shown, form
+        assert ("(株)下位〓設備" in shown) == (form != "az1"), form  # AZ1 names the 1次 companies only
+        assert not {"\x0b", "\x0c", "\x1f"} & set(shown), form
+        if form in ("az6-a", "az6-b", "az7"):
+            assert "下位〓花子" in texts, form
+    assert "02 2次 (株)下位〓設備" in world.book(world.prime.owner, "az5").sheetnames
+
+
 # -- AZ7 社会保険加入状況 --------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from world import Api, Company
+from world import DENKI, TOBI, Api, Company
 
 from protocol.messages import Card, TapEvent
 from server.services import ingest
@@ -42,6 +42,8 @@ class Careers:
     stranger: Company
     worker: dict[str, Any]
     colleague: dict[str, Any]
+    entry: dict[str, Any]  # 四郎's entry on キャリアビル's roster
+    warehouse: int  # 他社倉庫's id
 
     @property
     def path(self) -> str:
@@ -72,13 +74,13 @@ def careers(api: Api) -> Careers:
     worker = api.worker(lower, "𠮷野 四郎", level=2)
     uid = "0114CA00000000A1"
     lower.owner.ok("POST", f"/workers/{worker['id']}/cards", {"uid": uid}, status=201)
-    api.on_roster(site, lower, worker, position="foreman")
+    entry = api.on_roster(site, lower, worker, position="foreman")
     api.on_roster(other, lower, worker)
     for device, days in (("gate-a", (2, 3, 4)), ("gate-b", (4, 5)), ("gate-c", (6,))):
         for day in days:
             _tap(api, device, uid, day)
     colleague = api.worker(lower, "名簿外 五郎")
-    return Careers(api, prime, upper, lower, side, other_prime, stranger, worker, colleague)
+    return Careers(api, prime, upper, lower, side, other_prime, stranger, worker, colleague, entry, other.id)
 
 
 def test_the_worker_and_its_employer_count_every_valid_day_once_however_many_sites(careers: Careers) -> None:
@@ -136,3 +138,43 @@ def test_nobody_else_is_told_the_worker_exists(careers: Careers) -> None:
                    api.staff(careers.prime, "site_manager", site_ids=[])):
         reader.fail("GET", careers.path, status=404, code="worker_not_found")
     careers.prime.owner.fail("GET", "/workers/999999/career", status=404, code="worker_not_found")
+
+
+def test_the_employers_site_manager_counts_only_the_days_on_its_bound_site(careers: Careers) -> None:
+    """A 現場管理者 of 𠮷野設備 bound to 他社倉庫 reads 四郎's 2-1 there only (4 and 5 November): its career
+    counts those two days, not the three at キャリアビル."""
+    manager = careers.api.staff(careers.lower, "site_manager", site_ids=[careers.warehouse])
+    c = manager.ok("GET", careers.path)
+    assert (c["work_days"], c["leader_days"], c["counted"]) == (2, 0, "visible")
+    totals = manager.ok("GET", f"/workers/{careers.worker['id']}/reports/attendance-totals", month="2026-11")
+    assert totals["summary"]["work_days"] == c["work_days"]
+    assert (c["current_level"], c["trade_source"]) == (2, "registered")  # its own company's worker: every item
+
+
+def test_a_company_not_shown_the_registered_trades_is_evaluated_in_the_roster_trade_it_reads(
+        careers: Careers) -> None:
+    """四郎 registers 電工 first; the 元請 sees only the とび工 of his entry on its roster. Without ?trade= it is
+    evaluated in that とび工 (the roster's), never in the registered 電工; once his entry names no trade,
+    in none at all, and the answer says ?trade= picks one. Disclosed by both sides, the registered one."""
+    wid = careers.worker["id"]
+    careers.lower.owner.ok("PATCH", f"/workers/{wid}", {"trades": [DENKI, TOBI]})
+    mine = careers.lower.owner.ok("GET", careers.path)
+    assert (mine["trade"]["major"], mine["trade"]["minor"], mine["trade_source"]) == ("09", "01", "registered")
+    assert mine["trade_note"] is None and mine["work_days"] == 0  # his days are とび工
+
+    c = careers.prime.owner.ok("GET", careers.path)
+    assert (c["trade"]["major"], c["trade"]["minor"], c["trade_source"]) == ("06", "01", "roster")
+    assert "?trade=" in c["trade_note"] and (c["work_days"], c["counted"]) == (3, "visible")
+
+    careers.lower.owner.ok("PATCH", f"/roster/{careers.entry['id']}", {"trade": None})
+    c = careers.prime.owner.ok("GET", careers.path)
+    assert (c["trade"], c["trade_source"], c["standard"]["key"]) == (None, None, "default")
+    assert "?trade=" in c["trade_note"]
+    asked = careers.prime.owner.ok("GET", careers.path, trade="09-01")
+    assert (asked["trade"]["major"], asked["trade_source"], asked["trade_note"]) == ("09", "query", None)
+
+    me = careers.api.worker_login(careers.lower, careers.worker)
+    for side in (me, careers.lower.owner):
+        side.ok("PUT", f"/workers/{wid}/disclosure", {"items": {"trades": True}})
+    c = careers.prime.owner.ok("GET", careers.path)
+    assert (c["trade"]["major"], c["trade"]["minor"], c["trade_source"]) == ("09", "01", "registered")

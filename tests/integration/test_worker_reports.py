@@ -249,20 +249,22 @@ STATS = [
 
 def test_the_worker_statistics_count_the_companys_workers_by_trade_level_insurance_and_kentaikyo(
         world: World) -> None:
-    r = world.download(world.prime.owner, world.statistics, format="xlsx")
+    """The employer sees every item of every worker, so its counts are the real ones."""
+    r = world.download(world.employer.owner, world.statistics, format="xlsx")
     ws = _sheet(r)
     assert ws.title == "所属技能者統計情報" and [c.value for c in ws[1]] == STATS_HEADER
     assert _cells(ws) == [*STATS, ["合計", "所属技能者数", 3]]
     assert _file_names(r) == (f'attachment; filename="worker-statistics_{world.employer.ccus_id}.xlsx"',
                               f"所属技能者統計情報_{world.employer.ccus_id}.xlsx")
-    rows = _csv_both(world, world.logins["self"], world.statistics)
+    rows = _csv_both(world, world.employer.owner, world.statistics)
     assert rows == [STATS_HEADER, *([a, b, str(n)] for a, b, n in STATS)]
-    report = world.upper.owner.ok("GET", world.statistics)
+    report = world.employer.owner.ok("GET", world.statistics)
     assert report["report"] == "1-3" and report["company"]["name"] == "(株)下位設備"
     assert report["summary"] == {"workers": 3}
     groups = {g["label"]: {c["value"]: c["workers"] for c in g["counts"]} for g in report["groups"]}
     assert list(groups) == ["職種", "技能レベル", "健康保険", "年金保険", "雇用保険", "建退共"]
     assert all(sum(counts.values()) == 3 for label, counts in groups.items() if label != "職種")
+    assert "非開示" not in str(report["groups"])  # the employer is hidden nothing
     assert "氏名" not in str(report) and "𠮷田" not in str(report)  # counts only: no worker is named
     # A worker with no trade is counted as such; a company with no workers prints zeros, not an error.
     world.api.worker(world.employer, "職種 無し", trades=[])
@@ -270,6 +272,71 @@ def test_the_worker_statistics_count_the_companys_workers_by_trade_level_insuran
         "value": "職種未登録", "workers": 1}
     empty = world.stranger.owner.ok("GET", f"/companies/{world.stranger.id}/reports/worker-statistics")
     assert empty["summary"] == {"workers": 0} and empty["groups"][0]["counts"] == []
+
+
+# What the 元請 and the upper company count: nothing is disclosed, so every 職種, レベル and 建退共 is 非開示; the
+# social insurance of 𠮷田 and 次郎 is on their site's 作業員名簿 (the policy's roster grant), 三郎's is not.
+STATS_ABOVE = [
+    ["職種", "非開示", 3],
+    ["技能レベル", "レベル1", 0], ["技能レベル", "レベル2", 0], ["技能レベル", "レベル3", 0],
+    ["技能レベル", "レベル4", 0], ["技能レベル", "レベル未登録", 0], ["技能レベル", "非開示", 3],
+    ["健康保険", "加入", 2], ["健康保険", "未加入", 0], ["健康保険", "適用除外", 0], ["健康保険", "未確認", 0],
+    ["健康保険", "非開示", 1],
+    ["年金保険", "加入", 1], ["年金保険", "未加入", 1], ["年金保険", "適用除外", 0], ["年金保険", "未確認", 0],
+    ["年金保険", "非開示", 1],
+    ["雇用保険", "加入", 1], ["雇用保険", "未加入", 0], ["雇用保険", "適用除外", 1], ["雇用保険", "未確認", 0],
+    ["雇用保険", "非開示", 1],
+    ["建退共", "加入", 0], ["建退共", "未加入", 0], ["建退共", "適用除外", 0], ["建退共", "未確認", 0],
+    ["建退共", "非開示", 3],
+]
+# What 𠮷田 counts of his own company: every item of his own, none of his two colleagues'.
+STATS_SELF = [
+    ["職種", "とび工 / とび工", 1], ["職種", "電工 / 電気工", 1], ["職種", "非開示", 2],
+    ["技能レベル", "レベル1", 0], ["技能レベル", "レベル2", 1], ["技能レベル", "レベル3", 0],
+    ["技能レベル", "レベル4", 0], ["技能レベル", "レベル未登録", 0], ["技能レベル", "非開示", 2],
+    ["健康保険", "加入", 1], ["健康保険", "未加入", 0], ["健康保険", "適用除外", 0], ["健康保険", "未確認", 0],
+    ["健康保険", "非開示", 2],
+    ["年金保険", "加入", 1], ["年金保険", "未加入", 0], ["年金保険", "適用除外", 0], ["年金保険", "未確認", 0],
+    ["年金保険", "非開示", 2],
+    ["雇用保険", "加入", 1], ["雇用保険", "未加入", 0], ["雇用保険", "適用除外", 0], ["雇用保険", "未確認", 0],
+    ["雇用保険", "非開示", 2],
+    ["建退共", "加入", 1], ["建退共", "未加入", 0], ["建退共", "適用除外", 0], ["建退共", "未確認", 0],
+    ["建退共", "非開示", 2],
+]
+
+
+def test_the_statistics_count_an_item_the_reader_may_not_see_as_undisclosed(world: World) -> None:
+    """A count tells as much as the item: each worker is counted by what the reader sees of it (1-2)."""
+    ws = _sheet(world.download(world.prime.owner, world.statistics, format="xlsx"))
+    assert _cells(ws) == [*STATS_ABOVE, ["合計", "所属技能者数", 3]]
+    assert world.upper.owner.ok("GET", world.statistics)["groups"] == world.prime.owner.ok(
+        "GET", world.statistics)["groups"]
+    rows = _csv_both(world, world.prime.owner, world.statistics)
+    assert rows == [STATS_HEADER, *([a, b, str(n)] for a, b, n in STATS_ABOVE)]
+    mine = _csv_both(world, world.logins["self"], world.statistics)
+    assert mine == [STATS_HEADER, *([a, b, str(n)] for a, b, n in STATS_SELF)]
+    report = world.logins["colleague"].ok("GET", world.statistics)
+    assert report["summary"] == {"workers": 3} and report["hidden_label"] == "非開示"
+    levels = {c["value"]: c["workers"] for c in report["groups"][1]["counts"]}
+    assert levels == {"レベル1": 0, "レベル2": 0, "レベル3": 0, "レベル4": 0, "レベル未登録": 1, "非開示": 2}
+
+
+def test_a_company_above_counts_the_real_values_of_the_items_both_sides_disclosed(world: World) -> None:
+    settings = f"/workers/{world.workers['yoshida']['id']}/disclosure"
+
+    def groups() -> dict[str, dict[str, int]]:
+        report = world.prime.owner.ok("GET", world.statistics)
+        return {g["key"]: {c["value"]: c["workers"] for c in g["counts"]} for g in report["groups"]}
+
+    world.employer.owner.ok("PUT", settings, {"items": {"level": True, "kentaikyo": True, "trades": True}})
+    assert groups()["level"]["非開示"] == 3  # only the employer agreeing is not enough
+    world.logins["self"].ok("PUT", settings, {"items": {"level": True, "kentaikyo": True}})
+    seen = groups()
+    assert seen["level"] == {"レベル1": 0, "レベル2": 1, "レベル3": 0, "レベル4": 0, "レベル未登録": 0, "非開示": 2}
+    assert seen["kentaikyo"] == {"加入": 1, "未加入": 0, "適用除外": 0, "未確認": 0, "非開示": 2}
+    assert seen["trades"] == {"非開示": 3}  # the worker did not agree to this one
+    ws = _sheet(world.download(world.prime.owner, world.statistics, format="xlsx"))
+    assert ["技能レベル", "レベル2", 1] in _cells(ws) and ["技能レベル", "非開示", 2] in _cells(ws)
 
 
 # -- 1-4 施工体制登録技能者一覧 ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@ row by row (the repositories turn the same Scope into SQL: tests/integration/tes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from server.domain.accounts import Actor, Role
@@ -220,3 +222,67 @@ def test_a_subcontractors_own_documents_are_for_the_prime_itself_and_the_compani
     assert owner(SECOND).subcontractor_nodes(TREE) == {102}  # never the company above it
     for v in (owner(INVITED), owner(STRANGER), manager(FIRST, OTHER_SITE), worker(7), OPERATOR):
         assert v.subcontractor_nodes(TREE) == set(), v.actor
+
+
+def test_a_workers_career_counts_all_its_days_only_for_itself_and_its_unbound_employer() -> None:
+    """GET /workers/{id}/career: the readers of 2-1, each counting what its 2-1 shows. The worker 7 of
+    SECOND is on SITE's roster under SECOND's node (102)."""
+    on_site = [(TREE, 102)]
+
+    def unread() -> Iterator[tuple[Tree, int | None]]:
+        raise AssertionError("the worker and its employer need no roster")
+        yield TREE, 102
+
+    for v in (worker(7), owner(SECOND)):
+        assert v.career_scope(worker_id=7, employer_id=SECOND, placements=unread()) == "all", v.actor
+    # The employer's 現場管理者 counts only its bound sites' records, as its 2-1 shows: none on SITE when
+    # bound elsewhere, yet it is still told the worker exists (its own company's worker).
+    for v in (manager(SECOND, OTHER_SITE), manager(SECOND, SITE)):
+        assert v.career_scope(worker_id=7, employer_id=SECOND, placements=unread()) == "visible", v.actor
+    assert not manager(SECOND, OTHER_SITE).records(TREE, PRIME).admits(site_id=SITE, worker_id=7,
+                                                                        employer_id=SECOND, node_id=102)
+    # The 元請 and the companies above the worker's node on a roster count their subtrees' records.
+    for v in (owner(PRIME), owner(FIRST), manager(FIRST, SITE)):
+        assert v.career_scope(worker_id=7, employer_id=SECOND, placements=iter(on_site)) == "visible", v.actor
+    # Anyone else is not told the worker exists: another worker, a company beside or not registered,
+    # the 元請's 現場管理者 bound elsewhere, the operator, or the 元請 of a site it is not on the roster of.
+    for v in (worker(8), owner(INVITED), owner(STRANGER), manager(PRIME, OTHER_SITE), OPERATOR):
+        assert v.career_scope(worker_id=7, employer_id=SECOND, placements=iter(on_site)) is None, v.actor
+    assert owner(PRIME).career_scope(worker_id=7, employer_id=SECOND, placements=iter([])) is None
+
+
+def test_a_companys_own_list_of_sites_opens_to_its_own_accounts_only() -> None:
+    """【4-2】自社に関する現場一覧: any ID of the company itself, a 現場管理者 bound elsewhere included."""
+    for v in (owner(SECOND), manager(SECOND, OTHER_SITE)):
+        assert v.is_own_company(SECOND), v.actor
+    # Not its own: the 元請 and the company above it, a worker it employs, the operator.
+    for v in (owner(PRIME), owner(FIRST), worker(9), OPERATOR):
+        assert not v.is_own_company(SECOND), v.actor
+
+
+def test_a_workers_profile_opens_to_itself_and_its_employer_and_refuses_openly_only_who_sees_the_worker() -> None:
+    """【1-1】技能者情報 of the worker 9 of SECOND: 技能者、所属事業主. ``seen_items`` is what ``worker_items``
+    grants the account; one that sees the worker otherwise is told 403, anyone else 404."""
+    for v in (worker(9), owner(SECOND), manager(SECOND, OTHER_SITE)):
+        assert v.profile_access(worker_id=9, employer_id=SECOND, seen_items=_items(v, set())) == "open", v.actor
+    # The 元請 on the roster, a company the employer gave proxy consent, a stranger after a disclosure.
+    for v, seen in ((owner(PRIME), _items(owner(PRIME), set(), roster=True)),
+                    (owner(FIRST), _items(owner(FIRST), set(), proxy=True)),
+                    (owner(STRANGER), _items(owner(STRANGER), {"level"}))):
+        assert seen is not None and v.profile_access(worker_id=9, employer_id=SECOND, seen_items=seen) == "refused"
+    # Who may not see the worker at all: a stranger with nothing disclosed, another worker, the operator.
+    for v in (owner(STRANGER), worker(8), OPERATOR):
+        seen = _items(v, set())
+        assert seen is None and v.profile_access(worker_id=9, employer_id=SECOND, seen_items=seen) == "hidden"
+
+
+def test_a_sites_month_report_opens_to_a_registered_company_and_a_worker_on_the_roster() -> None:
+    """2-1, 2-2, 2-4 of a site: a member opens it even with no record to show; anyone else only through
+    a record its scope admits. An invitee is party to the site (it reads the site) but no member."""
+    for v in (owner(PRIME), owner(FIRST), owner(SECOND), manager(FIRST, SITE)):
+        assert v.is_member(TREE) and v.is_member(TREE, on_roster=True), v.actor
+    assert owner(INVITED).on_site(TREE) and not owner(INVITED).is_member(TREE)
+    # A company's standing is its node's, whatever ``on_roster`` says (it is about workers).
+    for v in (owner(INVITED), owner(DECLINED), owner(STRANGER), manager(FIRST, OTHER_SITE), OPERATOR):
+        assert not v.is_member(TREE, on_roster=True), v.actor
+    assert worker(7).is_member(TREE, on_roster=True) and not worker(7).is_member(TREE)
