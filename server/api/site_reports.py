@@ -19,7 +19,8 @@ from server.services import career, site_reports
 
 router = APIRouter(tags=["reports"])
 Trade = Annotated[str | None, Query(
-    description="評価する職種 大分類-小分類（例: 06-01）。省略時は技能者の最初の登録職種",
+    description="評価する職種 大分類-小分類（例: 06-01）。省略時は技能者の最初の登録職種（見られる場合）、"
+                "なければ見られる作業員名簿の職種（trade_source に由来）",
     max_length=11, pattern=r"^[0-9０-９]{1,4}-[0-9０-９]{1,4}$")]
 
 
@@ -61,5 +62,7 @@ def site_fee(ctx: Ctx, actor: CurrentActor, site_id: PathId, month: Month, fmt: 
 def worker_career(ctx: Ctx, actor: CurrentActor, worker_id: PathId, trade: Trade = None) -> dict[str, Any]:
     """能力評価に向けた就業日数: 能力評価に有効な就業日数（1 日 1 回）、職長・班長の日数、年数換算（215 日 = 1 年）、
     現在のレベル（開示されている場合）、次のレベルとその不足日数。見える範囲は就業履歴（月別計）と同じ
-    （技能者本人、所属事業主、元請、上位下請）。元請・上位下請には自社の系統の就業履歴のみを数えます（counted）。"""
+    （技能者本人、所属事業主、元請、上位下請）。元請・上位下請と現場に限定された現場管理者には、見られる就業履歴
+    のみを数えます（counted）。職種を省略すると、登録職種が見られる場合はそれ、なければ見られる作業員名簿の職種で
+    評価します（trade_source: query / registered / roster / null、trade_note に説明）。"""
     return career.career(ctx, actor, worker_id, trade)
