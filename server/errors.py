@@ -83,6 +83,11 @@ def worker_not_found() -> NotFound:
     return NotFound("worker_not_found", ja="技能者が見つかりません", en="no such worker")
 
 
+def company_not_found() -> NotFound:
+    """A company this account may not know of answers as one that does not exist."""
+    return NotFound("company_not_found", ja="事業者が見つかりません", en="no such company")
+
+
 class Throttled(GenbaError):
     """Too many tries of one thing from one place (wrong passwords for a login ID from one address):
     refused without looking at the request, and ``retry_after_s`` says when the next try will be

@@ -10,7 +10,7 @@ from server.domain.accounts import Actor
 from server.domain.hierarchy import Node, Status, Tree
 from server.domain.roster import EntryFields
 from server.domain.visibility import Visibility
-from server.errors import Forbidden, NotFound, site_not_found, worker_not_found
+from server.errors import Forbidden, NotFound, company_not_found, site_not_found, worker_not_found
 from server.services.context import Context
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
@@ -40,7 +40,22 @@ def worker_or_404(uow: UnitOfWork, worker_id: int) -> t.Worker:
 
 
 def company_or_404(uow: UnitOfWork, company_id: int) -> t.Company:
-    return get(uow, t.Company, company_id, "company_not_found", "事業者が見つかりません", "no such company")
+    company = uow.get(t.Company, company_id)
+    if company is None:
+        raise company_not_found()
+    return company
+
+
+def related_company_or_404(uow: UnitOfWork, actor: Actor, company_id: int) -> t.Company:
+    """The company, for an account the policy relates to it (``Visibility.relates_to_company``: the
+    company itself, its workers, the companies above it on a site where it is registered); anyone else
+    gets the 404 of a company that does not exist (1-3, 3-1)."""
+    company = company_or_404(uow, company_id)
+    own_employer = worker_or_404(uow, actor.worker_id).employer_id if actor.worker_id is not None else None
+    if not Visibility(actor).relates_to_company(company_id, own_employer_id=own_employer,
+                                                trees=registered_trees(uow, company_id)):
+        raise company_not_found()
+    return company
 
 
 def load_tree(uow: UnitOfWork, site_id: int, lock: bool = False) -> Tree:

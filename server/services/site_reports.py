@@ -31,18 +31,17 @@ from server.domain import site as site_rules
 from server.domain.accounts import Actor
 from server.domain.hierarchy import STATUS_LABELS, Status
 from server.domain.visibility import Visibility
-from server.errors import Forbidden, NotFound
+from server.errors import Forbidden, company_not_found
 from server.exports import Row
 from server.exports.report import Layout
 from server.services import attendance, sites
 from server.services.common import (
     company_or_404,
     load_tree,
-    registered_trees,
+    related_company_or_404,
     require_reader,
     site_or_404,
     tier_label,
-    worker_or_404,
 )
 from server.services.companies import company_view
 from server.services.context import Context
@@ -60,10 +59,6 @@ PROFILE_COLUMNS = (
 PERIOD_START, PERIOD_END = "就業履歴蓄積期間（開始）", "就業履歴蓄積期間（終了）"
 SITES_HEADER = ("No.", "現場ID", "現場名", "元請名", "次数", "状態", PERIOD_START, PERIOD_END)
 FEE_HEADER = ("No.", "所属事業者", "技能者数", "人日", "単価（円／人日）", "概算額（円）")
-
-
-def _company_not_found() -> NotFound:
-    return NotFound("company_not_found", ja="事業者が見つかりません", en="no such company")
 
 
 # -- 3-1 事業者情報 ------------------------------------------------------------------------------------------
@@ -103,12 +98,7 @@ def company_profile(ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfW
     """3-1 事業者情報 for 技能者（自社）、所属事業主、元請、上位下請; anyone else: 404 ``company_not_found``."""
     require_reader(actor, "3-1")
     with ctx.read(uow) as uow:
-        company = company_or_404(uow, company_id)
-        own_employer = worker_or_404(uow, actor.worker_id).employer_id if actor.worker_id is not None else None
-        if not Visibility(actor).relates_to_company(company_id, own_employer_id=own_employer,
-                                                    trees=registered_trees(uow, company_id)):
-            raise _company_not_found()
-        return CompanyProfile(company_view(company))
+        return CompanyProfile(company_view(related_company_or_404(uow, actor, company_id)))
 
 
 # -- 4-1 現場・契約情報 ---------------------------------------------------------------------------------------
@@ -227,7 +217,7 @@ def company_sites(ctx: Context, actor: Actor, company_id: int, *, uow: UnitOfWor
         company = company_or_404(uow, company_id)
         seer = Visibility(actor)
         if not seer.is_own_company(company_id):
-            raise _company_not_found()
+            raise company_not_found()
         statuses = uow.sites.node_statuses_of_company(company_id, except_status=Status.DECLINED)
         rows = []
         for site in uow.sites.by_ids(seer.sites_listed(statuses)):

@@ -37,11 +37,11 @@ from typing import Any
 from server.domain.accounts import Actor
 from server.domain.trades import trade_table
 from server.domain.visibility import Visibility
-from server.errors import Forbidden, NotFound, worker_not_found
+from server.errors import Forbidden, worker_not_found
 from server.exports import Row
 from server.exports.report import Layout
 from server.services import roster, workers
-from server.services.common import company_or_404, registered_trees, require_reader, tier_label, worker_or_404
+from server.services.common import company_or_404, related_company_or_404, require_reader, tier_label, worker_or_404
 from server.services.companies import INSURANCE_STATES
 from server.services.context import Context
 from server.store import tables as t
@@ -76,10 +76,6 @@ def _forbidden(report: str) -> Forbidden:
     """The same refusal as ``require_reader``, for a party the table admits in general but not here."""
     return Forbidden("report_forbidden", ja=f"この帳票（{report}）は、このアカウントでは出力できません",
                      en=f"this account may not open report {report}", report=report)
-
-
-def _company_not_found() -> NotFound:
-    return NotFound("company_not_found", ja="事業者が見つかりません", en="no such company")
 
 
 def _company(c: t.Company) -> dict[str, Any]:
@@ -292,11 +288,7 @@ def company_statistics(ctx: Context, actor: Actor, company_id: int, *,
     item is counted that the reader may not see of that worker (``_items_seen``: 非開示 instead)."""
     require_reader(actor, "1-3")
     with ctx.read(uow) as uow:
-        company = company_or_404(uow, company_id)
-        own_employer = worker_or_404(uow, actor.worker_id).employer_id if actor.worker_id is not None else None
-        if not Visibility(actor).relates_to_company(company_id, own_employer_id=own_employer,
-                                                    trees=registered_trees(uow, company_id)):
-            raise _company_not_found()
+        company = related_company_or_404(uow, actor, company_id)
         staff = uow.workers.of_employer(company_id)
         seen = _items_seen(uow, actor, company_id, staff)
 
