@@ -121,8 +121,9 @@ def audit(
     )
 
 
-def entry_fields(e: t.RosterEntry) -> EntryFields:
-    """A roster row as the domain reads it (the roster's checks and the attendance record's 職種・立場)."""
+def entry_fields(e: t.RosterEntry | Any) -> EntryFields:
+    """A roster row (an ORM object or a plain row of its columns) as the domain reads it (the
+    roster's checks and the attendance record's 職種・立場)."""
     return EntryFields(
         trade=(e.trade_major, e.trade_minor) if e.trade_major and e.trade_minor else None,
         position=e.position,

@@ -124,9 +124,15 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         out_of_window: dict[int, str] = {}  # item index → the time rule's reason
         index_of: dict[int, int] = {}  # id(row) → item index
         sites: dict[int, t.Site] = {}
+
+        def site_of(site_id: int) -> t.Site:  # once per site and batch, not once per tap
+            if site_id not in sites:
+                sites[site_id] = site_or_404(uow, site_id)
+            return sites[site_id]
+
         for i, device, e in fresh:
             at = records.utc(e.at)
-            site = sites.setdefault(device.site_id, site_or_404(uow, device.site_id))
+            site = site_of(device.site_id)
             rule = records.rule_of(site)
             if e.clock_synced and (reason := taps.time_refusal(at, True, now, rule)):
                 out_of_window[i] = reason  # a synchronised clock this far off is no reading either
@@ -192,7 +198,7 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
                 acks[i] = AckItem(seq=e.seq, outcome="recorded")
                 row = row_of[key]
                 if row["worker_id"] is not None:
-                    site = sites.setdefault(device.site_id, site_or_404(uow, device.site_id))
+                    site = site_of(device.site_id)
                     touched.add((site.id, row["worker_id"], records.day_of(site, row["effective_at"])))
                 continue
             original = _content_of_tap(stored[key]) if key in stored else _content_of_event(first_of[key])
@@ -220,17 +226,18 @@ def ingest_batch(ctx: Context, items: Sequence[tuple[str, TapEvent]],
         for site_id, worker_id, day in touched:
             by_site.setdefault(site_id, set()).add((worker_id, day))
         for site_id in sorted(by_site):
-            site = sites.get(site_id) or site_or_404(uow, site_id)
+            site = site_of(site_id)
             records.rebuild_many(uow, site, by_site[site_id], now, load_tree(uow, site_id))
         # Taps held for want of a clock (CLOCK_UNSET) whose boot got its first reading now: dated by
         # it. The inner batch holds no reading (its taps are unsynchronised), so this never recurses
-        # further; one indexed query per gate and batch with readings.
+        # further; one indexed query per batch with readings (usually finding nothing).
         read: dict[str, set[str]] = {}
         for _, device, e in fresh:
             if e.clock_synced and e.boot_id and (device.id, e.buffer_id, e.seq) in new_ids:
                 read.setdefault(device.device_id, set()).add(e.boot_id)
-        for device_id, boots in sorted(read.items()):
-            release_clock_held(ctx, device_id, boots, uow=uow)
+        waiting_for_clock = uow.taps.held_of_devices(read, (taps.CLOCK_UNSET,)) if read else {}
+        for device_id, held_taps in sorted(waiting_for_clock.items()):
+            _retry_held(ctx, uow, device_id, held_taps)
     if counters is not None:  # committed: only now do the taps count, and may the caller publish the Ack
         counters.add(counted)
     return [a for a in acks if a is not None]

@@ -7,14 +7,15 @@ approved correction and writes the one record the domain builds from them, so th
 taps arrive, re-deliveries and a second ingest worker cannot change the result.
 
 Concurrency: on PostgreSQL two ingest workers may commit taps of the same worker and day at
-once. ``rebuild`` first makes sure the record row exists (INSERT … ON CONFLICT DO NOTHING, which
-waits for the other transaction's insert), then locks it (SELECT … FOR UPDATE), and only then
-reads the taps: under READ COMMITTED each statement sees what was committed before it, so
-whichever worker locks last sees both taps and writes the complete record. On SQLite writes are
-serialised by BEGIN IMMEDIATE, so the question does not arise.
+once. ``rebuild`` first takes a transaction-scoped lock on the (site, worker) key
+(``RecordRepository.lock_for_rebuild``, an advisory lock: the record may not exist yet), and only
+then reads the taps: under READ COMMITTED each statement sees what was committed before it, so
+whichever worker locks last sees both taps and writes the complete record (one INSERT … ON
+CONFLICT DO UPDATE, new or stored alike). On SQLite writes are serialised by BEGIN IMMEDIATE, so
+the question does not arise.
 
-``rebuild_many`` does the same for a set of records in a handful of statements: the rows are
-inserted in (worker, day) order and locked in id order, the same orders in every transaction. The
+``rebuild_many`` does the same for a set of records in a handful of statements: the keys are
+locked in worker order, the same order in every transaction. The
 ingest calls it once per site per batch, with the records its clock re-dating touched included
 (``clock_reading`` returns them rather than rebuilding): a transaction that locked records in two
 calls could hold one another worker waits for while waiting for one that worker holds (a deadlock
@@ -23,6 +24,7 @@ the review of the set-based ingest found on PostgreSQL).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -44,10 +46,18 @@ def utc(at: datetime) -> datetime:
 
 
 def rule_of(site: t.Site) -> rules.DayRule:
-    return rules.DayRule(boundary=rules.parse_boundary(site.day_boundary), tz=rules.parse_time_zone(site.time_zone))
+    return _rule(site.day_boundary, site.time_zone)
 
 
-def _domain_tap(row: t.Tap) -> rules.Tap:
+@functools.lru_cache(maxsize=256)
+def _rule(day_boundary: str, time_zone: str) -> rules.DayRule:
+    """Parsed once per setting, not once per tap: the ingest asks for a site's rule for every tap
+    and record of a batch. (A DayRule is immutable; a site whose setting changes asks anew.)"""
+    return rules.DayRule(boundary=rules.parse_boundary(day_boundary), tz=rules.parse_time_zone(time_zone))
+
+
+def _domain_tap(row: Any) -> rules.Tap:
+    """A stored tap (an ORM object or a plain row of its columns) as the domain reads it."""
     # The tap's row id stands in for seq: seq is per gate buffer, the id is unique on the site.
     return rules.Tap(
         seq=row.id,
@@ -60,41 +70,36 @@ def _domain_tap(row: t.Tap) -> rules.Tap:
 
 
 def rebuild(uow: UnitOfWork, site: t.Site, worker_id: int, day: date, now: datetime,
-             tree: Tree | None = None) -> t.Attendance | None:
-    """The one record of (site, worker, day) from everything known now; None when nothing is left."""
-    return rebuild_many(uow, site, [(worker_id, day)], now, tree)[(worker_id, day)]
-
-
-_EMPTY_RECORD = {"tap_count": 0, "clock_unverified": False, "on_roster": False, "valid": False, "reasons": []}
+            tree: Tree | None = None) -> None:
+    """The one record of (site, worker, day) from everything known now; removed when nothing is left."""
+    rebuild_many(uow, site, [(worker_id, day)], now, tree)
 
 
 def rebuild_many(uow: UnitOfWork, site: t.Site, keys: Iterable[tuple[int, date]], now: datetime,
-                 tree: Tree | None = None) -> dict[tuple[int, date], t.Attendance | None]:
+                 tree: Tree | None = None) -> None:
     """The records of many (worker, day) pairs of one site, set-based: a handful of statements
     whatever the number of records (the ingest rebuilds a whole batch's records at once).
 
-    Order of work, for the concurrency argument in the module docstring: every record row exists
-    (one INSERT … ON CONFLICT DO NOTHING for all), the rows are locked in id order (one SELECT … FOR
-    UPDATE: two workers lock overlapping sets in the same order, so they queue rather than
-    deadlock), and only then are the taps, corrections and roster entries read."""
+    Order of work, for the concurrency argument in the module docstring: the (site, worker) keys
+    are locked in worker order (``lock_for_rebuild``: two transactions lock overlapping sets in the
+    same order, so they queue rather than deadlock), only then are the taps, corrections and roster
+    entries read, and every record is written in one upsert (a new one inserted as built, never as
+    an empty row filled later)."""
     wanted = sorted(set(keys))
     if not wanted:
-        return {}
+        return
     rule = rule_of(site)
-    # An earlier rebuild in this transaction may have deleted one of these rows (its taps moved to
-    # another day); flush it first, or the insert below would be skipped for a row about to vanish.
+    # Pending ORM changes (taps re-dated by ``clock_reading``) must be in the database before the
+    # inputs are read with Core statements, which do not flush by themselves.
     uow.flush()
-    uow.records.ensure(
-        [{"site_id": site.id, "worker_id": w, "work_day": d, **_EMPTY_RECORD, "updated_at": now} for w, d in wanted])
     workers = sorted({w for w, _ in wanted})
+    uow.records.lock_for_rebuild(site.id, workers)
     days = sorted({d for _, d in wanted})
-    rows = {(r.worker_id, r.work_day): r for r in uow.records.lock_of_site(site.id, workers, days)}
     # The inputs of every wanted record, one query each.
     first, _ = rules.day_window(days[0], rule)
     _, last = rules.day_window(days[-1], rule)
-    taps: dict[tuple[int, date], list[t.Tap]] = {}
+    taps: dict[tuple[int, date], list[Any]] = {}
     for tap in uow.taps.of_workers_between(site.id, workers, utc(first), utc(last)):
-        assert tap.worker_id is not None
         taps.setdefault((tap.worker_id, rules.work_day(as_aware(tap.effective_at), rule)), []).append(tap)
     corrections: dict[tuple[int, date], list[t.Correction]] = {}
     for c in uow.records.approved_corrections(site.id, workers, days):
@@ -103,27 +108,25 @@ def rebuild_many(uow: UnitOfWork, site: t.Site, keys: Iterable[tuple[int, date]]
     employers = uow.workers.employers_of(workers)
     tree = tree or load_tree(uow, site.id)
 
-    out: dict[tuple[int, date], t.Attendance | None] = {}
-    changes: list[tuple[t.Attendance, dict[str, Any]]] = []
+    built: list[dict[str, Any]] = []
+    empty: list[dict[str, Any]] = []
     for key in wanted:
         worker_id, day = key
-        row = rows[key]
         day_taps, day_corrections = taps.get(key, []), corrections.get(key, [])
+        record_key = {"site_id": site.id, "worker_id": worker_id, "work_day": day}
         if not day_taps and not day_corrections:
-            uow.delete(row)  # e.g. a clock correction moved the day's only tap to another day
-            out[key] = None
+            empty.append(record_key)  # e.g. a clock correction moved the day's only tap to another day
             continue
         if worker_id not in employers:
             raise worker_not_found()
-        changes.append((row, _fill(site, tree, worker_id, day, day_taps, day_corrections, entries.get(worker_id),
-                                   employers[worker_id], rule, now)))
-        out[key] = row
-    uow.records.save_rebuilt(changes)  # one statement for all, not one UPDATE per record
-    return out
+        built.append({**record_key, **_fill(site, tree, worker_id, day, day_taps, day_corrections,
+                                            entries.get(worker_id), employers[worker_id], rule, now)})
+    uow.records.delete_rebuilt(empty)
+    uow.records.save_rebuilt(built)  # one statement for all, new and stored alike
 
 
-def _fill(site: t.Site, tree: Tree, worker_id: int, day: date, taps: list[t.Tap],
-          corrections: list[t.Correction], entry: t.RosterEntry | None, employer_id: int | None,
+def _fill(site: t.Site, tree: Tree, worker_id: int, day: date, taps: list[Any],
+          corrections: list[t.Correction], entry: Any, employer_id: int | None,
           rule: rules.DayRule, now: datetime) -> dict[str, Any]:
     """One record's columns from its inputs, by the domain's rules."""
     device = rules.build_record([_domain_tap(x) for x in taps], rule) if taps else None

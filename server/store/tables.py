@@ -412,9 +412,9 @@ class Tap(Base):
     device_pk: Mapped[int] = mapped_column(ForeignKey("devices.id"), nullable=False)
     buffer_id: Mapped[str] = mapped_column(String(32), nullable=False)
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False)  # the wire's bound: 64-bit signed
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), nullable=False, index=True)  # the device's, at receipt
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), nullable=False)  # the device's, at receipt
     card_tech: Mapped[str] = mapped_column(String(12), nullable=False)
-    card_uid: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
+    card_uid: Mapped[str] = mapped_column(String(40), nullable=False)
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"), index=True)  # None: card not linked (yet)
     direction: Mapped[str] = mapped_column(String(4), nullable=False)
     at: Mapped[datetime] = _ts()  # the gate's clock
@@ -430,8 +430,15 @@ class Tap(Base):
     __table_args__ = (
         UniqueConstraint("device_pk", "buffer_id", "seq"),
         CheckConstraint("direction IN ('in', 'out', 'auto')", name="direction"),
+        # Every tap is written into each index of this table, so each is one the queries need:
+        # a site's and a worker's days (ix_taps_day, also every query by site alone), a worker across
+        # sites (ix_taps_worker_id). The two below hold only the few taps they are asked about:
+        # a card's taps stored before it was linked, and a boot's taps waiting for a clock reading.
         Index("ix_taps_day", "site_id", "worker_id", "effective_at"),
-        Index("ix_taps_boot", "device_pk", "boot_id", "clock_trusted"),
+        Index("ix_taps_unattributed", "card_uid", sqlite_where=text("worker_id IS NULL"),
+              postgresql_where=text("worker_id IS NULL")),
+        Index("ix_taps_waiting_clock", "device_pk", "boot_id", sqlite_where=text("clock_trusted IS 0"),
+              postgresql_where=text("clock_trusted IS false")),
     )
 
 

@@ -368,6 +368,44 @@ def test_two_ingest_workers_taking_the_entry_and_the_exit_at_once_leave_both_on_
                                                               "2026-11-25T17:00:00+09:00", 2)
 
 
+def test_four_ingest_workers_racing_over_the_same_workers_leave_every_record_complete(gates: Gates) -> None:
+    # Four gates, each with its own ingest worker (so no gate lock orders them), send batches that
+    # all touch the same six workers' day at once: every record must end with every tap of its day,
+    # whichever transaction committed last (the rebuild's per-worker lock; BEGIN IMMEDIATE on SQLite).
+    uids = [f"0114A1B2C3D4{n:04X}" for n in range(6)]
+    people = [_worker(gates, f"競合 {n}", uid) for n, uid in enumerate(uids)]
+    extra = [("gate-in-2", "in"), ("gate-out-2", "out")]
+    for gate, direction in extra:
+        gates.prime.owner.ok("POST", f"/sites/{gates.site.id}/devices",
+                             {"device_id": gate, "name": gate, "direction": direction}, status=201)
+    lanes = [("gate-in", "in", 7), ("gate-in-2", "in", 8), ("gate-out", "out", 17), ("gate-out-2", "out", 18)]
+    barrier = threading.Barrier(len(lanes))
+    failures: list[BaseException] = []
+
+    def lane(gate: str, direction: str, hour: int) -> None:
+        try:
+            barrier.wait()
+            for round_ in range(5):
+                events = [TapEvent(device_id=gate, buffer_id=BUF, seq=next(_seq), card=Card(tech="felica", uid=uid),
+                                   direction=direction, at=jst(25, hour, round_ * 10 + n), clock_synced=True,
+                                   boot_id="boot-race", mono_ms=next(_seq)) for n, uid in enumerate(uids)]
+                assert {a.outcome for a in ingest.ingest_taps(gates.api.ctx, gate, events)} == {"recorded"}
+        except BaseException as exc:  # reported below: an assert in a thread would vanish
+            failures.append(exc)
+
+    threads = [threading.Thread(target=lane, args=args) for args in lanes]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert failures == []
+    for n, w in enumerate(people):
+        r = gates.record_of(w)
+        assert r["tap_count"] == 20
+        assert (r["entry_at"], r["exit_at"]) == (f"2026-11-25T07:{n:02d}:00+09:00",
+                                                 f"2026-11-25T18:{40 + n:02d}:00+09:00")
+
+
 def test_a_bad_day_or_month_is_a_clear_error(gates: Gates) -> None:
     gates.prime.owner.fail("GET", f"/sites/{gates.site.id}/attendance/month", month="2026-13", status=422,
                            code="invalid_month")

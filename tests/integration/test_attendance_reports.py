@@ -400,7 +400,7 @@ def _bulk_month(ctx: Context, prime: Company, site: Site) -> None:
                  "position": "foreman" if i % 10 == 0 else "general", "valid": d != 0 or i % 3 != 0,
                  "reasons": [], "updated_at": now}
                 for i, w in enumerate(workers) for d in range(N_DAYS)]
-        uow.records.ensure(rows)
+        uow.records.save_rebuilt(rows)
 
 
 def test_a_large_site_streams_its_month_as_csv_and_excel_with_every_row_and_the_right_totals(api: Api) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, any_, bindparam, false, func, or_, select, true, tuple_
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from server.domain.visibility import AuditScope, Scope
+from server.store.repositories.bulk import BinaryArray
 
 
 class Repository:
@@ -32,13 +32,13 @@ class Repository:
     def among(self, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
         """``column IN values``."""
         if self.is_postgresql:
-            return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+            return column == any_(bindparam(None, list(values), type_=BinaryArray(column.type)))
         return column.in_(list(values))  # type: ignore[no-any-return]
 
     def among_keys(self, columns: Sequence[Any], keys: Collection[tuple[Any, ...]]) -> ColumnElement[bool]:
         """``(columns…) IN keys``, each key a tuple of the columns' values."""
         if self.is_postgresql:
-            arrays = [bindparam(None, [k[i] for k in keys], type_=postgresql.ARRAY(c.type))
+            arrays = [bindparam(None, [k[i] for k in keys], type_=BinaryArray(c.type))
                       for i, c in enumerate(columns)]
             return tuple_(*columns).in_(select(func.unnest(*arrays).table_valued(
                 *(f"k{i}" for i in range(len(columns)))).render_derived()))

@@ -21,7 +21,20 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Integer, String, Table, case, cast, exists, func, select
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    inspect,
+    literal_column,
+    select,
+)
 
 from server.domain.visibility import Scope
 from server.store import tables as t
@@ -56,25 +69,47 @@ class MonthGroup:
 
 class RecordRepository(Repository):
     # -- records: the rebuild (services/records.rebuild_many) -----------------------------------------
-    def ensure(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert the records not there yet, in one statement (INSERT … ON CONFLICT DO NOTHING on
-        (site, worker, work day)): on PostgreSQL it waits for another transaction inserting the same
-        row, so the lock taken next is on the one row both will fill."""
-        bulk.insert_or_skip(self.s, _RECORDS, rows, ("site_id", "worker_id", "work_day"))
+    def lock_for_rebuild(self, site_id: int, worker_ids: Collection[int]) -> None:
+        """Serialise rebuilders of these workers' records on the site until this transaction ends.
 
-    def save_rebuilt(self, changes: Sequence[tuple[t.Attendance, dict[str, Any]]]) -> None:
-        """The locked records with their rebuilt values, written in one statement."""
-        bulk.update_by_id(self.s, _RECORDS, changes)
+        PostgreSQL: a transaction-scoped advisory lock per (site, worker), taken in worker order (two
+        transactions wanting overlapping sets queue rather than deadlock), before the record's
+        inputs are read: a rebuild waits for one in flight and then, under READ COMMITTED, reads
+        what that one committed. A lock on a key rather than on the record row, because the record
+        may not exist yet: no empty row is written only to be locked and then filled. The lock is
+        ``pg_advisory_xact_lock(site id, worker id)``, the two-integer key space, used for nothing
+        else. SQLite: nothing to do, BEGIN IMMEDIATE already serialises every writer."""
+        if not self.is_postgresql or not worker_ids:
+            return
+        workers = select(func.unnest(bindparam("workers", sorted(worker_ids), type_=bulk.BinaryArray(Integer)))
+                         .column_valued("w")).order_by(literal_column("w")).subquery()
+        self.s.execute(select(func.pg_advisory_xact_lock(bindparam("site", site_id, type_=Integer),
+                                                         workers.c.w)).select_from(workers)).all()
 
-    def lock_of_site(self, site_id: int, worker_ids: Collection[int], days: Collection[date]) -> Sequence[t.Attendance]:
-        """The site's records of these workers on these days, locked in id order (SELECT … FOR UPDATE:
-        two transactions locking overlapping sets queue rather than deadlock), and read afresh."""
-        return self.s.scalars(
-            select(t.Attendance)
-            .where(t.Attendance.site_id == site_id, self.among(t.Attendance.worker_id, worker_ids),
-                   self.among(t.Attendance.work_day, days))
-            .order_by(t.Attendance.id).with_for_update().execution_options(populate_existing=True)
-        ).all()
+    def save_rebuilt(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rebuilt records, each replacing the stored one of its (site, worker, work day) or inserted
+        if none is stored, in one statement; the caller holds ``lock_for_rebuild`` for them."""
+        bulk.upsert(self.s, _RECORDS, rows, ("site_id", "worker_id", "work_day"))
+        self._forget(rows)
+
+    def delete_rebuilt(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Records left with nothing to be built from (e.g. a clock correction moved the day's only
+        tap to another day), by (site, worker, work day) in ``rows``; absent ones are no matter."""
+        if rows:
+            a = _RECORDS.c
+            self.s.execute(delete(_RECORDS).where(self.among_keys(
+                (a.site_id, a.worker_id, a.work_day), [(r["site_id"], r["worker_id"], r["work_day"]) for r in rows])))
+            self._forget(rows)
+
+    def _forget(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Written past the ORM: a record object this session loaded earlier is stale; expired, the
+        next read of it loads what is stored (or finds it gone)."""
+        keys = {(r["site_id"], r["worker_id"], r["work_day"]) for r in rows}
+        for obj in list(self.s.identity_map.values()):
+            if isinstance(obj, t.Attendance):
+                loaded = inspect(obj).dict  # what is loaded: reading an expired attribute would query
+                if (loaded.get("site_id"), loaded.get("worker_id"), loaded.get("work_day")) in keys:
+                    self.s.expire(obj)
 
     # -- records: single questions --------------------------------------------------------------------
     def id_of(self, site_id: int, worker_id: int, day: date) -> int | None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Table, func, select
 
 from server.domain.visibility import Scope
 from server.store import tables as t
 from server.store.repositories.base import Repository, scope_clause
+
+_ENTRIES: Table = t.RosterEntry.__table__  # type: ignore[assignment]
 
 
 class RosterRepository(Repository):
@@ -60,11 +63,15 @@ class RosterRepository(Repository):
         ).all()
         return {node_id: n for node_id, n in rows}
 
-    def entries_of_workers(self, site_id: int, worker_ids: Collection[int]) -> dict[int, t.RosterEntry]:
-        """worker id → its entry on the site's roster, for the workers given (those on it)."""
-        return {e.worker_id: e for e in self.s.scalars(
-            select(t.RosterEntry).where(t.RosterEntry.site_id == site_id,
-                                        self.among(t.RosterEntry.worker_id, worker_ids)))}
+    def entries_of_workers(self, site_id: int, worker_ids: Collection[int]) -> dict[int, Row[Any]]:
+        """worker id → its entry on the site's roster, for the workers given (those on it), as a plain
+        row of what a 就業履歴 record takes from it (the rebuild reads one per record of a batch: no
+        ORM object each)."""
+        e = _ENTRIES.c
+        return {r.worker_id: r for r in self.s.execute(
+            select(e.worker_id, e.node_id, e.trade_major, e.trade_minor, e.position, e.work_description,
+                   e.hazardous, e.hazardous_other, e.health_checks, e.health_checks_other, e.qualification_ids)
+            .where(e.site_id == site_id, self.among(e.worker_id, worker_ids))).all()}
 
     # -- patterns (作業員名簿パターン) ----------------------------------------------------------------
     def pattern_id_by_name(self, company_id: int, name: str) -> int | None:

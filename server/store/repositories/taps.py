@@ -8,11 +8,11 @@ them so (no per-row queries), and keep the inserts on the Core tables (no ORM bu
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, func, select, update
+from sqlalchemy import Row, Table, delete, exists, func, select, update
 
 from server.store import tables as t
 from server.store.repositories import bulk
@@ -53,6 +53,19 @@ class TapRepository(Repository):
         if boot_ids is not None:
             q = q.where(self.among(t.HeldTap.boot_id, boot_ids))
         return self.s.scalars(q.order_by(t.HeldTap.buffer_id, t.HeldTap.seq)).all()
+
+    def held_of_devices(self, boots: Mapping[str, Collection[str]],
+                        reasons: Collection[str]) -> dict[str, list[t.HeldTap]]:
+        """``held_of_device`` for many gates at once: device ID → its taps held for one of ``reasons``
+        of the given boots, in the order it took them; gates with none are left out."""
+        q = (select(t.HeldTap)
+             .where(self.among(t.HeldTap.device_id, sorted(boots)), self.among(t.HeldTap.reason, reasons))
+             .order_by(t.HeldTap.device_id, t.HeldTap.buffer_id, t.HeldTap.seq))
+        out: dict[str, list[t.HeldTap]] = {}
+        for h in self.s.scalars(q):
+            if h.boot_id in boots[h.device_id]:
+                out.setdefault(h.device_id, []).append(h)
+        return out
 
     def set_held_reason(self, ids: Collection[int], reason: str) -> None:
         """Held taps that were tried again and are now refused for another reason keep that one."""
@@ -103,13 +116,16 @@ class TapRepository(Repository):
 
     # -- a worker's days ------------------------------------------------------------------------------
     def of_workers_between(self, site_id: int, worker_ids: Collection[int], start: datetime,
-                           end: datetime) -> Sequence[t.Tap]:
-        """The workers' taps on the site with ``start <= effective_at < end`` (UTC), in time order."""
-        return self.s.scalars(
-            select(t.Tap)
-            .where(t.Tap.site_id == site_id, self.among(t.Tap.worker_id, worker_ids),
-                   t.Tap.effective_at >= start, t.Tap.effective_at < end)
-            .order_by(t.Tap.effective_at, t.Tap.id)
+                           end: datetime) -> Sequence[Row[Any]]:
+        """The workers' taps on the site with ``start <= effective_at < end`` (UTC), in time order, as
+        plain rows of what a record is built from (the rebuild reads hundreds per batch: no ORM
+        object per tap)."""
+        x = _TAPS.c
+        return self.s.execute(
+            select(x.id, x.direction, x.effective_at, x.clock_trusted, x.worker_id, x.site_id)
+            .where(x.site_id == site_id, self.among(x.worker_id, worker_ids),
+                   x.effective_at >= start, x.effective_at < end)
+            .order_by(x.effective_at, x.id)
         ).all()
 
     def of_worker_between(self, site_id: int, worker_id: int, start: datetime, end: datetime) -> Sequence[t.Tap]:

@@ -86,8 +86,9 @@ class WorkerRepository(Repository):
         """Card UID → the worker holding it now (revoked cards hold nothing), for the UIDs given."""
         if not uids:
             return {}
-        return {uid: wid for uid, wid in self.s.execute(
-            select(t.Card.uid, t.Card.worker_id).where(self.among(t.Card.uid, uids), t.Card.revoked_at.is_(None)))}
+        rows = self.s.execute(
+            select(t.Card.uid, t.Card.worker_id).where(self.among(t.Card.uid, uids), t.Card.revoked_at.is_(None))).all()
+        return {uid: wid for uid, wid in rows}
 
     def last_revoked_card(self, uid: str) -> t.Card | None:
         """The card of this UID revoked last (a card reported lost), if any."""
@@ -107,7 +108,7 @@ class WorkerRepository(Repository):
     def employers_of(self, worker_ids: Collection[int]) -> dict[int, int | None]:
         """worker id → its employer's id, for the workers that exist."""
         return {wid: emp for wid, emp in self.s.execute(
-            select(t.Worker.id, t.Worker.employer_id).where(self.among(t.Worker.id, worker_ids)))}
+            select(t.Worker.id, t.Worker.employer_id).where(self.among(t.Worker.id, worker_ids))).all()}
 
     def people(self, worker_ids: Collection[int]) -> tuple[dict[int, t.Worker], dict[int, t.Company]]:
         """The workers of these ids and their employers (two queries, whatever the number of records)."""
