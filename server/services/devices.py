@@ -254,12 +254,12 @@ def _roster_statuses(uow: UnitOfWork, site_id: int) -> dict[str, str]:
     if companies:
         for wid in uow.workers.of_employers(companies):
             status[wid] = "not_on_roster"
-    for e in uow.roster.entries_of_site(site_id):
-        status[e.worker_id] = "ok" if e.trade_major and e.position else "incomplete"
+    for worker_id, complete in uow.roster.completeness_of_site(site_id):
+        status[worker_id] = "ok" if complete else "incomplete"
     if not status:
         return {}
-    cards = uow.workers.active_card_uids_of(status)
-    return {uid: status[wid] for uid, wid in sorted(cards)}
+    cards = uow.workers.active_card_uids_of_site(site_id, companies)
+    return {uid: status[wid] for uid, wid in sorted(cards) if wid in status}
 
 
 def _config_for(uow: UnitOfWork, d: t.Device, cache: dict[int, tuple[t.Site, dict[str, str]]]) -> DeviceConfig:

@@ -22,16 +22,16 @@ class RosterRepository(Repository):
             select(t.RosterEntry.id).where(t.RosterEntry.site_id == site_id, t.RosterEntry.worker_id == worker_id)
         ) is not None
 
-    def entries_of_site(self, site_id: int) -> Sequence[t.RosterEntry]:
-        """The site's entries grouped by hierarchy row (node id, then entry id)."""
-        return self.s.scalars(
-            select(t.RosterEntry)
-            .where(t.RosterEntry.site_id == site_id)
-            .order_by(t.RosterEntry.node_id, t.RosterEntry.id)
-        ).all()
+    def completeness_of_site(self, site_id: int) -> list[tuple[int, bool]]:
+        """(worker id, whether its entry has 職種 and 立場) for every entry on the site's roster: what a
+        gate's config says of each card, read as plain rows (a roster of thousands, pushed often)."""
+        e = _ENTRIES.c
+        rows = self.s.execute(select(e.worker_id, e.trade_major, e.position).where(e.site_id == site_id)).all()
+        return [(worker_id, bool(trade and position)) for worker_id, trade, position in rows]
 
     def visible_entries(self, site_id: int, scope: Scope) -> Sequence[t.RosterEntry]:
-        """The site's entries the policy's roster scope admits, in the order of ``entries_of_site``."""
+        """The site's entries the policy's roster scope admits, grouped by hierarchy row (node id, then
+        entry id)."""
         e = t.RosterEntry
         return self.s.scalars(
             select(e)

@@ -99,10 +99,14 @@ class WorkerRepository(Repository):
         """The ids of the workers these companies employ."""
         return self.s.scalars(select(t.Worker.id).where(t.Worker.employer_id.in_(company_ids))).all()
 
-    def active_card_uids_of(self, worker_ids: Collection[int]) -> list[tuple[str, int]]:
-        """(UID, worker id) of every card these workers hold now (not revoked)."""
+    def active_card_uids_of_site(self, site_id: int, company_ids: Collection[int]) -> list[tuple[str, int]]:
+        """(UID, worker id) of every card held now (not revoked) by a worker on the site's roster or
+        employed by one of ``company_ids``. Selected in the database (a 10,000-worker roster is not
+        sent back as 10,000 parameters, which SQLite would also refuse past 32,766)."""
+        on_roster = select(t.RosterEntry.worker_id).where(t.RosterEntry.site_id == site_id)
+        employed = select(t.Worker.id).where(t.Worker.employer_id.in_(sorted(company_ids)))
         rows = self.s.execute(select(t.Card.uid, t.Card.worker_id).where(
-            t.Card.revoked_at.is_(None), t.Card.worker_id.in_(worker_ids)))
+            t.Card.revoked_at.is_(None), t.Card.worker_id.in_(on_roster) | t.Card.worker_id.in_(employed))).all()
         return [(uid, wid) for uid, wid in rows]
 
     def employers_of(self, worker_ids: Collection[int]) -> dict[int, int | None]:
