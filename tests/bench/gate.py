@@ -40,7 +40,7 @@ from firmware.feedback import Feedback
 from firmware.gate import CHECKPOINT_TAPS, Gate
 from firmware.reader.base import CardRead
 from firmware.voice import Voice
-from protocol.messages import DeviceConfig, card_digest
+from protocol.messages import DeviceConfig, SiteRef, card_digest
 
 KEY = "5a" * 16
 
@@ -93,8 +93,10 @@ class TapPath:
         self.gate = Gate(cfg, reader=IdleReader(), feedback=self.feedback, clock=Clock(synced=True),
                          publisher_factory=NoPublisher)
         self.known, self.unknown = "0114000000000001", "0114000000000002"
-        self.gate._config = DeviceConfig(device_id="bench-01", version=1, roster_key=KEY,
-                                         roster={card_digest(KEY, self.known): "ok"})
+        # On a site (a config without one is a gate the server does not know: 未登録, its own blinking
+        # pattern, where no tap turns the green LED on by itself).
+        self.gate._config = DeviceConfig(device_id="bench-01", version=1, site=SiteRef(id=1, name="ベンチ現場"),
+                                         roster_key=KEY, roster={card_digest(KEY, self.known): "ok"})
         self.green, self.red = factory.pin(27), factory.pin(17)
         self.housekeeping = Buffer(self.gate.buffer_path)  # the housekeeping thread's connection
         self._i = 0
@@ -115,6 +117,11 @@ class TapPath:
             deadline = t0 + 2.0
             while pin.rose_at < t0 and time.perf_counter() < deadline:  # type: ignore[attr-defined]
                 time.sleep(0)
+            if pin.rose_at < t0:  # type: ignore[attr-defined]
+                # Not a slow tap: the gate is in a state whose pattern this tap does not start (the
+                # bench once timed a gate without a site, 未登録, and printed its blink period).
+                raise RuntimeError(f"the {'green' if pin is self.green else 'red'} LED did not turn on within 2 s "
+                                   "of the tap: the bench's gate is not in the state it means to measure")
             latencies.append(pin.rose_at - t0)  # type: ignore[attr-defined]
         return latencies
 
