@@ -23,7 +23,7 @@ Where a crash can happen and why it is safe:
   the store finds (device, buffer, seq) already there and answers ``duplicate``: counted once.
 - two ingest processes: the shared subscription gives each message to one of them, and a re-send
   may reach the other; the unique key and ON CONFLICT DO NOTHING make the second a duplicate, and
-  the record rebuild locks the record row (see services/records).
+  the record rebuild locks the (site, worker) it rebuilds (see services/records).
 
 Mosquitto does not queue for an offline member of a shared subscription: while every ingest
 process is down, taps are lost *in the broker*, not at the gate, which still holds them in its

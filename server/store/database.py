@@ -3,7 +3,8 @@
 SQLite specifics live here and nowhere else: WAL, foreign keys, a busy timeout, and BEGIN
 IMMEDIATE for writing transactions so that two writers queue up instead of one failing half-way
 (a deferred SQLite transaction that read first cannot upgrade to a writer once another wrote).
-On PostgreSQL the services lock the rows they decide on (SELECT ... FOR UPDATE).
+On PostgreSQL the services lock the rows they decide on (SELECT ... FOR UPDATE), and a record
+rebuild the (site, worker) keys it rebuilds (advisory locks: RecordRepository.lock_for_rebuild).
 
 **A busy store says so, quickly.** SQLite has one writer at a time. No writer is meant to hold
 the lock for long (the importer writes in chunks of a fraction of a second, the ingest's batches

@@ -5,6 +5,7 @@ clock correction, night shifts, 事後補正 with approval, and who sees what. O
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -17,8 +18,9 @@ from sqlalchemy.orm import Session as DbSession
 from world import PASSWORD, Api, Company, Session, Site
 
 from protocol.messages import Card, TapEvent
-from server.services import ingest
+from server.services import ingest, records
 from server.store import tables as t
+from server.store.repositories import records as records_repo
 
 JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 11, 25, 21, 0, tzinfo=JST)  # the evening the tests look back on
@@ -406,6 +408,42 @@ def test_four_ingest_workers_racing_over_the_same_workers_leave_every_record_com
                                                  f"2026-11-25T18:{40 + n:02d}:00+09:00")
 
 
+def test_a_card_linked_while_the_site_is_edited_gives_both_their_answer_not_a_deadlock(
+        gates: Gates, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by review: the card's taps make a new record (whose site key the upsert must share)
+    # while the 元請 edits the site (its row locked, its records rebuilt, this worker's among them).
+    # Whoever locks first, the other waits; neither is refused.
+    w = _worker(gates, "後から 紐付け", UID_A)
+    assert gates.tap(UID_A, jst(25, 8, 0)) == "recorded"  # the worker has a record: the site edit rebuilds it
+    assert gates.tap(UID_B, jst(24, 8, 0)) == "recorded"  # a card nobody held yet
+    paused = threading.Event()
+    save = records_repo.RecordRepository.save_rebuilt
+
+    def slow_save(self: records_repo.RecordRepository, rows: Any) -> None:
+        if threading.current_thread().name == "linking":
+            paused.set()
+            time.sleep(1.5)  # the site edit locks the site and waits for this worker meanwhile
+        save(self, rows)
+
+    monkeypatch.setattr(records_repo.RecordRepository, "save_rebuilt", slow_save)
+    failures: list[BaseException] = []
+
+    def link() -> None:
+        try:
+            with gates.api.ctx.write() as uow:
+                records.attribute_card(gates.api.ctx, uow, UID_B, w["id"])
+        except BaseException as exc:
+            failures.append(exc)
+
+    linking = threading.Thread(target=link, name="linking")
+    linking.start()
+    assert paused.wait(10)
+    gates.prime.owner.ok("PATCH", f"/sites/{gates.site.id}", {"day_boundary": "04:00"})
+    linking.join()
+    assert failures == []
+    assert gates.record_of(w, "2026-11-24")["entry_at"] == "2026-11-24T08:00:00+09:00"
+
+
 def test_a_bad_day_or_month_is_a_clear_error(gates: Gates) -> None:
     gates.prime.owner.fail("GET", f"/sites/{gates.site.id}/attendance/month", month="2026-13", status=422,
                            code="invalid_month")
@@ -465,9 +503,6 @@ def test_taps_of_a_card_reported_lost_go_to_no_one_else_but_back_to_its_holder_w
 
 def test_a_tap_stored_while_its_card_was_being_linked_is_attributed_by_the_sweep(gates: Gates) -> None:
     from sqlalchemy import delete, update
-
-    from server.services import records
-    from server.store import tables as t
 
     w = _worker(gates, "遅れて 紐付け", UID_A)
     gates.tap(UID_A, jst(25, 8, 0))

@@ -22,6 +22,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
     String,
     Table,
@@ -42,6 +43,7 @@ from server.store.repositories import bulk
 from server.store.repositories.base import Repository, scope_clause
 
 _RECORDS: Table = t.Attendance.__table__  # type: ignore[assignment]
+_SITES: Table = t.Site.__table__  # type: ignore[assignment]
 _WORKERS: Table = t.Worker.__table__  # type: ignore[assignment]
 _COMPANIES: Table = t.Company.__table__  # type: ignore[assignment]
 _ENTRIES: Table = t.RosterEntry.__table__  # type: ignore[assignment]
@@ -50,6 +52,9 @@ _DISCLOSURES: Table = t.Disclosure.__table__  # type: ignore[assignment]
 #: Rows fetched from the cursor at a time by ``month_of_site``: large enough that the round trips do
 #: not show, small enough that a batch is a few hundred KiB whatever the month's size.
 MONTH_BATCH = 2000
+#: A rebuild of more workers than this locks the whole site (``lock_for_rebuild``): above the
+#: ingest's largest batch (500), below what PostgreSQL's default lock table holds for one transaction.
+SITE_LOCK_ABOVE = 1000
 
 
 @dataclass(frozen=True)
@@ -72,19 +77,39 @@ class RecordRepository(Repository):
     def lock_for_rebuild(self, site_id: int, worker_ids: Collection[int]) -> None:
         """Serialise rebuilders of these workers' records on the site until this transaction ends.
 
-        PostgreSQL: a transaction-scoped advisory lock per (site, worker), taken in worker order (two
-        transactions wanting overlapping sets queue rather than deadlock), before the record's
-        inputs are read: a rebuild waits for one in flight and then, under READ COMMITTED, reads
-        what that one committed. A lock on a key rather than on the record row, because the record
-        may not exist yet: no empty row is written only to be locked and then filled. The lock is
-        ``pg_advisory_xact_lock(site id, worker id)``, the two-integer key space, used for nothing
-        else. SQLite: nothing to do, BEGIN IMMEDIATE already serialises every writer."""
+        PostgreSQL, in this order (the same in every transaction, so two queue rather than deadlock):
+
+        1. KEY SHARE on the site's row and the workers' rows, the locks the record upsert's foreign
+           keys take anyway. Taken first, a site or worker editor holding its row FOR UPDATE is
+           waited for here, before any lock below is held that the editor's own rebuild would want;
+           taken by the upsert, after them, the two waited for each other (found by review: a card
+           link against a day-boundary edit).
+        2. The site's key (``pg_advisory_xact_lock_shared(site id)``), exclusive instead for a
+           rebuild of more than ``SITE_LOCK_ABOVE`` workers (a whole site after its day boundary
+           changed): one lock for all, where one per worker would fill PostgreSQL's lock table
+           (``max_locks_per_transaction``; 20,000 failed with the defaults).
+        3. A lock per (site, worker) (``pg_advisory_xact_lock(site id, worker id)``, the two-integer
+           key space, used for nothing else), in worker order.
+
+        Only then are the records' inputs read: a rebuild waits for one in flight and then, under
+        READ COMMITTED, reads what that one committed. A lock on a key rather than on the record
+        row, because the record may not exist yet: no empty row is written only to be locked and
+        then filled. SQLite: nothing to do, BEGIN IMMEDIATE already serialises every writer."""
         if not self.is_postgresql or not worker_ids:
             return
-        workers = select(func.unnest(bindparam("workers", sorted(worker_ids), type_=bulk.BinaryArray(Integer)))
+        workers = sorted(worker_ids)
+        self.s.execute(select(literal_column("1")).select_from(_SITES).where(_SITES.c.id == site_id)
+                       .with_for_update(key_share=True, read=True)).all()
+        self.s.execute(select(_WORKERS.c.id).where(self.among(_WORKERS.c.id, workers)).order_by(_WORKERS.c.id)
+                       .with_for_update(key_share=True, read=True)).all()
+        site = bindparam("site", site_id, type_=Integer)
+        if len(workers) > SITE_LOCK_ABOVE:
+            self.s.execute(select(func.pg_advisory_xact_lock(cast(site, BigInteger)))).all()
+            return
+        self.s.execute(select(func.pg_advisory_xact_lock_shared(cast(site, BigInteger)))).all()
+        ordered = select(func.unnest(bindparam("workers", workers, type_=bulk.BinaryArray(Integer)))
                          .column_valued("w")).order_by(literal_column("w")).subquery()
-        self.s.execute(select(func.pg_advisory_xact_lock(bindparam("site", site_id, type_=Integer),
-                                                         workers.c.w)).select_from(workers)).all()
+        self.s.execute(select(func.pg_advisory_xact_lock(site, ordered.c.w)).select_from(ordered)).all()
 
     def save_rebuilt(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rebuilt records, each replacing the stored one of its (site, worker, work day) or inserted

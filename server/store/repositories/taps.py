@@ -58,13 +58,14 @@ class TapRepository(Repository):
                         reasons: Collection[str]) -> dict[str, list[t.HeldTap]]:
         """``held_of_device`` for many gates at once: device ID → its taps held for one of ``reasons``
         of the given boots, in the order it took them; gates with none are left out."""
+        keys = sorted((device_id, boot_id) for device_id, boot_ids in boots.items() for boot_id in boot_ids)
         q = (select(t.HeldTap)
-             .where(self.among(t.HeldTap.device_id, sorted(boots)), self.among(t.HeldTap.reason, reasons))
+             .where(self.among_keys((t.HeldTap.device_id, t.HeldTap.boot_id), keys),
+                    self.among(t.HeldTap.reason, reasons))
              .order_by(t.HeldTap.device_id, t.HeldTap.buffer_id, t.HeldTap.seq))
         out: dict[str, list[t.HeldTap]] = {}
-        for h in self.s.scalars(q):
-            if h.boot_id in boots[h.device_id]:
-                out.setdefault(h.device_id, []).append(h)
+        for h in self.s.scalars(q).all():
+            out.setdefault(h.device_id, []).append(h)
         return out
 
     def set_held_reason(self, ids: Collection[int], reason: str) -> None:
