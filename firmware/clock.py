@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 log = logging.getLogger("genba.gate.clock")
@@ -46,6 +46,28 @@ def ntp_synchronized() -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return out.stdout.strip() == "yes"
+
+
+class LocalNow:
+    """The wall clock in the system's time zone, as a tap stamps it. ``datetime.astimezone()`` without a
+    zone asks the C library for the local offset (localtime()) on every call, about 25 us of a tap's
+    way to the LED on a cold CPU; the offset changes twice a year at most, so it is looked up again
+    once a minute (and whenever the clock steps back). The instant is always exact; right after a
+    daylight-saving switch the offset it is written with may be the old one for up to a minute."""
+
+    REFRESH = timedelta(minutes=1)
+
+    def __init__(self) -> None:
+        self._zone: tzinfo | None = None
+        self._since = self._until = datetime.min.replace(tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        now = datetime.now(UTC)
+        if not self._since <= now < self._until:
+            local = now.astimezone()
+            self._zone, self._since, self._until = local.tzinfo, now, now + self.REFRESH
+            return local
+        return now.astimezone(self._zone)
 
 
 class SimulatedTime:
@@ -81,12 +103,12 @@ class Clock:
 
     def __init__(
         self,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC).astimezone(),
+        now: Callable[[], datetime] | None = None,
         synced: bool | None = None,
         probe: Callable[[], bool] = ntp_synchronized,
         refresh_s: float = 30.0,
     ) -> None:
-        self._now = now
+        self._now = now if now is not None else LocalNow()
         self._forced = synced
         self._probe = probe
         self._refresh_s = refresh_s

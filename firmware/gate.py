@@ -235,20 +235,19 @@ class Gate:
         return digest
 
     def on_card(self, card: CardRead) -> None:
-        self._tap_started = time.monotonic()
+        self._tap_started = started = time.monotonic()
         try:
-            self._tap(card)
+            self._tap(card, started)
         except Exception:  # the reader thread must survive anything a tap can raise
             log.exception("tap path failed for a card")
             self.feedback.show(Signal.TAP_NOT_SAVED)
         finally:
             self._tap_started = None
 
-    def _tap(self, card: CardRead) -> None:
+    def _tap(self, card: CardRead, now_mono: float) -> None:
         if card.random_id:
             self.feedback.show(Signal.UNREADABLE_CARD)
             return
-        now_mono = time.monotonic()
         last = self._last_recorded.get(card.uid)
         if last is not None and now_mono - last < self.cfg.debounce_s:
             # 「記録済み」 in green only for a tap that was good; a refused card is told again why.
@@ -263,7 +262,7 @@ class Gate:
         try:
             if self._tap_buffer is None:
                 self._tap_buffer = Buffer(self.buffer_path, autocheckpoint=False)
-            record = self._tap_buffer.record(
+            seq = self._tap_buffer.append(
                 tech=card.tech, uid=card.uid, direction=direction, at=stamp.at, clock_synced=stamp.clock_synced,
                 boot_id=stamp.boot_id, mono_ms=stamp.mono_ms, shown=signal.value,
             )
@@ -288,11 +287,11 @@ class Gate:
                 self._disk_full = False
                 self._update_idle()
             if self.events is not None:
-                self.events(f"tap {record.seq} {signal.value}")
+                self.events(f"tap {seq} {signal.value}")
             if self.motion is not None:
                 self.motion.tapped()
         except Exception:
-            log.exception("after saving tap %s", record.seq)
+            log.exception("after saving tap %s", seq)
         finally:
             self.publisher.kick()
 

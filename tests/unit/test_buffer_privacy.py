@@ -125,11 +125,15 @@ def test_an_acknowledged_tap_keeps_only_the_digest_of_its_uid_in_the_same_update
     assert not holds(blob, sent) and holds(blob, waiting)
 
 
-def test_the_wal_frames_of_acknowledged_taps_are_truncated_away_by_the_checkpoint(tmp_path: Path) -> None:
+def a_minute_later() -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=buffer_module.SCRUB_QUIET_S)
+
+
+def test_the_wal_frames_of_acknowledged_taps_are_truncated_away_once_the_gate_is_quiet(tmp_path: Path) -> None:
     keys = store(tmp_path)
     path = tmp_path / "buffer.db"
     uids = [new_uid() for _ in range(50)]
-    housekeeping = Buffer(path, secrets=keys)
+    housekeeping = Buffer(path, secrets=keys, clock=a_minute_later)  # no tap for SCRUB_QUIET_S by its clock
     with Buffer(path, secrets=keys, autocheckpoint=False) as tap_thread:
         seqs = [tap(tap_thread, u) for u in uids]
         housekeeping.mark_acked([(s, "recorded", None) for s in seqs])
@@ -139,6 +143,32 @@ def test_the_wal_frames_of_acknowledged_taps_are_truncated_away_by_the_checkpoin
         assert wal.stat().st_size == 0
         assert not any(holds(file_bytes(path), u) for u in uids)
     housekeeping.close()
+
+
+def test_in_a_rush_the_checkpoint_keeps_the_wal_for_the_next_taps_and_owes_the_scrub_until_quiet(
+        tmp_path: Path) -> None:
+    """Truncating between taps made every next COMMIT grow the -wal file (a slower fsync): during a rush
+    the WAL keeps its size and new taps overwrite it from the start; the scrub waits for a quiet minute."""
+    keys = store(tmp_path)
+    path = tmp_path / "buffer.db"
+    wal = Path(f"{path}-wal")
+    acked = [new_uid() for _ in range(30)]
+    publisher = Buffer(path, secrets=keys)
+    with Buffer(path, secrets=keys, autocheckpoint=False) as tap_thread:
+        publisher.mark_acked([(tap(tap_thread, u), "recorded", None) for u in acked])
+        size = wal.stat().st_size
+        assert publisher.checkpoint() > 0
+        assert wal.stat().st_size == size and publisher._scrub_pending  # still owed
+        later = new_uid()
+        tap(tap_thread, later)
+        assert wal.stat().st_size == size  # the tap's frames went to the start of the same file
+        # The same connection once no tap came for SCRUB_QUIET_S: the scrub is done at last.
+        publisher._clock = a_minute_later
+        publisher.checkpoint()
+        assert wal.stat().st_size == 0 and not publisher._scrub_pending
+        blob = file_bytes(path)
+        assert not any(holds(blob, u) for u in acked) and holds(blob, later)
+    publisher.close()
 
 
 def test_the_roster_key_is_kept_in_the_secrets_file_and_never_paired_with_another_configs_digests(

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from gpiozero.pins.mock import MockFactory
 from mqtt_peers import wait_for
 
 from firmware.buffer import Buffer
-from firmware.clock import Clock
+from firmware.clock import Clock, LocalNow
 from firmware.config import GateConfig, Pins
 from firmware.direction import DirectionSwitch
 from firmware.errors import BufferFull
@@ -175,7 +175,7 @@ def test_a_full_disk_is_a_red_alarm_never_a_crash(tmp_path: Path, factory: MockF
             raise BufferFull("database or disk is full")
 
         with monkeypatch.context() as m:
-            m.setattr(Buffer, "record", full)
+            m.setattr(Buffer, "append", full)
             rig.cards.put(CARD)
             wait_for(lambda: any("記録できませんでした" in e for e in rig.events), "the failed save told")
             assert rig.feedback.idle == Idle.DISK_FULL
@@ -404,3 +404,26 @@ def test_a_late_held_answer_does_not_undo_the_config_that_placed_the_gate(tmp_pa
         publisher.callbacks["on_acks"]([AckItem(seq=1, outcome="held", reason="unknown device")])
         rig.tap(CARD)
         assert rig.taps() == ["tap 1 entry"] and rig.feedback.idle == Idle.READY
+
+
+def test_a_tap_is_stamped_in_the_gates_time_zone_looked_up_once_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local offset comes from the C library (TZ): a changed zone shows within a minute, and the
+    instant stamped is exact throughout."""
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset() is POSIX-only")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        now = LocalNow()
+        first = now()
+        assert first.utcoffset() == timedelta(hours=9)
+        assert abs((first - datetime.now(UTC)).total_seconds()) < 1
+        monkeypatch.setenv("TZ", "UTC")
+        time.tzset()
+        assert now().utcoffset() == timedelta(hours=9)  # within the minute: the offset looked up before
+        now._until = datetime.now(UTC)  # a minute has passed
+        again = now()
+        assert again.utcoffset() == timedelta(0) and abs((again - datetime.now(UTC)).total_seconds()) < 1
+    finally:
+        monkeypatch.undo()
+        time.tzset()
