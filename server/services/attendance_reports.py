@@ -51,8 +51,8 @@ from server.services.calendars import (
 from server.services.common import as_aware, require_reader, tier_label, worker_or_404
 from server.services.companies import INSURANCE_STATES
 from server.services.context import Context
+from server.services.disclosure import proxy_principals
 from server.services.records import rule_of
-from server.services.workers import proxy_principals
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 

@@ -5,14 +5,14 @@ decides who may ask and what each reader is shown:
 
 - The readers are those of 帳票 2-1 就業履歴（月別計）: the worker itself, its employer (所属事業主, any of
   its IDs), and the 元請 and upper companies of a site where the worker is on the roster
-  (``workers.sees_on_roster``). Anyone else is told the worker does not exist (404), as for its records.
+  (``disclosure.sees_on_roster``). Anyone else is told the worker does not exist (404), as for its records.
 - Who reads and what it counts is the policy's one answer (``Visibility.career_scope``): the worker and
   its employer count all its records (``counted: all``); a 現場管理者 of the employer and the 元請 and
   upper companies only those ``Visibility.records`` admits (``counted: visible``: a bound 現場管理者
   its sites', the others their subtrees'), as their 2-1 shows: a reader never learns days it could
   not read one by one.
 - The current level and the registered trades are personal items (``level``, ``trades``, 開示設定):
-  each used only for a reader the policy grants it (``workers.visible_items``). Without ``level`` no
+  each used only for a reader the policy grants it (``disclosure.visible_items``). Without ``level`` no
   next level is named, every level's conditions are. Without ``trades`` the evaluated trade (and so
   the standard, which names its trades) is not the registered one: the trade of the newest roster
   entry the reader sees, or none (every day counted under the default standard, and the answer says
@@ -32,7 +32,7 @@ from server.domain.hierarchy import Tree
 from server.domain.trades import trade_table
 from server.domain.visibility import Visibility
 from server.errors import InvalidInput, worker_not_found
-from server.services import workers
+from server.services import disclosure
 from server.services.common import load_tree, site_or_404
 from server.services.context import Context
 from server.store import tables as t
@@ -114,7 +114,7 @@ def career(ctx: Context, actor: Actor, worker_id: int, trade: str | None = None,
         counted = seer.career_scope(worker_id=w.id, employer_id=w.employer_id, placements=placements)
         if counted is None:
             raise worker_not_found()
-        items = workers.visible_items(uow, actor, w) or frozenset()
+        items = disclosure.visible_items(uow, actor, w) or frozenset()
         evaluated, source = ((evaluated_given, "query") if evaluated_given
                              else _evaluated(uow, w, seer, items, entries, tree_of))
         records = list(uow.records.of_worker_between(w.id, date.min, date.max))

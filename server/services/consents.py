@@ -10,7 +10,7 @@ from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, requested_setti
 from server.errors import Forbidden, InvalidInput, worker_not_found
 from server.services.common import as_aware, audit, company_or_404, snapshot, worker_or_404
 from server.services.context import Context
-from server.services.workers import agreements
+from server.services.disclosure import agreements
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 

@@ -32,7 +32,7 @@ from server.services.common import (
 )
 from server.services.companies import too_long
 from server.services.context import Context
-from server.services.workers import has_proxy_consent
+from server.services.disclosure import has_proxy_consent
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 

@@ -39,8 +39,8 @@ from server.forms import az2, az6, az7
 from server.services.common import require_reader, site_or_404
 from server.services.companies import INSURANCE_STATES
 from server.services.context import Context
+from server.services.disclosure import agreements_of, has_proxy_consent
 from server.services.sites import require_on_site, site_view_for
-from server.services.workers import agreements_of, has_proxy_consent
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 

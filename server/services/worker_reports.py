@@ -16,7 +16,7 @@ view would not and refuses whom the view refuses (the same 404), never with an e
 - 1-3 counts the company's workers for ``Visibility.relates_to_company`` (the company, its workers, the 元請
   and upper companies of a site where it is registered); anyone else is not told the company exists. A count
   tells as much as the item it counts (a company with one worker at レベル3 names that worker's level), so
-  each worker is counted by what the reader may see of it, as 1-2 would show it (``workers.visible_items``,
+  each worker is counted by what the reader may see of it, as 1-2 would show it (``disclosure.visible_items``,
   the policy's ``worker_items``): an item it may not see is counted under ``非開示`` in its group. The
   employer sees every item of every worker; a worker every item of its own, its colleagues' as ``非開示``
   (``worker_items`` grants one worker nothing of another).
@@ -40,7 +40,7 @@ from server.domain.visibility import Visibility
 from server.errors import Forbidden, worker_not_found
 from server.exports import Row
 from server.exports.report import Layout
-from server.services import roster, workers
+from server.services import disclosure, roster, workers
 from server.services.common import company_or_404, related_company_or_404, require_reader, tier_label, worker_or_404
 from server.services.companies import INSURANCE_STATES
 from server.services.context import Context
@@ -148,7 +148,7 @@ def worker_profile(ctx: Context, actor: Actor, worker_id: int, *, uow: UnitOfWor
     with ctx.read(uow) as uow:
         w = worker_or_404(uow, worker_id)
         access = Visibility(actor).profile_access(worker_id=w.id, employer_id=w.employer_id,
-                                                  seen_items=workers.visible_items(uow, actor, w))
+                                                  seen_items=disclosure.visible_items(uow, actor, w))
         if access == "refused":
             raise _forbidden("1-1")
         if access == "hidden":
@@ -263,9 +263,9 @@ class CompanyStatistics:
 def _items_seen(uow: UnitOfWork, actor: Actor, company_id: int, staff: Sequence[t.Worker]) -> dict[int, frozenset[str]]:
     """What the reader sees of each of the company's workers, asked as 1-2 asks it (proxy consent and the
     disclosure settings loaded once for all); nothing of a worker it may not see at all."""
-    agent = workers.has_proxy_consent(uow, company_id, actor.company_id)
-    agreed = workers.agreements_of(uow, [w.id for w in staff])
-    return {w.id: workers.visible_items(uow, actor, w, is_proxy_agent=agent, agreed=agreed[w.id]) or frozenset()
+    agent = disclosure.has_proxy_consent(uow, company_id, actor.company_id)
+    agreed = disclosure.agreements_of(uow, [w.id for w in staff])
+    return {w.id: disclosure.visible_items(uow, actor, w, is_proxy_agent=agent, agreed=agreed[w.id]) or frozenset()
             for w in staff}
 
 

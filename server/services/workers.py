@@ -1,5 +1,5 @@
 """技能者: registered by their employer (or imported), their personal items shown to each viewer as
-開示設定 and the roster allow (visible_items), updated by the employer. Cards live in services.cards."""
+開示設定 and the roster allow (services.disclosure), updated by the employer. Cards live in services.cards."""
 
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from typing import Any
 
 from server.domain import ids
 from server.domain.accounts import COMPANY_ADMIN_ROLES, Actor, Role, require_company_member, require_role
-from server.domain.consent import PERSONAL_ITEMS, ItemAgreement, disclosed_items
+from server.domain.consent import PERSONAL_ITEMS
 from server.domain.trades import Trade, trade_table
 from server.domain.visibility import Visibility
 from server.errors import Conflict, Forbidden, InvalidInput, worker_not_found
-from server.services.common import audit, company_or_404, load_tree, snapshot, worker_or_404
+from server.services.common import audit, company_or_404, snapshot, worker_or_404
 from server.services.companies import INSURANCE_STATES, too_long
 from server.services.context import Context
+from server.services.disclosure import agreements_of, has_proxy_consent, visible_items
 from server.store import tables as t
 from server.store.unit_of_work import UnitOfWork
 
@@ -212,79 +213,6 @@ def _base(w: t.Worker) -> dict[str, Any]:
 
 def _worker_full(uow: UnitOfWork, w: t.Worker) -> dict[str, Any]:
     return _base(w) | _personal(uow, w, PERSONAL_ITEMS) | {"visible_items": sorted(PERSONAL_ITEMS)}
-
-
-def agreements(uow: UnitOfWork, worker_id: int) -> dict[str, ItemAgreement]:
-    return {d.item: ItemAgreement(d.worker_agrees, d.employer_agrees) for d in uow.workers.disclosures(worker_id)}
-
-
-def agreements_of(uow: UnitOfWork, worker_ids: Iterable[int]) -> dict[int, dict[str, ItemAgreement]]:
-    """``agreements`` of many workers in one query, for a list."""
-    ids = list(worker_ids)
-    out: dict[int, dict[str, ItemAgreement]] = {i: {} for i in ids}
-    for d in uow.workers.disclosures_of(ids):
-        out[d.worker_id][d.item] = ItemAgreement(d.worker_agrees, d.employer_agrees)
-    return out
-
-
-def has_proxy_consent(uow: UnitOfWork, employer_id: int, agent_id: int | None) -> bool:
-    if agent_id is None:
-        return False
-    row = uow.get(t.ProxyConsent, (employer_id, agent_id))
-    return _consents(row)
-
-
-def proxy_principals(uow: UnitOfWork, agent_id: int | None) -> frozenset[int]:
-    """The employers for which ``has_proxy_consent(uow, employer, agent_id)`` holds, in one query: for a
-    report that streams many employers' workers and cannot ask per employer once it is under way."""
-    if agent_id is None:
-        return frozenset()
-    return frozenset(c.employer_id for c in uow.companies.proxy_consents_of(agent_id)
-                     if c.agent_id == agent_id and _consents(c))
-
-
-def _consents(row: t.ProxyConsent | None) -> bool:
-    """A consent counts while it stands: a withdrawn one keeps its row with ``consented`` False."""
-    return bool(row and row.consented)
-
-
-def sees_on_roster(uow: UnitOfWork, actor: Actor, worker_id: int) -> bool:
-    """Whether the actor's company is the 元請 or above the worker on a site where the worker is on the roster."""
-    if actor.company_id is None:
-        return False
-    seer = Visibility(actor)
-    # Lazily, so the trees of sites after the first that answers yes (or that a 現場管理者 is not
-    # bound to) are never loaded.
-    placements = (
-        (load_tree(uow, e.site_id), e.node_id)
-        for e in uow.roster.entries_of_worker(worker_id)
-        if seer.acts_on(e.site_id)
-    )
-    return seer.sees_on_roster(placements)
-
-
-def visible_items(
-    uow: UnitOfWork,
-    actor: Actor,
-    w: t.Worker,
-    *,
-    is_proxy_agent: bool | None = None,
-    agreed: Mapping[str, ItemAgreement] | None = None,
-) -> frozenset[str] | None:
-    """What the policy lets ``actor`` see of ``w`` (None: not the worker at all). A list passes what
-    it loaded once for all its rows (``is_proxy_agent``, ``agreed``); the employer and the worker
-    themselves see everything, so nothing is loaded for them."""
-    seer = Visibility(actor)
-    if seer.sees_everything_of(worker_id=w.id, employer_id=w.employer_id):
-        return frozenset(PERSONAL_ITEMS)
-    return seer.worker_items(
-        worker_id=w.id,
-        employer_id=w.employer_id,
-        sees_roster=sees_on_roster(uow, actor, w.id),
-        is_proxy_agent=(has_proxy_consent(uow, w.employer_id, actor.company_id)
-                        if is_proxy_agent is None else is_proxy_agent),
-        disclosed=disclosed_items(agreements(uow, w.id) if agreed is None else agreed),
-    )
 
 
 def get_worker(ctx: Context, actor: Actor, worker_id: int, *, uow: UnitOfWork | None = None) -> dict[str, Any]:

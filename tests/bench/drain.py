@@ -20,6 +20,7 @@ is asserted.
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
 import shutil
 import sys
@@ -48,6 +49,7 @@ OUTAGE_S = 8.0
 
 def run_gate(device: str, broker_url: str, data_dir: str, stop: Any) -> None:
     """The gate's publisher in a child process, until ``stop`` is set."""
+    logging.disable(logging.WARNING)  # its "disconnected" at the end is not a result
     cfg = GateConfig(device_id=device, broker_url=broker_url, data_dir=Path(data_dir))
 
     def status() -> DeviceStatus:

@@ -16,7 +16,7 @@ from world import TOBI, Api, Company, Site
 
 from server.domain.consent import PERSONAL_ITEMS
 from server.services.context import Context
-from server.services.workers import has_proxy_consent, proxy_principals
+from server.services.disclosure import has_proxy_consent, proxy_principals
 
 
 def _site_with_first_tier(api: Api) -> tuple[Company, Site, Company, int]:

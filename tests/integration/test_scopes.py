@@ -15,7 +15,7 @@ from server.domain.consent import PERSONAL_ITEMS, disclosed_items
 from server.domain.hierarchy import Node, Status, Tree
 from server.domain.visibility import NO_WORKERS, AuditScope, Scope, Visibility, WorkerScope
 from server.services.context import Context
-from server.services.workers import agreements_of
+from server.services.disclosure import agreements_of
 from server.store import tables as t
 from server.store.repositories.base import audit_clause, scope_clause
 
