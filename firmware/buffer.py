@@ -38,15 +38,19 @@ only while the tap still has to be sent. The UPDATE that marks a tap acknowledge
   the change keep the old UID.
 - The WAL still holds the frames written *before* the change (the tap's INSERT). A checkpoint copies
   them into the database (where the digest overwrites them) and, when every frame was copied, the WAL
-  is truncated to zero bytes without waiting for anyone (``checkpoint()``): after acks at most every
-  ``SCRUB_INTERVAL_S`` on the publisher's connection (never in the tap's COMMIT), from housekeeping, and
-  at ``close()``; but only once no tap was recorded for ``SCRUB_QUIET_S``. Until then a checkpoint
-  leaves the WAL's size alone and the next commits overwrite it from its start. Truncating in a rush
-  made every following tap's COMMIT grow the file again, and a growing file's fsync also commits the
-  file system's journal (its size changed): +0.18 ms a tap, a third of the bare insert, measured with
-  `make bench`. So after a clean stop no UID of an acknowledged tap is in any file; after a power cut
-  the WAL can still hold the UIDs of the taps acknowledged since the gate was last quiet for
-  ``SCRUB_QUIET_S`` (the frames not yet overwritten by newer taps).
+  is truncated to zero bytes without waiting for anyone, never in the tap's COMMIT:
+  - by the gate's housekeeping thread (``scrub()``) once no card was tapped for ``SCRUB_QUIET_S`` by
+    its monotonic clock, online or not;
+  - by the publisher's connection after acks (``checkpoint()``, at most every ``SCRUB_INTERVAL_S``) when
+    no tap was recorded for ``SCRUB_QUIET_S``, or when the scrub has been owed for
+    ``SCRUB_MAX_DEFER_S`` (a site that is never quiet for a minute);
+  - at ``close()``, always.
+  Until then a checkpoint leaves the WAL's size alone and the next commits overwrite it from its
+  start. Truncating in a rush made every following tap's COMMIT grow the file again, and a growing
+  file's fsync also commits the file system's journal (its size changed): +0.18 ms a tap, a third of
+  the bare insert, measured with `make bench`. So after a clean stop no UID of an acknowledged tap is
+  in any file; after a power cut the WAL can still hold the UIDs of taps acknowledged in the current
+  rush (at most ``SCRUB_MAX_DEFER_S`` back) in the frames newer taps have not overwritten yet.
 - Residual risk, which only encrypting the card (and keeping its key off it) removes: truncating and
   rewriting files frees blocks at the file-system level without erasing them, and the SD card's flash
   translation layer keeps old copies of rewritten blocks; a forensic read of the raw card can find them.
@@ -90,8 +94,9 @@ CONFIG_KEY = "device_config"
 BUFFER_ID_KEY = "buffer_id"
 ACKED_UID_PREFIX = "hmac-sha256:"  # card_uid of an acknowledged tap: this prefix and the HMAC's hex
 ROSTER_KEY_MAC = "roster_key_mac"  # in the stored config instead of the key: which key it needs
-SCRUB_INTERVAL_S = 10.0  # the publisher's connection checkpoints and truncates the WAL at most this often
-SCRUB_QUIET_S = 60.0  # ... and truncates it only when no tap was recorded for this long (see above)
+SCRUB_INTERVAL_S = 10.0  # after acks, the publisher's connection checkpoints the WAL at most this often,
+SCRUB_QUIET_S = 60.0  # ... and empties it once no tap came for this long (so does housekeeping: scrub())
+SCRUB_MAX_DEFER_S = 600.0  # ... or once the scrub has been owed this long, quiet or not
 _DIRECTIONS = frozenset(get_args(Direction))
 _OUTCOMES = frozenset(get_args(Outcome))
 
@@ -338,6 +343,7 @@ class Buffer:
         self._secrets = secrets if secrets is not None else keystore.active(self.path)
         self._last_scrub = time.monotonic()
         self._scrub_pending = False
+        self._scrub_owed_since = 0.0
         migrated_from = SCHEMA_VERSION
         with _disk_full_is_buffer_full():
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,6 +361,8 @@ class Buffer:
             except BaseException:
                 self.db.close()
                 raise
+        # SQLite keeps the -wal beside the file it opened, symlinks resolved: ask it, not self.path.
+        self._wal_path = Path(str(self.db.execute("PRAGMA database_list").fetchone()[2]) + "-wal")
         self._taps = self.db.table("taps")
         self._meta = self.db.table("meta")
         self._cards: dict[tuple[str, str], tuple[str, str]] = {}
@@ -555,7 +563,7 @@ class Buffer:
 
         The same UPDATE replaces the card's UID by its digest (acked_uid_digest): from its commit on, the
         tap never has to be sent again, so the buffer has no reason to keep the UID. The WAL frames that
-        still hold it are checkpointed and truncated away soon after (see the module docstring)."""
+        still hold it are truncated away once the gate is quiet (see the module docstring)."""
         items = list(items)
         for _, outcome, _ in items:
             if outcome not in _OUTCOMES:
@@ -575,7 +583,8 @@ class Buffer:
                 )
                 changed += cur.rowcount
         if changed:
-            self._scrub_pending = True
+            if not self._scrub_pending:
+                self._scrub_pending, self._scrub_owed_since = True, time.monotonic()
             self._scrub_if_due()
         return changed
 
@@ -640,33 +649,49 @@ class Buffer:
         for it; frames a reader still needs stay for the next time). Returns how many frames the WAL holds
         (0 when there was nothing to do). Called off the tap path: see the module docstring.
 
-        When every frame was copied and no tap was recorded for SCRUB_QUIET_S, the WAL is then truncated
-        to zero bytes if that can be done at once (no busy wait: a tap being written or a reader simply
-        makes it wait for the next time), so that the frames with the UIDs of acknowledged taps do not
-        stay in the -wal file. In a rush it is left at its size (see the module docstring); a scrub owed
-        after acks stays pending until the truncation is done."""
+        When every frame was copied and no tap was recorded for SCRUB_QUIET_S (or a scrub owed after
+        acks has waited SCRUB_MAX_DEFER_S), the WAL is then truncated to zero bytes if that can be done at
+        once (no busy wait: a tap being written or a reader simply makes it wait for the next time), so
+        that the frames with the UIDs of acknowledged taps do not stay in the -wal file. In a rush it is
+        left at its size (see the module docstring); a scrub owed after acks stays pending until the
+        -wal file is empty."""
         row = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         frames = int(row[1]) if row and row[1] > 0 else 0
         # row[1] counts the frames of the WAL's current generation only: after a restart the file can
         # hold older frames beyond them, so whether there is anything to truncate is the file's size.
         copied = row is not None and row[0] == 0 and row[2] == row[1]
-        if not self._wal_has_bytes() or (copied and self._quiet() and self._truncate_wal(wait_ms=0)):
+        overdue = self._scrub_pending and time.monotonic() - self._scrub_owed_since >= SCRUB_MAX_DEFER_S
+        if not self._wal_has_bytes() or (copied and (overdue or self._quiet()) and self._truncate_wal(wait_ms=0)):
             self._scrub_pending = False
         self._last_scrub = time.monotonic()
         return frames
 
+    def scrub(self) -> bool:
+        """Empty the WAL now (TRUNCATE, waiting for no one): the housekeeping thread's call once no card
+        was tapped for SCRUB_QUIET_S, online or not (the publisher only scrubs after acks, and a gate
+        that goes offline right after them would otherwise keep their UIDs in the -wal file until it is
+        back). True when the -wal file is empty."""
+        if self._wal_has_bytes() and not self._truncate_wal(wait_ms=0):
+            return False
+        self._scrub_pending = False
+        return True
+
     def _wal_has_bytes(self) -> bool:
         try:
-            return Path(f"{self.path}-wal").stat().st_size > 0
+            return self._wal_path.stat().st_size > 0
         except FileNotFoundError:
             return False
 
     def _quiet(self) -> bool:
-        """No tap recorded for SCRUB_QUIET_S (by this buffer's clock, which stamped created_at)."""
+        """No tap recorded for SCRUB_QUIET_S, by this buffer's clock (every connection's clock stamps
+        created_at the same way: UTC, fixed-width text). A newest tap stamped *after* now means the wall
+        clock was stepped back since: that is no rush, so it counts as quiet."""
         row = self.db.execute("SELECT created_at FROM taps ORDER BY seq DESC LIMIT 1").fetchone()
         if row is None:
             return True
-        return str(row[0]) <= _utc_text(self._clock() - timedelta(seconds=SCRUB_QUIET_S))  # fixed-width UTC text
+        now = self._clock()
+        last = str(row[0])
+        return last <= _utc_text(now - timedelta(seconds=SCRUB_QUIET_S)) or last > _utc_text(now)
 
     def _truncate_wal(self, wait_ms: int) -> bool:
         """TRUNCATE checkpoint, waiting at most ``wait_ms`` for the other connections. True when done."""
@@ -709,19 +734,6 @@ class Buffer:
 
 
 # --- benchmark helpers (for `make bench`, not tests) ----------------------------------------------------
-
-
-def bench_record(path: Path, n: int) -> list[float]:
-    """Seconds per Buffer.record() for ``n`` taps into the buffer at ``path`` (the real tap-path write)."""
-    latencies: list[float] = []
-    with Buffer(path) as buf:
-        at = datetime.now(UTC)
-        for i in range(n):
-            t0 = time.perf_counter()
-            buf.record(tech="felica", uid=f"0123{i % 0xFFFFFFFF:08X}AAAA", direction="in", at=at,
-                       clock_synced=True, boot_id="bench", mono_ms=i, shown="entry")
-            latencies.append(time.perf_counter() - t0)
-    return latencies
 
 
 class BareInsert:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firmware.buffer import Buffer, quarantine_if_corrupt, quarantined_files
+from firmware.buffer import SCRUB_QUIET_S, Buffer, quarantine_if_corrupt, quarantined_files
 from firmware.clock import Clock
 from firmware.config import GateConfig
 from firmware.errors import BufferFull
@@ -123,6 +123,7 @@ class Gate:
         self._taps_recorded = 0  # counted by the tap thread; the housekeeping thread checkpoints after them
         self._last_tap_mono = float("-inf")
         self._taps_checkpointed = 0
+        self._taps_scrubbed = -1  # the tap count at the last quiet scrub (-1: none yet since start)
         self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._config: DeviceConfig | None = None
@@ -434,11 +435,17 @@ class Gate:
             buf.close()
 
     def _checkpoint_if_due(self, buf: Buffer, now: float) -> None:
-        """The WAL checkpoint the tap thread's connection does not do (see the module docstring)."""
+        """The WAL checkpoint the tap thread's connection does not do (see the module docstring), and once
+        per quiet spell the scrub that empties the WAL (firmware/buffer.py: the UIDs of acknowledged
+        taps), whether the publisher is online or not."""
         recorded = self._taps_recorded
         pending = recorded - self._taps_checkpointed
-        idle = self._tap_started is None and now - self._last_tap_mono >= CHECKPOINT_IDLE_S
-        if (pending >= CHECKPOINT_TAPS and idle) or pending >= CHECKPOINT_MAX_TAPS:
+        quiet_for = now - self._last_tap_mono if self._tap_started is None else 0.0
+        if quiet_for >= SCRUB_QUIET_S and self._taps_scrubbed != recorded:
+            if buf.scrub():  # a reader in the way: the next tick tries again
+                self._taps_scrubbed = self._taps_checkpointed = recorded
+            return
+        if (pending >= CHECKPOINT_TAPS and quiet_for >= CHECKPOINT_IDLE_S) or pending >= CHECKPOINT_MAX_TAPS:
             buf.checkpoint()
             self._taps_checkpointed = recorded
 

@@ -105,6 +105,9 @@ def drain(base: Path, url: str, taps: int) -> tuple[float, float]:
         time.sleep(0.05)
     stop.set()
     gate.join(timeout=30)
+    if gate.is_alive():  # a publisher that does not stop must not hang the bench
+        gate.terminate()
+        gate.join()
     server.stop()
     broker.close()
     buf.close()

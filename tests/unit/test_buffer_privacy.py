@@ -244,3 +244,75 @@ def test_an_old_acked_row_pruned_after_the_migration_leaves_no_bytes(tmp_path: P
         buf.checkpoint()
     blob = file_bytes(path)
     assert not any(d.encode() in blob for d in digests) and not any(holds(blob, u) for u in uids)
+
+
+def test_a_scrub_stays_owed_while_a_reader_holds_the_wal_and_is_done_once_it_lets_go(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    path = tmp_path / "buffer.db"
+    wal = Path(f"{path}-wal")
+    uid = new_uid()
+    publisher = Buffer(path, secrets=keys, clock=a_minute_later)
+    reader = Buffer(path, secrets=keys)
+    with Buffer(path, secrets=keys, autocheckpoint=False) as tap_thread:
+        publisher.mark_acked([(tap(tap_thread, uid), "recorded", None)])
+        reader.db.conn.execute("BEGIN")
+        reader.db.conn.execute("SELECT count(*) FROM taps").fetchone()  # a read snapshot open on the WAL
+        publisher.checkpoint()
+        assert publisher._scrub_pending and wal.stat().st_size > 0
+        reader.db.conn.execute("COMMIT")
+        publisher.checkpoint()
+        assert not publisher._scrub_pending and wal.stat().st_size == 0
+        assert not holds(file_bytes(path), uid)
+    reader.close()
+    publisher.close()
+
+
+def test_a_wall_clock_stepped_back_does_not_hold_the_scrub_back(tmp_path: Path) -> None:
+    """Taps stamped by a clock an hour fast, then NTP steps it back: the newest tap is 'in the future',
+    which is no rush."""
+    keys = store(tmp_path)
+    path = tmp_path / "buffer.db"
+    uid = new_uid()
+    ahead = Buffer(path, secrets=keys, clock=lambda: datetime.now(UTC) + timedelta(hours=1), autocheckpoint=False)
+    publisher = Buffer(path, secrets=keys)
+    publisher.mark_acked([(tap(ahead, uid), "recorded", None)])
+    publisher.checkpoint()
+    assert Path(f"{path}-wal").stat().st_size == 0 and not publisher._scrub_pending
+    ahead.close()
+    publisher.close()
+
+
+def test_a_scrub_owed_through_a_rush_that_never_pauses_is_done_after_scrub_max_defer_s(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = store(tmp_path)
+    path = tmp_path / "buffer.db"
+    uid = new_uid()
+    publisher = Buffer(path, secrets=keys)
+    with Buffer(path, secrets=keys, autocheckpoint=False) as tap_thread:
+        publisher.mark_acked([(tap(tap_thread, uid), "recorded", None)])
+        tap(tap_thread, new_uid())  # the rush goes on
+        publisher.checkpoint()
+        assert publisher._scrub_pending  # not quiet, not yet overdue
+        monkeypatch.setattr(buffer_module, "SCRUB_MAX_DEFER_S", 0.0)
+        publisher.checkpoint()
+        assert not publisher._scrub_pending and Path(f"{path}-wal").stat().st_size == 0
+        assert not holds(file_bytes(path), uid)
+    publisher.close()
+
+
+def test_a_buffer_opened_through_a_symlink_scrubs_the_wal_beside_the_real_file(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    real = tmp_path / "sd" / "buffer.db"
+    real.parent.mkdir()
+    link = tmp_path / "buffer.db"
+    Buffer(real, secrets=keys).close()
+    link.symlink_to(real)
+    uid = new_uid()
+    publisher = Buffer(link, secrets=keys, clock=a_minute_later)
+    with Buffer(link, secrets=keys, autocheckpoint=False) as tap_thread:
+        publisher.mark_acked([(tap(tap_thread, uid), "recorded", None)])
+        assert Path(f"{real}-wal").stat().st_size > 0
+        publisher.checkpoint()
+        assert Path(f"{real}-wal").stat().st_size == 0 and not publisher._scrub_pending
+    publisher.close()
+    assert not holds(file_bytes(real), uid)

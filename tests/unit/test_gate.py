@@ -424,6 +424,33 @@ def test_a_tap_is_stamped_in_the_gates_time_zone_looked_up_once_a_minute(monkeyp
         now._until = datetime.now(UTC)  # a minute has passed
         again = now()
         assert again.utcoffset() == timedelta(0) and abs((again - datetime.now(UTC)).total_seconds()) < 1
+        monkeypatch.setenv("TZ", "Asia/Tokyo")
+        time.tzset()
+        now._since = datetime.now(UTC) + timedelta(hours=1)  # the wall clock was stepped back since
+        assert now().utcoffset() == timedelta(hours=9)
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_quiet_gate_empties_its_wal_of_acknowledged_uids_even_offline(
+        tmp_path: Path, factory: MockFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publisher scrubs only after acks while online; a gate whose link drops right after them must
+    not keep their UIDs in the -wal file all night: its housekeeping empties it once no card came for
+    SCRUB_QUIET_S (shortened here), without any connection."""
+    monkeypatch.setattr("firmware.gate.SCRUB_QUIET_S", 1.0)
+    uids = ["0114A1B2C3D4E501", "0114A1B2C3D4E502", "0114A1B2C3D4E503"]
+    with Rig(tmp_path, factory) as rig:
+        for uid in uids:
+            rig.tap(uid)
+        path = rig.cfg.data_dir / "buffer.db"
+        wal = Path(f"{path}-wal")
+        publisher = Buffer(path)  # acks in, then the link drops: its own scrub is not due for 10 s
+        try:
+            assert publisher.mark_acked([(s, "recorded", None) for s in range(1, 4)]) == 3
+            assert any(u.encode() in wal.read_bytes() for u in uids)
+            wait_for(lambda: wal.stat().st_size == 0, "the quiet gate's scrub", timeout=10)
+            blob = b"".join(p.read_bytes() for p in path.parent.glob("buffer.db*") if p.is_file())
+            assert not any(u.encode() in blob for u in uids)
+        finally:
+            publisher.close()
