@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -331,12 +332,20 @@ def _port(preferred: int = 8080) -> int:
     raise RuntimeError("no free port")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m server.demo", description="GenbaGate demo: fresh data, then serve.")
     p.add_argument("--dir", default=".demo", help="where the demo database and config go (recreated)")
     p.add_argument("--port", type=int, default=0, help="HTTP port (default: 8080, or a free one if taken)")
     p.add_argument("--no-serve", action="store_true", help="build the data and print, but do not start the API")
     args = p.parse_args(argv)
+    # SIGTERM (kill, a test's terminate(), systemd) as Ctrl-C: the `finally` below stops the private
+    # broker. Without a handler the default action ends the process on the spot, and uvicorn (>= 0.29)
+    # re-raises the SIGTERM it caught after its own shutdown: either way the broker was left running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     workdir = Path(args.dir).resolve()
     pidfile = workdir / "demo.pid"

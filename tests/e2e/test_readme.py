@@ -18,6 +18,21 @@ from mosquitto import free_port
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+def processes_under(path: Path) -> list[str]:
+    """Command lines of the running processes that name ``path`` (the demo's broker does, by its config)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmd:
+            found.append(cmd)
+    return found
+
+
 def _flows() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("## API: main flows", 1)[1].split("\n## ", 1)[0]
@@ -68,3 +83,6 @@ def test_the_readme_flows_work_against_the_demo(tmp_path: Path) -> None:
     finally:
         demo.terminate()
         demo.wait(timeout=30)
+    # Stopped as systemd or a terminal's kill stops it: the demo's private broker went with it.
+    assert demo.returncode == 128 + 15
+    assert processes_under(tmp_path / "demo") == []
